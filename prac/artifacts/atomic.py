@@ -1,0 +1,80 @@
+"""Atomic file writes: a reader sees the old file or the complete new one, never half of one."""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from prac.errors import ArtifactError
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's text squeezed onto one line (the CLI prints errors as a single line)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success fsync it and rename it onto `path`.
+
+    The temporary file lives in the same directory so that `os.replace` is a same-filesystem
+    rename (atomic on POSIX). If the body raises, the temporary file is removed and whatever
+    was at `path` before is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # pid + random token: concurrent writers (threads, processes) never share a temp file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
+    try:
+        yield tmp
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # data on disk before the rename makes it visible
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Persist the rename itself; best effort, as not every platform can fsync a directory."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
+    """`torch.save` through `atomic_write`, so a crash mid-save never leaves a corrupt checkpoint."""
+    with atomic_write(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def load_torch(path: str | os.PathLike[str], map_location: Any = "cpu", *, weights_only: bool = True) -> Any:
+    """Load a checkpoint written by `save_torch`; ArtifactError naming the file if it cannot be read.
+
+    `weights_only=True` (torch's safe loader) accepts tensors, dicts, lists and plain scalars;
+    pass False only for trusted files that hold other Python objects.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ArtifactError(f"checkpoint {path}: file not found")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as exc:  # torch raises many types for corrupt files; all mean "unreadable"
+        raise ArtifactError(f"checkpoint {path}: cannot be read ({one_line(exc)})") from exc

@@ -1,0 +1,88 @@
+"""The experiment configuration: pydantic models. Configuration is data; its hash names a run."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in --set must not be silently ignored.
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    dataset: str
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    split_seed: int = 0  # the train/validation split; shared by every seed and arm so D0 is one set
+    augment: bool = True  # random crop (dataset's padding) and flip where the dataset has them
+    train_limit: int | None = Field(None, ge=10)  # keep only the first N train images (benchmarks)
+
+
+class ModelConfig(_Strict):
+    name: str
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(gt=0)  # E0: the full schedule of one dense training
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    milestones: list[int] = Field(default_factory=list)  # epochs at which the LR is multiplied by gamma
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up, per step
+    channels_last: bool = True
+
+    @model_validator(mode="after")
+    def _milestones_inside_schedule(self) -> "TrainConfig":
+        if sorted(self.milestones) != self.milestones or any(m <= 0 or m > self.epochs for m in self.milestones):
+            raise ValueError(f"milestones {self.milestones} must be increasing and within 1..epochs={self.epochs}")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be below epochs={self.epochs}")
+        return self
+
+
+class PruneConfig(_Strict):
+    rate: float = Field(0.2, gt=0.0, lt=1.0)  # fraction of the remaining prunable weights removed per round
+    rounds: int = Field(16, gt=0)
+    prune_linear: bool = False  # conv weights are always prunable; linear weights too when set (MLPs)
+    rewind_epoch: int = Field(3, ge=0)  # k: rewind to the weights after epoch k of round 0 (0: θ0)
+
+
+class PracConfig(_Strict):
+    forget_threshold: int = Field(0, ge=0)  # E_F: CET = samples with more forgetting events than this
+    early_stop: bool = True
+    early_stop_eps: float = Field(0.08, gt=0.0, lt=1.0)
+    early_stop_window: int = Field(5, gt=0)
+    schedule_scaling: Literal["epochs", "iterations"] = "epochs"
+    use_cep: bool = True
+
+
+class RuntimeConfig(_Strict):
+    """Where and how to run: never part of the fingerprint."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    output_dir: str = "prac-runs"
+    data_dir: str | None = None
+    download: bool = False
+    evaluate_tickets: Literal["all", "last", "none"] = "all"  # retrain which masks (lt reuses its next round)
+    verbose: bool = False
+
+
+class ExperimentConfig(_Strict):
+    preset: str
+    method: Literal["prac", "lt", "random"] = "prac"
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    prune: PruneConfig = PruneConfig()
+    prac: PracConfig = PracConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
+
+    @model_validator(mode="after")
+    def _rewind_inside_schedule(self) -> "ExperimentConfig":
+        if self.prune.rewind_epoch > self.train.epochs:
+            raise ValueError(f"prune.rewind_epoch={self.prune.rewind_epoch} is beyond train.epochs={self.train.epochs}")
+        return self

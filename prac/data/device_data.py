@@ -1,0 +1,73 @@
+"""Splits held on the training device as one uint8 tensor each; batches are gathered by index."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from prac.config import DataConfig
+from prac.data.augment import normalize, random_crop_flip
+from prac.data.raw import RawDataset
+from prac.data.registry import DATASETS
+from prac.data.validation_split import split_train_validation
+
+
+@dataclass
+class DeviceSplit:
+    images: torch.Tensor  # (N, C, H, W) uint8 on the device
+    labels: torch.Tensor  # (N,) int64 on the device
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+
+@dataclass
+class DeviceData:
+    """D0, validation and test on the device, with what the training loop needs to augment them."""
+
+    train: DeviceSplit  # D0
+    val: DeviceSplit
+    test: DeviceSplit
+    train_index: np.ndarray  # position of each D0 sample in the dataset's train set
+    val_index: np.ndarray
+    mean: torch.Tensor  # (1, C, 1, 1)
+    std: torch.Tensor
+    crop_padding: int
+    flip: bool
+    num_classes: int
+    image_shape: tuple[int, int, int]
+
+    def prepare(self, images: torch.Tensor, generator: torch.Generator | None, channels_last: bool) -> torch.Tensor:
+        """uint8 batch -> normalised float batch; augmented when a generator is given."""
+        if generator is not None:
+            images = random_crop_flip(images, self.crop_padding, self.flip, generator)
+        batch = normalize(images, self.mean, self.std)
+        return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
+
+
+def _to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> DeviceSplit:
+    return DeviceSplit(torch.from_numpy(np.ascontiguousarray(images)).to(device),
+                       torch.from_numpy(labels.astype(np.int64)).to(device))
+
+
+def to_device_data(raw: RawDataset, config: DataConfig, device: torch.device) -> DeviceData:
+    train_images, train_labels = raw.train_images, raw.train_labels
+    if config.train_limit is not None:
+        train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
+    train_index, val_index = split_train_validation(len(train_labels), config.val_fraction, config.split_seed)
+    spec = DATASETS[config.dataset]
+    channels = raw.train_images.shape[1]
+    return DeviceData(
+        train=_to_device(train_images[train_index], train_labels[train_index], device),
+        val=_to_device(train_images[val_index], train_labels[val_index], device),
+        test=_to_device(raw.test_images, raw.test_labels, device),
+        train_index=train_index,
+        val_index=val_index,
+        mean=torch.tensor(raw.mean, dtype=torch.float32, device=device).view(1, channels, 1, 1),
+        std=torch.tensor(raw.std, dtype=torch.float32, device=device).view(1, channels, 1, 1),
+        crop_padding=spec.crop_padding if config.augment else 0,
+        flip=spec.flip and config.augment,
+        num_classes=raw.num_classes,
+        image_shape=raw.image_shape,
+    )

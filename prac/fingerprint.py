@@ -1,0 +1,46 @@
+"""Stable hashes of configurations: a run is found and resumed by what it is, not by a name."""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from prac.config import ExperimentConfig
+
+# Fields that never change a result: where things run and are written.
+_NOT_RESULTS = {"runtime", "preset"}
+# Round 0 (dense training on D0) is shared by the arms: what only later rounds use is left out.
+_NOT_ROUND0 = {"method": None, "prune": {"rounds"}, "prac": {"forget_threshold", "schedule_scaling", "use_cep"}}
+
+
+def _digest(payload: dict[str, Any]) -> str:
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def result_fields(config: ExperimentConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude=_NOT_RESULTS)
+
+
+def fingerprint(config: ExperimentConfig) -> str:
+    """Hash of everything that changes the experiment's result (config and seed)."""
+    return _digest(result_fields(config))
+
+
+def round0_fingerprint(config: ExperimentConfig) -> str:
+    """Hash of what round 0 depends on: equal for the prac, lt and random arms of one experiment."""
+    fields = result_fields(config)
+    for key, sub in _NOT_ROUND0.items():
+        if sub is None:
+            fields.pop(key, None)
+        else:
+            for name in sub:
+                fields[key].pop(name, None)
+    return _digest(fields)
+
+
+def seed_for(seed: int, *labels: object) -> int:
+    """A 63-bit seed derived from the experiment seed and labels (e.g. "epoch", 4): independent streams
+    per purpose, so resuming at an epoch boundary needs no saved RNG state."""
+    text = json.dumps([seed, *[str(x) for x in labels]])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1

@@ -1,0 +1,40 @@
+"""Forgetting statistics: per-sample correctness on every epoch, recorded from the training pass."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+NEVER_LEARNED = -1
+
+
+class CorrectnessRecord:
+    """A (epochs, samples) bool tensor on the training device, one scatter per batch.
+
+    Positions are positions within the round's training set D (0..|D|-1). Statistics start fresh
+    each round: a new record per round.
+    """
+
+    def __init__(self, epochs: int, samples: int, device: torch.device | str):
+        self.correct = torch.zeros((epochs, samples), dtype=torch.bool, device=device)
+
+    def record(self, epoch: int, positions: torch.Tensor, correct: torch.Tensor) -> None:
+        self.correct[epoch].index_put_((positions,), correct)
+
+    def forget_events(self, epochs_run: int) -> np.ndarray:
+        return forget_events(self.correct[:epochs_run])
+
+    def state_dict(self) -> dict:
+        return {"correct": self.correct.cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.correct.copy_(state["correct"].to(self.correct.device))
+
+
+def forget_events(correct: torch.Tensor) -> np.ndarray:
+    """Correct→incorrect transitions per sample over consecutive epochs (int32);
+    NEVER_LEARNED (-1) for a sample that was never classified correctly."""
+    if correct.shape[0] == 0:
+        return np.full(correct.shape[1], NEVER_LEARNED, dtype=np.int32)
+    events = (correct[:-1] & ~correct[1:]).sum(dim=0).to(torch.int32)
+    events[~correct.any(dim=0)] = NEVER_LEARNED
+    return events.cpu().numpy()

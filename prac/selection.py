@@ -1,0 +1,24 @@
+"""Selecting the PrAC set: forgotten samples (CET) and samples the pruning changed (CEP)."""
+from __future__ import annotations
+
+import numpy as np
+
+from prac.forgetting import NEVER_LEARNED
+
+
+def select_cet(forget_events: np.ndarray, threshold: int) -> np.ndarray:
+    """Critical examples from training: forgotten more than `threshold` times, or never learned
+    (a never-learned sample counts as forgotten without bound)."""
+    return (forget_events > threshold) | (forget_events == NEVER_LEARNED)
+
+
+def select_cep(dense_predictions: np.ndarray, sparse_predictions: np.ndarray) -> np.ndarray:
+    """Critical examples from pruning: the dense and the pruned model predict different classes."""
+    if dense_predictions.shape != sparse_predictions.shape:
+        raise ValueError(f"prediction shapes differ: {dense_predictions.shape} vs {sparse_predictions.shape}")
+    return dense_predictions != sparse_predictions
+
+
+def prac_union(in_cet: np.ndarray, in_cep: np.ndarray) -> np.ndarray:
+    """The next round's training set: CET ∪ CEP."""
+    return in_cet | in_cep

@@ -1,0 +1,181 @@
+"""One training round: SGD on (a subset of) D0 with the mask enforced, recording what PrAC needs.
+
+The whole loop is here: per epoch a seeded shuffle of the subset's positions, batches gathered from
+the device tensor, augmented and normalised on the device; per step the LR of the schedule, the
+pruned gradients zeroed and the mask re-applied; per batch one scatter into the correctness record.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prac.config import TrainConfig
+from prac.data.device_data import DeviceData
+from prac.early_stop import MaskDistanceEarlyStop
+from prac.evaluate import accuracy
+from prac.fingerprint import seed_for
+from prac.forgetting import CorrectnessRecord
+from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
+from prac.pruning import magnitude_prune
+from prac.schedule import RoundSchedule, steps_per_epoch
+
+StateDict = dict[str, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class EarlyStopSpec:
+    eps: float
+    window: int
+    prune_rate: float  # the candidate mask is what pruning at this rate would give now
+    stop: bool  # stop training when it fires; else only note where it fired (shared round 0)
+
+
+@dataclass(frozen=True)
+class RoundSpec:
+    schedule: RoundSchedule
+    seed: int  # data order and augmentation: per-epoch streams derived from it
+    subset: np.ndarray | None = None  # sorted positions within D0; None trains on all of D0
+    rewind_epoch: int | None = None  # keep the weights after this epoch (0: before training)
+    early_stop: EarlyStopSpec | None = None
+
+
+@dataclass
+class Snapshot:
+    """The round as if it ended after `epochs_run` epochs."""
+
+    epochs_run: int
+    iterations: int
+    last_state: StateDict
+    best_state: StateDict
+    best_epoch: int
+    best_val_acc: float
+    test_acc: float  # of the best-validation weights
+    forget_events: np.ndarray  # over the round's training set, in subset order
+    eval_samples: int  # forward passes spent on validation and test up to here
+
+
+@dataclass
+class RoundResult:
+    final: Snapshot
+    early: Snapshot | None  # where early stop fired (the same as final when it stopped training)
+    rewind_state: StateDict | None
+    curves: list[dict[str, float]] = field(default_factory=list)
+
+
+def clone_state(model: nn.Module) -> StateDict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def prunable_weights(model: nn.Module, mask: Mask) -> dict[str, torch.Tensor]:
+    params = dict(model.named_parameters())
+    return {name: params[name].detach() for name in mask}
+
+
+def train_round(
+    model: nn.Module,
+    mask: Mask,
+    data: DeviceData,
+    train: TrainConfig,
+    spec: RoundSpec,
+    log: Callable[[str], None] | None = None,
+) -> RoundResult:
+    """Train `model` (holding the round's start weights) under `mask`; see RoundResult."""
+    device = data.train.images.device
+    positions = (torch.arange(len(data.train), device=device) if spec.subset is None
+                 else torch.as_tensor(spec.subset, dtype=torch.int64, device=device))
+    size, batch = positions.numel(), train.batch_size
+    per_epoch = steps_per_epoch(size, batch)
+    schedule = spec.schedule
+
+    model.train()
+    if train.channels_last:
+        model.to(memory_format=torch.channels_last)
+    enforcer = MaskEnforcer(model, mask)
+    enforcer.apply_to_weights()
+    optimizer = torch.optim.SGD(model.parameters(), lr=schedule.lr, momentum=train.momentum,
+                                weight_decay=train.weight_decay)
+    record = CorrectnessRecord(schedule.epochs, size, device)
+    stopper = MaskDistanceEarlyStop(spec.early_stop.eps, spec.early_stop.window) if spec.early_stop else None
+    unpruned_at_start = kept_count(mask)
+    candidate_before: Mask | None = None
+
+    rewind_state = clone_state(model) if spec.rewind_epoch == 0 else None
+    best_state, best_epoch, best_val, best_test = clone_state(model), 0, -1.0, float("nan")
+    eval_samples, step = 0, 0
+    early: Snapshot | None = None
+    curves: list[dict[str, float]] = []
+
+    def snapshot(epochs_run: int) -> Snapshot:
+        return Snapshot(epochs_run, step, clone_state(model), best_state, best_epoch, best_val, best_test,
+                        record.forget_events(epochs_run), eval_samples)
+
+    for epoch in range(schedule.epochs):
+        generator = torch.Generator(device=device).manual_seed(seed_for(spec.seed, "epoch", epoch))
+        order = torch.randperm(size, generator=generator, device=device)
+        loss_sum = torch.zeros((), device=device)
+        for start in range(0, size, batch):
+            in_subset = order[start:start + batch]
+            index = positions[in_subset]
+            images = data.prepare(data.train.images[index], generator, train.channels_last)
+            labels = data.train.labels[index]
+            for group in optimizer.param_groups:
+                group["lr"] = schedule.learning_rate(step, per_epoch)
+            logits = model(images)
+            loss = F.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            enforcer.zero_pruned_gradients()
+            optimizer.step()
+            enforcer.apply_to_weights()
+            record.record(epoch, in_subset, logits.detach().argmax(dim=1) == labels)
+            loss_sum += loss.detach() * labels.numel()
+            step += 1
+
+        val_acc = accuracy(model, data.val, data, train.channels_last)
+        eval_samples += len(data.val)
+        if val_acc > best_val:
+            best_state, best_epoch, best_val = clone_state(model), epoch + 1, val_acc
+            best_test = accuracy(model, data.test, data, train.channels_last)
+            eval_samples += len(data.test)
+        if spec.rewind_epoch == epoch + 1:
+            rewind_state = clone_state(model)
+
+        distance = float("nan")
+        if stopper is not None:
+            candidate = magnitude_prune(prunable_weights(model, mask), mask, spec.early_stop.prune_rate)
+            if candidate_before is not None:
+                distance = hamming_distance(candidate, candidate_before) / unpruned_at_start
+                if stopper.update(distance) and early is None:
+                    early = snapshot(epoch + 1)
+            candidate_before = candidate
+
+        curves.append({
+            "epoch": epoch + 1,
+            "train_loss": float(loss_sum) / size,
+            "train_acc": float(record.correct[epoch].float().mean()),
+            "val_acc": val_acc,
+            "mask_distance": distance,
+            "lr": optimizer.param_groups[0]["lr"],
+        })
+        if log is not None:
+            log(f"epoch {epoch + 1}/{schedule.epochs} loss {curves[-1]['train_loss']:.4f} "
+                f"train {curves[-1]['train_acc']:.4f} val {val_acc:.4f}"
+                + (f" d {distance:.4f}" if distance == distance else ""))
+        if early is not None and spec.early_stop.stop:
+            break
+
+    final = early if (early is not None and spec.early_stop.stop) else snapshot(len(curves))
+    return RoundResult(final=final, early=early, rewind_state=rewind_state, curves=curves)
+
+
+def load_start_state(model: nn.Module, state: StateDict, mask: Mask) -> nn.Module:
+    """Load `state` (e.g. the rewind point) and zero the pruned weights."""
+    model.load_state_dict(copy.copy(state))
+    MaskEnforcer(model, mask).apply_to_weights()
+    return model
