@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import types
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -24,6 +25,24 @@ def _leaf_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
 LEAF_PATHS = _leaf_paths(ExperimentConfig)
 
 
+def _text_fields(model: type[BaseModel], prefix: str = "") -> dict[str, bool]:
+    """Paths of plain-string fields (names, paths) -> whether None is allowed. Their values are taken
+    verbatim, so `--output-dir 2024` or `--set data_dir=true` stay strings instead of JSON numbers/bools."""
+    fields: dict[str, bool] = {}
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields.update(_text_fields(annotation, f"{prefix}{name}."))
+        elif annotation is str:
+            fields[f"{prefix}{name}"] = False
+        elif get_origin(annotation) in (Union, types.UnionType) and set(get_args(annotation)) == {str, type(None)}:
+            fields[f"{prefix}{name}"] = True
+    return fields
+
+
+TEXT_FIELDS = _text_fields(ExperimentConfig)
+
+
 def resolve_key(key: str) -> str:
     """A full dotted path for `key`: itself if it is one, else the unique path ending in it."""
     if key in LEAF_PATHS:
@@ -38,7 +57,8 @@ def resolve_key(key: str) -> str:
 
 def _parse_value(text: str) -> Any:
     # JSON for numbers, booleans, lists and null; anything else is a plain string.
-    lowered = {"true": "true", "false": "false", "none": "null", "null": "null"}.get(text.lower(), text)
+    # "none" stays a string: it is a valid choice of some fields (evaluate_tickets=none); null is JSON null.
+    lowered = {"true": "true", "false": "false", "null": "null"}.get(text.lower(), text)
     try:
         return json.loads(lowered)
     except json.JSONDecodeError:
@@ -49,7 +69,10 @@ def parse_assignment(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
         raise UserError(f"--set expects key=value, got '{item}'")
-    return resolve_key(key.strip()), _parse_value(value.strip())
+    path, text = resolve_key(key.strip()), value.strip()
+    if path in TEXT_FIELDS and not (TEXT_FIELDS[path] and text.lower() == "null"):
+        return path, text
+    return path, _parse_value(text)
 
 
 def apply_overrides(config: ExperimentConfig, items: list[str]) -> ExperimentConfig:

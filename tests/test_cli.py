@@ -1,0 +1,117 @@
+"""The `prac-lth` command line, run as a user runs it: bad input is one line on stderr and exit code 2."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from prac.presets import PRESETS
+
+SCRIPT = Path(sys.executable).with_name("prac-lth")
+
+
+def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "prac.cli"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{result.stderr}"
+    assert lines[0].startswith("prac-lth: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    return lines[0]
+
+
+def test_presets_lists_every_preset_with_dataset_and_model():
+    result = cli("presets")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if line.strip()]
+    assert [row[0] for row in rows] == list(PRESETS)
+    for row in rows:
+        assert row[1] == PRESETS[row[0]]["data"]["dataset"]
+        assert row[2] == PRESETS[row[0]]["model"]["name"]
+
+
+def test_python_dash_m_works_too():
+    result = subprocess.run([sys.executable, "-m", "prac.cli", "presets"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "digits-smoke" in result.stdout
+
+
+def test_unknown_preset(tmp_path):
+    line = assert_user_error(cli("run", "cifar10-resnet21", "--output-dir", str(tmp_path)), "cifar10-resnet21")
+    assert "unknown preset" in line
+    assert not any(tmp_path.iterdir()), "nothing may be written for a bad command"
+
+
+def test_bad_set_key(tmp_path):
+    assert_user_error(cli("run", "digits-smoke", "--output-dir", str(tmp_path), "--set", "train.epoch=3"),
+                      "train.epoch")
+
+
+def test_set_without_equals(tmp_path):
+    assert_user_error(cli("run", "digits-smoke", "--output-dir", str(tmp_path), "--set", "epochs"), "key=value")
+
+
+@pytest.mark.parametrize(
+    "item, fragment",
+    [("train.epochs=-1", "train.epochs"), ("epochs=5", "milestones"), ("method=foo", "method"),
+     ("lr=abc", "train.lr")],
+)
+def test_bad_set_value(tmp_path, item, fragment):
+    assert_user_error(cli("run", "digits-smoke", "--output-dir", str(tmp_path), "--set", item), fragment)
+    assert not any(tmp_path.iterdir())
+
+
+def test_bad_method(tmp_path):
+    assert_user_error(cli("run", "digits-smoke", "--method", "foo", "--output-dir", str(tmp_path)), "foo")
+
+
+def test_bad_seed(tmp_path):
+    assert_user_error(cli("run", "digits-smoke", "--seed", "zero", "--output-dir", str(tmp_path)), "zero")
+
+
+def test_no_command_and_unknown_command():
+    assert_user_error(cli())
+    assert_user_error(cli("frobnicate"), "frobnicate")
+    assert_user_error(cli("run"))  # no preset
+
+
+def test_missing_data_dir(tmp_path):
+    missing = tmp_path / "nonexistent"
+    line = assert_user_error(
+        cli("run", "cifar10-resnet20", "--data-dir", str(missing), "--output-dir", str(tmp_path / "out"),
+            "--set", "runtime.device=cpu"),
+        "cifar10",
+        str(missing),
+    )
+    assert "does not exist" in line or "no " in line
+
+
+def test_no_data_dir_for_a_dataset_that_needs_one(tmp_path):
+    assert_user_error(
+        cli("run", "cifar100-vgg16", "--output-dir", str(tmp_path / "out"), "--set", "runtime.device=cpu"),
+        "cifar100",
+        "--data-dir",
+    )
+
+
+def test_help_exits_zero():
+    result = cli("run", "--help")
+    assert result.returncode == 0
+    for option in ("--method", "--seed", "--set", "--data-dir", "--output-dir"):
+        assert option in result.stdout
+
+
+def test_an_output_dir_that_looks_like_a_number_stays_a_path(tmp_path):
+    # `--output-dir 2024` must not become the integer 2024 (and fail validation as "not a string").
+    line = assert_user_error(cli("run", "digits-smoke", "--output-dir", "2024", "--set", "rounds=0", cwd=tmp_path),
+                             "prune.rounds")
+    assert "output_dir" not in line

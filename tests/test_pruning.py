@@ -1,0 +1,305 @@
+"""Masks and pruning: global magnitude pruning (checked against numpy and torch.nn.utils.prune),
+random pruning, the choice of prunable weights, and MaskEnforcer during SGD training."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import prune as torch_prune
+
+from prac.masks import (
+    MaskEnforcer,
+    full_mask,
+    hamming_distance,
+    is_nested,
+    kept_count,
+    layer_sparsities,
+    prunable_parameters,
+    sparsity,
+    total_count,
+)
+from prac.models import build_model
+from prac.pruning import magnitude_prune, prune_count, random_prune
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # OpenMP's 2 threads on 2 shared cores make tiny steps ~50x slower when another process is busy.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SHAPES = {"a.weight": (7, 3, 3, 3), "b.weight": (13, 11), "c.weight": (5,)}
+
+
+def random_weights(seed: int) -> dict[str, torch.Tensor]:
+    """Tie-free random weights (continuous draws; ties have probability ~0, checked)."""
+    g = torch.Generator().manual_seed(seed)
+    weights = {n: torch.randn(s, generator=g, dtype=torch.float64).float() for n, s in SHAPES.items()}
+    flat = torch.cat([w.abs().flatten() for w in weights.values()])
+    assert flat.unique().numel() == flat.numel()
+    return weights
+
+
+def ones_mask() -> dict[str, torch.Tensor]:
+    return {n: torch.ones(s, dtype=torch.bool) for n, s in SHAPES.items()}
+
+
+def numpy_magnitude_prune(weights, mask, rate):
+    """Independent reference: sort |w| of the kept weights of all tensors together, drop the lowest."""
+    names = list(mask)
+    abs_w = np.concatenate([weights[n].abs().numpy().ravel() for n in names])
+    kept = np.concatenate([mask[n].numpy().ravel() for n in names])
+    kept_pos = np.flatnonzero(kept)
+    count = round(rate * kept_pos.size)  # torch.nn.utils.prune's rounding
+    drop = kept_pos[np.argsort(abs_w[kept_pos], kind="stable")[:count]]
+    new = kept.copy()
+    new[drop] = False
+    out, offset = {}, 0
+    for n in names:
+        size = mask[n].numel()
+        out[n] = new[offset:offset + size].reshape(mask[n].shape)
+        offset += size
+    return out
+
+
+# --- mask basics -------------------------------------------------------------------------------
+
+def test_mask_counts_sparsity_nesting_and_hamming():
+    a = {"x": torch.tensor([True, True, False, True]), "y": torch.tensor([[True, False], [False, False]])}
+    b = {"x": torch.tensor([True, False, False, True]), "y": torch.tensor([[False, False], [False, False]])}
+    assert kept_count(a) == 4 and kept_count(b) == 2
+    assert total_count(a) == 8
+    assert sparsity(a) == pytest.approx(0.5)
+    assert sparsity(b) == pytest.approx(0.75)
+    assert is_nested(b, a) and not is_nested(a, b)
+    assert is_nested(a, a)
+    assert not is_nested(b, {"x": a["x"]})  # different layers: not nested
+    assert hamming_distance(a, b) == 2 and hamming_distance(b, a) == 2 and hamming_distance(a, a) == 0
+    assert dict(layer_sparsities(a)) == pytest.approx({"x": 0.25, "y": 0.75})
+
+
+def test_full_mask_keeps_everything():
+    model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
+    mask = full_mask(model, prune_linear=True)
+    assert sparsity(mask) == 0.0
+    assert all(m.dtype == torch.bool and m.all() for m in mask.values())
+    params = dict(model.named_parameters())
+    assert all(mask[n].shape == params[n].shape for n in mask)
+
+
+# --- prunable parameters -----------------------------------------------------------------------
+
+def test_prunable_parameters_conv_only_by_default_and_linear_when_asked():
+    model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
+    convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
+    linears = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
+    assert len(convs) == 2 and len(linears) == 3
+    default = prunable_parameters(model, prune_linear=False)
+    assert set(default) == convs
+    assert "features.conv1.weight" in default  # the first conv is prunable
+    with_linear = prunable_parameters(model, prune_linear=True)
+    assert set(with_linear) == convs | linears
+    params = dict(model.named_parameters())
+    assert all(with_linear[n] is params[n] for n in with_linear)  # the parameters themselves
+    assert not any(n.endswith("bias") or ".bn" in n for n in with_linear)
+
+
+def test_prunable_parameters_first_conv_of_resnet_and_mlp():
+    resnet = build_model("resnet20", in_channels=3, num_classes=10, image_size=32)
+    convs = prunable_parameters(resnet, prune_linear=False)
+    n_convs = sum(isinstance(m, nn.Conv2d) for m in resnet.modules())
+    assert len(convs) == n_convs
+    first_conv = next(n for n, m in resnet.named_modules() if isinstance(m, nn.Conv2d))
+    assert f"{first_conv}.weight" in convs
+    mlp = build_model("lenet300", in_channels=1, num_classes=10, image_size=8)
+    assert prunable_parameters(mlp, prune_linear=False) == {}
+    assert len(prunable_parameters(mlp, prune_linear=True)) == 3
+
+
+def test_prunable_parameters_of_a_bare_layer():
+    conv = nn.Conv2d(1, 2, 3)
+    assert list(prunable_parameters(conv, prune_linear=False)) == ["weight"]
+
+
+# --- magnitude pruning -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("rate", [0.2, 0.5, 0.37])
+def test_magnitude_prune_matches_numpy_sort_over_rounds(rate):
+    mask = ones_mask()
+    for round_index in range(5):
+        weights = random_weights(100 + round_index)  # weights change between rounds, as in IMP
+        remaining = kept_count(mask)
+        new = magnitude_prune(weights, mask, rate)
+        assert kept_count(new) == remaining - round(rate * remaining)
+        assert is_nested(new, mask)
+        expected = numpy_magnitude_prune(weights, mask, rate)
+        for n in mask:
+            assert new[n].dtype == torch.bool and new[n].shape == mask[n].shape
+            np.testing.assert_array_equal(new[n].numpy(), expected[n], err_msg=f"{n} round {round_index}")
+        mask = new
+
+
+def test_magnitude_prune_is_global_not_per_layer():
+    # Layer "small" holds only tiny weights: global pruning takes all of them first.
+    weights = {"big.weight": torch.tensor([5.0, -4.0, 3.0, 2.5, -6.0, 7.0]),
+               "small.weight": torch.tensor([0.1, -0.2, 0.3])}
+    mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    new = magnitude_prune(weights, mask, rate=4 / 9)
+    assert not new["small.weight"].any()
+    assert new["big.weight"].tolist() == [True, True, True, False, True, True]
+
+
+def test_magnitude_prune_ignores_already_pruned_weights():
+    # A pruned weight with a large value stays pruned and does not count towards the rate.
+    weights = {"w": torch.tensor([100.0, 1.0, 2.0, 3.0, 4.0, 5.0])}
+    mask = {"w": torch.tensor([False, True, True, True, True, True])}
+    new = magnitude_prune(weights, mask, rate=0.4)  # 2 of the 5 kept
+    assert new["w"].tolist() == [False, False, False, True, True, True]
+
+
+def test_magnitude_prune_uses_absolute_value():
+    weights = {"w": torch.tensor([-9.0, 0.5, -0.25, 8.0])}
+    new = magnitude_prune(weights, {"w": torch.ones(4, dtype=torch.bool)}, rate=0.5)
+    assert new["w"].tolist() == [True, False, False, True]
+
+
+def test_magnitude_prune_does_not_modify_its_inputs():
+    weights = random_weights(3)
+    mask = ones_mask()
+    before_w = {n: w.clone() for n, w in weights.items()}
+    magnitude_prune(weights, mask, 0.3)
+    assert all(m.all() for m in mask.values())
+    assert all(torch.equal(weights[n], before_w[n]) for n in weights)
+
+
+def test_prune_count_rounds_like_torch():
+    assert prune_count(10, 0.2) == 2
+    assert prune_count(13, 0.2) == 3  # 2.6
+    assert prune_count(12, 0.2) == 2  # 2.4
+    assert prune_count(1, 0.2) == 0
+
+
+@pytest.mark.parametrize("fresh_weights", [False, True])
+def test_magnitude_prune_equals_torch_global_unstructured_round_after_round(fresh_weights):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Conv2d(6, 4, 3), nn.Flatten(), nn.Linear(4, 5))
+    modules = [model[0], model[2], model[4]]
+    names = ["0.weight", "2.weight", "4.weight"]
+    mask = {n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in zip(names, modules)}
+    g = torch.Generator().manual_seed(1)
+    rate = 0.2
+    expected_kept = kept_count(mask)
+    new_values = [torch.randn(m.weight.shape, generator=g) for m in modules]
+    for round_index in range(4):
+        if fresh_weights:  # new tie-free weights each round, as after a round of training
+            new_values = [torch.randn(m.weight.shape, generator=g) for m in modules]
+        with torch.no_grad():
+            for m, v in zip(modules, new_values):
+                (m.weight_orig if round_index else m.weight).copy_(v)
+            model(torch.zeros(1, 3, 5, 5))  # the forward pre-hook recomputes weight = orig * mask
+        torch_prune.global_unstructured([(m, "weight") for m in modules],
+                                        pruning_method=torch_prune.L1Unstructured, amount=rate)
+        ours = magnitude_prune(dict(zip(names, new_values)), mask, rate)
+        for n, m in zip(names, modules):
+            assert torch.equal(ours[n], m.weight_mask.bool()), f"round {round_index} {n}"
+        expected_kept -= round(rate * expected_kept)  # torch prunes `amount` of the remaining units
+        assert kept_count(ours) == expected_kept
+        mask = ours
+
+
+# --- random pruning ----------------------------------------------------------------------------
+
+def test_random_prune_counts_nesting_and_determinism():
+    rate = 0.2
+    mask = ones_mask()
+    for _ in range(5):
+        remaining = kept_count(mask)
+        new = random_prune(mask, rate, torch.Generator().manual_seed(7))
+        again = random_prune(mask, rate, torch.Generator().manual_seed(7))
+        other = random_prune(mask, rate, torch.Generator().manual_seed(8))
+        assert kept_count(new) == remaining - round(rate * remaining)
+        assert is_nested(new, mask)
+        assert all(torch.equal(new[n], again[n]) for n in new)
+        assert kept_count(other) == kept_count(new)
+        assert hamming_distance(new, other) > 0  # a different seed prunes different weights
+        mask = new
+
+
+def test_random_prune_is_not_magnitude_pruning():
+    weights = random_weights(5)
+    mask = ones_mask()
+    by_magnitude = magnitude_prune(weights, mask, 0.5)
+    at_random = random_prune(mask, 0.5, torch.Generator().manual_seed(0))
+    assert hamming_distance(by_magnitude, at_random) > 0
+
+
+# --- MaskEnforcer ------------------------------------------------------------------------------
+
+def _sgd_steps(model, optimizer, enforcer, data, steps, *, apply_after_step=True):
+    images, labels = data
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(model(images), labels).backward()
+        if enforcer is not None:
+            enforcer.zero_pruned_gradients()
+        optimizer.step()
+        if enforcer is not None and apply_after_step:
+            enforcer.apply_to_weights()
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_mask_enforcer_keeps_pruned_weights_exactly_zero(channels_last):
+    torch.manual_seed(0)
+    model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    data = (torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,)))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    # Dense steps first, so that the momentum buffers of soon-pruned weights are non-zero.
+    _sgd_steps(model, optimizer, None, data, 2)
+    weights = {n: p.detach() for n, p in prunable_parameters(model, prune_linear=True).items()}
+    mask = random_prune(full_mask(model, prune_linear=True), 0.5, torch.Generator().manual_seed(0))
+    enforcer = MaskEnforcer(model, mask)
+    enforcer.apply_to_weights()
+    before = {n: w.clone() for n, w in weights.items()}
+    for n in mask:
+        assert (weights[n][~mask[n]] == 0).all()
+    _sgd_steps(model, optimizer, enforcer, data, 5)
+    for n in mask:
+        assert (weights[n][~mask[n]] == 0.0).all(), n
+        kept = mask[n]
+        changed = weights[n][kept] != before[n][kept]
+        assert changed.float().mean() > 0.9, n  # the unpruned weights do train
+    # Without re-applying the mask, momentum and weight decay would move pruned weights:
+    # the check above is not vacuous.
+    _sgd_steps(model, optimizer, enforcer, data, 1, apply_after_step=False)
+    assert any((weights[n][~mask[n]] != 0).any() for n in mask)
+
+
+def test_mask_enforcer_zeroes_pruned_gradients_only():
+    model = nn.Linear(4, 3, bias=False)
+    mask = {"weight": torch.tensor([[True, False, True, False]] * 3)}
+    enforcer = MaskEnforcer(model, mask)
+    model(torch.randn(5, 4)).pow(2).sum().backward()
+    grad_before = model.weight.grad.clone()
+    enforcer.zero_pruned_gradients()
+    assert (model.weight.grad[~mask["weight"]] == 0).all()
+    assert torch.equal(model.weight.grad[mask["weight"]], grad_before[mask["weight"]])
+    assert (grad_before[mask["weight"]] != 0).all()
+
+
+def test_mask_enforcer_with_missing_gradients_and_unknown_names():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Linear(3, 2))
+    mask = {"0.weight": torch.eye(3, dtype=torch.bool), "1.weight": torch.ones(2, 3, dtype=torch.bool)}
+    enforcer = MaskEnforcer(model, mask)
+    model[0].weight.grad = torch.ones(3, 3)  # 1.weight has no gradient
+    enforcer.zero_pruned_gradients()
+    assert torch.equal(model[0].weight.grad, torch.eye(3))
+    with pytest.raises(ValueError, match="nope"):
+        MaskEnforcer(model, {"nope.weight": torch.ones(1, dtype=torch.bool)})
