@@ -377,7 +377,7 @@ def test_round0_fingerprint_is_shared_by_the_arms():
 @pytest.mark.parametrize(
     "item",
     ["seed=1", "epochs=9", "lr=0.07", "batch_size=32", "milestones=[5]", "rewind_epoch=2", "split_seed=1",
-     "val_fraction=0.2", "model.name=conv4", "augment=false", "early_stop_eps=0.05", "early_stop_window=3",
+     "val_fraction=0.2", "model.name=conv4", "augment=false", "early_stop_eps=0.05", "early_stop_window=4",
      "rate=0.3", "prune_linear=false"],
 )
 def test_round0_fingerprint_changes_with_what_round0_depends_on(item):
