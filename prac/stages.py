@@ -2,6 +2,7 @@
 train-round, select-CET, prune, select-CEP, retrain. The pipeline calls these one by one."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -26,7 +27,8 @@ def _early_stop_spec(ctx: ExperimentContext, stop: bool) -> EarlyStopSpec | None
     return EarlyStopSpec(prac.early_stop_eps, prac.early_stop_window, ctx.config.prune.rate, stop)
 
 
-def train_dense_round(ctx: ExperimentContext, log: Log = None) -> tuple[StateDict, RoundResult]:
+def train_dense_round(ctx: ExperimentContext, log: Log = None,
+                      checkpoint_path: Path | None = None) -> tuple[StateDict, RoundResult]:
     """Round 0, shared by the arms: dense training on all of D0 for the full schedule, noting
     where early stop fires (the prac arm takes that point) and keeping the rewind point."""
     config = ctx.config
@@ -35,11 +37,11 @@ def train_dense_round(ctx: ExperimentContext, log: Log = None) -> tuple[StateDic
     init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     spec = RoundSpec(full_schedule(config.train), seed=config.seed, rewind_epoch=config.prune.rewind_epoch,
                      early_stop=_early_stop_spec(ctx, stop=False))
-    return init_state, train_round(model, mask, ctx.data, config.train, spec, log)
+    return init_state, train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
 
 
 def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Mask,
-                       subset: np.ndarray | None, log: Log = None) -> RoundResult:
+                       subset: np.ndarray | None, log: Log = None, checkpoint_path: Path | None = None) -> RoundResult:
     """Round r ≥ 1: m ⊙ θ_rewind trained on the subset (None: all of D0). The prac arm scales its
     schedule to the subset and may stop early; lt and random train the full schedule."""
     config = ctx.config
@@ -51,7 +53,7 @@ def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Ma
     spec = RoundSpec(schedule, seed=config.seed, subset=subset,
                      early_stop=_early_stop_spec(ctx, stop=True) if prac_arm else None)
     model = load_start_state(ctx.new_model(), rewind_state, mask)
-    return train_round(model, mask, ctx.data, config.train, spec, log)
+    return train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
 
 
 def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -91,8 +93,9 @@ def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, spar
     return select_cep(dense_predictions, predictions_on_d0(ctx, sparse_best))
 
 
-def retrain(ctx: ExperimentContext, mask: Mask, rewind_state: StateDict, log: Log = None) -> RoundResult:
+def retrain(ctx: ExperimentContext, mask: Mask, rewind_state: StateDict, log: Log = None,
+            checkpoint_path: Path | None = None) -> RoundResult:
     """Ticket evaluation: m ⊙ θ_rewind on all of D0, full schedule, best-validation checkpoint."""
     spec = RoundSpec(full_schedule(ctx.config.train), seed=ctx.config.seed)
     model = load_start_state(ctx.new_model(), rewind_state, mask)
-    return train_round(model, mask, ctx.data, ctx.config.train, spec, log)
+    return train_round(model, mask, ctx.data, ctx.config.train, spec, log, checkpoint_path=checkpoint_path)

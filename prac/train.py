@@ -3,11 +3,14 @@
 The whole loop is here: per epoch a seeded shuffle of the subset's positions, batches gathered from
 the device tensor, augmented and normalised on the device; per step the LR of the schedule, the
 pruned gradients zeroed and the mask re-applied; per batch one scatter into the correctness record.
+With a checkpoint path, the loop's state is saved after every epoch and a killed round resumes from it
+(prac.round_checkpoint).
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,6 +26,7 @@ from prac.fingerprint import seed_for
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
 from prac.pruning import magnitude_prune
+from prac.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
 from prac.schedule import RoundSchedule, steps_per_epoch
 
 StateDict = dict[str, torch.Tensor]
@@ -84,8 +88,14 @@ def train_round(
     train: TrainConfig,
     spec: RoundSpec,
     log: Callable[[str], None] | None = None,
+    checkpoint_path: Path | None = None,
 ) -> RoundResult:
-    """Train `model` (holding the round's start weights) under `mask`; see RoundResult."""
+    """Train `model` (holding the round's start weights) under `mask`; see RoundResult.
+
+    With `checkpoint_path`, the round's state is saved there after every epoch, and a round that
+    finds the file continues after its last saved epoch (or returns at once if it had finished),
+    ending bit-identical to an uninterrupted round on the same device.
+    """
     device = data.train.images.device
     positions = (torch.arange(len(data.train), device=device) if spec.subset is None
                  else torch.as_tensor(spec.subset, dtype=torch.int64, device=device))
@@ -102,20 +112,28 @@ def train_round(
                                 weight_decay=train.weight_decay)
     record = CorrectnessRecord(schedule.epochs, size, device)
     stopper = MaskDistanceEarlyStop(spec.early_stop.eps, spec.early_stop.window) if spec.early_stop else None
+    stops_training = spec.early_stop is not None and spec.early_stop.stop
     unpruned_at_start = kept_count(mask)
-    candidate_before: Mask | None = None
 
-    rewind_state = clone_state(model) if spec.rewind_epoch == 0 else None
-    best_state, best_epoch, best_val, best_test = clone_state(model), 0, -1.0, float("nan")
-    eval_samples, step = 0, 0
-    early: Snapshot | None = None
-    curves: list[dict[str, float]] = []
+    progress: RoundProgress | None = None
+    if checkpoint_path is not None:
+        checkpoint_path = Path(checkpoint_path)
+        identity = round_identity(spec, train, size, unpruned_at_start)
+        if checkpoint_path.exists():
+            progress, stopper = load_round_checkpoint(checkpoint_path, identity, model, optimizer, record, device)
+            if log is not None:
+                log(f"resumed from {checkpoint_path} after epoch {progress.epochs_done}/{schedule.epochs}")
+    if progress is None:
+        progress = RoundProgress(best_state=clone_state(model),
+                                 rewind_state=clone_state(model) if spec.rewind_epoch == 0 else None)
 
     def snapshot(epochs_run: int) -> Snapshot:
-        return Snapshot(epochs_run, step, clone_state(model), best_state, best_epoch, best_val, best_test,
-                        record.forget_events(epochs_run), eval_samples)
+        return Snapshot(epochs_run, progress.step, clone_state(model), progress.best_state, progress.best_epoch,
+                        progress.best_val, progress.best_test, record.forget_events(epochs_run), progress.eval_samples)
 
-    for epoch in range(schedule.epochs):
+    for epoch in range(progress.epochs_done, schedule.epochs):
+        if progress.early is not None and stops_training:
+            break  # early stop fired after the previous epoch (possibly before a resume)
         generator = torch.Generator(device=device).manual_seed(seed_for(spec.seed, "epoch", epoch))
         order = torch.randperm(size, generator=generator, device=device)
         loss_sum = torch.zeros((), device=device)
@@ -125,7 +143,7 @@ def train_round(
             images = data.prepare(data.train.images[index], generator, train.channels_last)
             labels = data.train.labels[index]
             for group in optimizer.param_groups:
-                group["lr"] = schedule.learning_rate(step, per_epoch)
+                group["lr"] = schedule.learning_rate(progress.step, per_epoch)
             logits = model(images)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
@@ -135,27 +153,27 @@ def train_round(
             enforcer.apply_to_weights()
             record.record(epoch, in_subset, logits.detach().argmax(dim=1) == labels)
             loss_sum += loss.detach() * labels.numel()
-            step += 1
+            progress.step += 1
 
         val_acc = accuracy(model, data.val, data, train.channels_last)
-        eval_samples += len(data.val)
-        if val_acc > best_val:
-            best_state, best_epoch, best_val = clone_state(model), epoch + 1, val_acc
-            best_test = accuracy(model, data.test, data, train.channels_last)
-            eval_samples += len(data.test)
+        progress.eval_samples += len(data.val)
+        if val_acc > progress.best_val:
+            progress.best_state, progress.best_epoch, progress.best_val = clone_state(model), epoch + 1, val_acc
+            progress.best_test = accuracy(model, data.test, data, train.channels_last)
+            progress.eval_samples += len(data.test)
         if spec.rewind_epoch == epoch + 1:
-            rewind_state = clone_state(model)
+            progress.rewind_state = clone_state(model)
 
         distance = float("nan")
         if stopper is not None:
             candidate = magnitude_prune(prunable_weights(model, mask), mask, spec.early_stop.prune_rate)
-            if candidate_before is not None:
-                distance = hamming_distance(candidate, candidate_before) / unpruned_at_start
-                if stopper.update(distance) and early is None:
-                    early = snapshot(epoch + 1)
-            candidate_before = candidate
+            if progress.candidate_before is not None:
+                distance = hamming_distance(candidate, progress.candidate_before) / unpruned_at_start
+                if stopper.update(distance) and progress.early is None:
+                    progress.early = snapshot(epoch + 1)
+            progress.candidate_before = candidate
 
-        curves.append({
+        progress.curves.append({
             "epoch": epoch + 1,
             "train_loss": float(loss_sum) / size,
             "train_acc": float(record.correct[epoch].float().mean()),
@@ -163,15 +181,17 @@ def train_round(
             "mask_distance": distance,
             "lr": optimizer.param_groups[0]["lr"],
         })
+        progress.epochs_done = epoch + 1
+        if checkpoint_path is not None:
+            save_round_checkpoint(checkpoint_path, identity, progress, model, optimizer, record, stopper)
         if log is not None:
-            log(f"epoch {epoch + 1}/{schedule.epochs} loss {curves[-1]['train_loss']:.4f} "
-                f"train {curves[-1]['train_acc']:.4f} val {val_acc:.4f}"
+            log(f"epoch {epoch + 1}/{schedule.epochs} loss {progress.curves[-1]['train_loss']:.4f} "
+                f"train {progress.curves[-1]['train_acc']:.4f} val {val_acc:.4f}"
                 + (f" d {distance:.4f}" if distance == distance else ""))
-        if early is not None and spec.early_stop.stop:
-            break
 
-    final = early if (early is not None and spec.early_stop.stop) else snapshot(len(curves))
-    return RoundResult(final=final, early=early, rewind_state=rewind_state, curves=curves)
+    stopped = progress.early is not None and stops_training
+    final = progress.early if stopped else snapshot(progress.epochs_done)
+    return RoundResult(final=final, early=progress.early, rewind_state=progress.rewind_state, curves=progress.curves)
 
 
 def load_start_state(model: nn.Module, state: StateDict, mask: Mask) -> nn.Module:

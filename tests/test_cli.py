@@ -14,7 +14,7 @@ SCRIPT = Path(sys.executable).with_name("prac-lth")
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "prac.cli"]
+    command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "prac_lth.cli"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
 
@@ -41,7 +41,7 @@ def test_presets_lists_every_preset_with_dataset_and_model():
 
 
 def test_python_dash_m_works_too():
-    result = subprocess.run([sys.executable, "-m", "prac.cli", "presets"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-m", "prac_lth.cli", "presets"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and "digits-smoke" in result.stdout
 
 

@@ -195,7 +195,7 @@ def test_same_seed_gives_byte_identical_files(prac_a, prac_b, dirs):
     assert a.output_dir != b.output_dir and str(a.output_dir).startswith(str(dirs["A"]))
     assert str(b.output_dir).startswith(str(dirs["B"]))
     # Both really trained round 0: the shared dense round lives under each output dir.
-    assert list(dirs["B"].glob("digits-smoke/round0-*/round0.pt"))
+    assert list(dirs["B"].glob("digits-smoke/round0-*/train.pt"))
     for r in range(ROUNDS):
         for path_a, path_b in zip(_files(a, r), _files(b, r)):
             assert path_a.read_bytes() == path_b.read_bytes(), f"{path_a.name} of round {r} differs"

@@ -1,0 +1,68 @@
+"""The IMP loop over rounds, written once: the engine runs it with plain function calls, the Prefect
+flow with tasks. `steps` supplies the stages; callbacks see each round's record as it completes."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from prac.artifacts.refs import ArtifactRef
+from prac.config import ExperimentConfig
+from prac.round_record import RoundRecord, ticket_accuracy
+
+
+class Steps(Protocol):
+    def train(self, r: int, mask: ArtifactRef | None, prac_set: ArtifactRef | None) -> ArtifactRef: ...
+    def dense_predictions(self, round0: ArtifactRef) -> ArtifactRef: ...
+    def select_cet(self, r: int, train: ArtifactRef, prac_set: ArtifactRef | None) -> ArtifactRef: ...
+    def prune(self, r: int, train: ArtifactRef, mask: ArtifactRef | None) -> ArtifactRef: ...
+    def select_cep(self, r: int, train: ArtifactRef, cet: ArtifactRef, dense: ArtifactRef | None) -> ArtifactRef: ...
+    def retrain(self, r: int, mask: ArtifactRef) -> ArtifactRef: ...
+    def ticket_from_next_round(self, r: int, next_train: ArtifactRef) -> ArtifactRef: ...
+    def record(self, r: int, train: ArtifactRef, mask: ArtifactRef, previous_sparsity: float,
+               prac_set: ArtifactRef, ticket: ArtifactRef | None, cumulative_before: int) -> RoundRecord: ...
+
+
+@dataclass
+class RoundOutputs:
+    record: RoundRecord
+    train: ArtifactRef
+    mask: ArtifactRef
+    prac_set: ArtifactRef
+    ticket: ArtifactRef | None
+
+
+def ticket_wanted(config: ExperimentConfig, round_index: int) -> bool:
+    last = round_index == config.prune.rounds - 1
+    return config.runtime.evaluate_tickets == "all" or (config.runtime.evaluate_tickets == "last" and last)
+
+
+def run_rounds(config: ExperimentConfig, steps: Steps,
+               on_round: Callable[[RoundOutputs], None] = lambda _: None,
+               on_late_ticket: Callable[[RoundOutputs], None] = lambda _: None) -> list[RoundOutputs]:
+    rounds, lt_like = config.prune.rounds, config.method != "prac"
+    outputs: list[RoundOutputs] = []
+    mask = prac_set = dense = None
+    for r in range(rounds):
+        train = steps.train(r, mask, prac_set)
+        if r == 0 and config.method == "prac" and config.prac.use_cep:
+            dense = steps.dense_predictions(train)
+        cet = steps.select_cet(r, train, prac_set)
+        new_mask = steps.prune(r, train, mask)
+        new_prac_set = steps.select_cep(r, train, cet, dense)
+        if lt_like and r >= 1 and ticket_wanted(config, r - 1):
+            # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,
+            # schedule and data order): its ticket is known only now.
+            before = outputs[r - 1]
+            before.ticket = steps.ticket_from_next_round(r - 1, train)
+            before.record.ticket_test_acc = ticket_accuracy(before.ticket)
+            on_late_ticket(before)
+        ticket = None
+        if ticket_wanted(config, r) and (not lt_like or r == rounds - 1):
+            ticket = steps.retrain(r, new_mask)
+        previous = outputs[-1].record if outputs else None
+        record = steps.record(r, train, new_mask, previous.sparsity if previous else 0.0, new_prac_set, ticket,
+                              previous.cumulative_iterations if previous else 0)
+        outputs.append(RoundOutputs(record, train, new_mask, new_prac_set, ticket))
+        on_round(outputs[-1])
+        mask, prac_set = new_mask, new_prac_set
+    return outputs

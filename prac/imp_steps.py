@@ -1,0 +1,177 @@
+"""The stages of IMP as file-to-file steps: each reads its input artifacts (by reference), computes
+with prac/stages.py, writes its outputs atomically and returns references. The in-process engine
+(prac/experiment.py) and the Prefect tasks (tasks/) call exactly these."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, write_mask, write_prac_set
+from prac.artifacts.refs import ArtifactRef, checked_path, make_ref
+from prac.context import ExperimentContext
+from prac.masks import Mask, full_mask
+from prac.round_file import load_round, save_round
+from prac.run_paths import run_paths
+from prac.stages import (cet_over_d0, predictions_on_d0, prune, retrain, select_cep_stage, train_dense_round,
+                         train_sparse_round)
+from prac.train import RoundResult, Snapshot
+
+Log = Callable[[str], None] | None
+
+
+def write_json(path: Path, payload: object) -> None:
+    with atomic_write(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, default=float))
+
+
+def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
+    """config.json and split.parquet (the saved validation split) in the run's folder."""
+    paths = run_paths(ctx.config)
+    write_json(paths.root / "config.json", {"fingerprint": ctx.fingerprint,
+                                            "round0_fingerprint": ctx.round0_fingerprint,
+                                            **ctx.config.model_dump(mode="json")})
+    index = np.concatenate([ctx.data.train_index, ctx.data.val_index]).astype(np.int64)
+    split = ["train"] * len(ctx.data.train_index) + ["val"] * len(ctx.data.val_index)
+    with atomic_write(paths.root / "split.parquet") as tmp:
+        pq.write_table(pa.table({"index": index, "split": split}), tmp)
+    return make_ref(paths.root / "split.parquet")
+
+
+def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
+    """(the snapshot this arm uses, whether it stopped early). The prac arm takes the shared round 0
+    as if it had stopped where early stop fired."""
+    if round_index == 0:
+        if ctx.config.method == "prac" and result.early is not None:
+            return result.early, True
+        return result.final, False
+    return result.final, result.early is not None
+
+
+def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndarray | None:
+    if ctx.config.method != "prac" or prac_set_ref is None:
+        return None
+    prac_set = read_prac_set(checked_path(prac_set_ref)).prac_set
+    return np.flatnonzero(prac_set.in_prac)  # rows are D0 in order: row number = position in D0
+
+
+def _mask(ctx: ExperimentContext, mask_ref: ArtifactRef | None) -> Mask:
+    if mask_ref is None:
+        return {k: v.cpu() for k, v in full_mask(ctx.new_model(), ctx.config.prune.prune_linear).items()}
+    return read_mask(checked_path(mask_ref), expected_fingerprint=ctx.fingerprint).mask
+
+
+def round0_file(ctx: ExperimentContext) -> Path:
+    return run_paths(ctx.config).shared_round0 / "train.pt"
+
+
+def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef | None,
+                     prac_set_ref: ArtifactRef | None, log: Log = None) -> ArtifactRef:
+    """train-round: round 0 (shared, found again if another arm trained it) or m ⊙ θ_rewind on the
+    PrAC set; checkpoints every epoch and resumes from the last one."""
+    if round_index == 0:
+        path = round0_file(ctx)
+        if not path.exists():
+            checkpoint = path.with_name("train.ckpt")
+            _, result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
+            save_round(path, result)
+            checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
+        return make_ref(path)
+    path = run_paths(ctx.config).round(round_index) / "train.pt"
+    rewind_state = load_round(round0_file(ctx), ctx.device).rewind_state
+    checkpoint = path.with_name("train.ckpt")
+    result = train_sparse_round(ctx, rewind_state, _mask(ctx, mask_ref), _subset(ctx, prac_set_ref), log,
+                                checkpoint_path=checkpoint)
+    save_round(path, result)
+    checkpoint.unlink(missing_ok=True)
+    return make_ref(path)
+
+
+def select_cet_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
+                    prac_set_ref: ArtifactRef | None) -> ArtifactRef:
+    """select-CET: forgetting events and CET over D0, as a PrAC-set file without CEP (cet.parquet)."""
+    snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+    subset = _subset(ctx, prac_set_ref) if round_index > 0 else None
+    in_cet, events = cet_over_d0(ctx, snap.forget_events, subset)
+    trained = np.zeros(len(in_cet), dtype=bool)
+    trained[np.arange(len(in_cet)) if subset is None else subset] = True
+    path = run_paths(ctx.config).round(round_index) / "cet.parquet"
+    write_prac_set(path, _prac_set(ctx, trained, events, in_cet, np.zeros_like(in_cet), in_cet),
+                   fingerprint=ctx.fingerprint, round=round_index)
+    return make_ref(path)
+
+
+def _prac_set(ctx: ExperimentContext, trained, events, in_cet, in_cep, in_prac) -> PracSet:
+    return PracSet(index=ctx.data.train_index.astype(np.int64),
+                   label=ctx.data.train.labels.cpu().numpy().astype(np.int64),
+                   trained=trained, forget_events=events.astype(np.int32), in_cet=in_cet, in_cep=in_cep,
+                   in_prac=in_prac)
+
+
+def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
+               mask_ref: ArtifactRef | None) -> ArtifactRef:
+    """prune: the next mask from this round's last (or early-stopped) weights."""
+    snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+    new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index)
+    path = run_paths(ctx.config).round(round_index) / "mask.parquet"
+    write_mask(path, new_mask, fingerprint=ctx.fingerprint, round=round_index)
+    return make_ref(path)
+
+
+def dense_predictions_step(ctx: ExperimentContext, round0_ref: ArtifactRef) -> ArtifactRef:
+    """The dense reference of CEP: predictions on D0 of round 0's best model (as this arm sees it)."""
+    snap, _ = arm_snapshot(ctx, load_round(checked_path(round0_ref)), 0)
+    predictions = predictions_on_d0(ctx, {k: v.to(ctx.device) for k, v in snap.best_state.items()})
+    path = run_paths(ctx.config).root / "dense_predictions.parquet"
+    with atomic_write(path) as tmp:
+        pq.write_table(pa.table({"prediction": predictions.astype(np.int64)}), tmp)
+    return make_ref(path)
+
+
+def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef, cet_ref: ArtifactRef,
+                    dense_ref: ArtifactRef | None, log: Log = None) -> ArtifactRef:
+    """select-CEP and the next round's set: PrAC = CET ∪ CEP (prac arm); all of D0 otherwise."""
+    cet = read_prac_set(checked_path(cet_ref), expected_fingerprint=ctx.fingerprint).prac_set
+    in_cep = np.zeros_like(cet.in_cet)
+    prac_arm = ctx.config.method == "prac"
+    if prac_arm and round_index >= 1 and dense_ref is not None:
+        snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+        dense = pq.read_table(checked_path(dense_ref)).column("prediction").to_numpy()
+        in_cep = select_cep_stage(ctx, dense, {k: v.to(ctx.device) for k, v in snap.best_state.items()})
+    in_prac = (cet.in_cet | in_cep) if prac_arm else np.ones_like(cet.in_cet)
+    if not in_prac.any():
+        if log:
+            log(f"round {round_index}: the PrAC set is empty; the next round trains on this round's set again")
+        in_prac = cet.trained.copy()
+    path = run_paths(ctx.config).round(round_index) / "prac_set.parquet"
+    write_prac_set(path, _prac_set(ctx, cet.trained, cet.forget_events, cet.in_cet, in_cep, in_prac),
+                   fingerprint=ctx.fingerprint, round=round_index)
+    return make_ref(path)
+
+
+def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef, log: Log = None) -> ArtifactRef:
+    """retrain (ticket evaluation) of this round's mask; ticket.json holds its figures."""
+    folder = run_paths(ctx.config).round(round_index)
+    rewind_state = load_round(round0_file(ctx), ctx.device).rewind_state
+    checkpoint = folder / "retrain.ckpt"
+    result = retrain(ctx, _mask(ctx, mask_ref), rewind_state, log, checkpoint_path=checkpoint)
+    ref = write_ticket(folder / "ticket.json", result.final, source="retrain")
+    checkpoint.unlink(missing_ok=True)
+    return ref
+
+
+def write_ticket(path: Path, snap: Snapshot, source: str) -> ArtifactRef:
+    write_json(path, {"ticket_test_acc": snap.test_acc, "ticket_best_val_acc": snap.best_val_acc,
+                      "ticket_iterations": snap.iterations, "source": source})
+    return make_ref(path)
+
+
+def ticket_from_next_round_step(ctx: ExperimentContext, round_index: int, next_train_ref: ArtifactRef) -> ArtifactRef:
+    """lt and random: training round r+1 is the retrain of mask r (same weights, data, schedule, seed)."""
+    result = load_round(checked_path(next_train_ref))
+    path = run_paths(ctx.config).round(round_index) / "ticket.json"
+    return write_ticket(path, result.final, source=f"round {round_index + 1} training")

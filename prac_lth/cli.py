@@ -1,0 +1,150 @@
+"""The `prac-lth` command line. Bad input: one line on stderr, exit code 2, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from prac.config import ExperimentConfig
+from prac.errors import UserError
+from prac.overrides import apply_overrides
+from prac.presets import PRESETS, preset_config
+from prac_lth.environment import prepare_prefect_environment
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
+        print(f"prac-lth: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _add_common(command: argparse.ArgumentParser) -> None:
+    command.add_argument("preset")
+    command.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config field, e.g. --set train.epochs=5 (repeatable)")
+    command.add_argument("--data-dir", help="where the dataset's files are")
+    command.add_argument("--output-dir", help="where runs are written (default ./prac-runs)")
+    command.add_argument("--verbose", action="store_true", help="print every epoch")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="prac-lth", description="Lottery tickets found on Pruning-Aware Critical sets.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    commands.add_parser("presets", help="list the named presets")
+    run = commands.add_parser("run", help="run one experiment (preset × method × seed) through the flow")
+    _add_common(run)
+    run.add_argument("--method", choices=["prac", "lt", "random"], default="prac")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--engine-only", action="store_true",
+                     help="run in-process without Prefect or MLflow (same steps, same files)")
+    compare = commands.add_parser("compare", help="run methods × seeds of a preset and gather their rounds")
+    _add_common(compare)
+    compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (default prac,lt)")
+    commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
+    commands.add_parser("demo", help="the offline demo: compare prac and lt on digits")
+    return parser
+
+
+def _runtime_overrides(args: argparse.Namespace) -> list[str]:
+    extra = []
+    if args.data_dir:
+        extra.append(f"runtime.data_dir={args.data_dir}")
+    if args.output_dir:
+        extra.append(f"runtime.output_dir={args.output_dir}")
+    if args.verbose:
+        extra.append("runtime.verbose=true")
+    return extra + args.overrides
+
+
+def _validated(preset: str, method: str, seed: int, overrides: list[str]) -> ExperimentConfig:
+    return apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *overrides])
+
+
+def _int_list(text: str, what: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--{what} expects comma-separated integers, got '{text}'") from None
+
+
+def _run(args: argparse.Namespace) -> None:
+    overrides = _runtime_overrides(args)
+    config = _validated(args.preset, args.method, args.seed, overrides)  # bad input stops here
+    from prac.report import print_rounds
+
+    if args.engine_only:
+        from prac.experiment import run_experiment
+
+        result = run_experiment(config)
+        print_rounds(config, result.rounds)
+        return
+    _preflight(config)
+    from flows.prac_lth import prac_lth
+    from prac.round_record import RoundRecord
+
+    records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, overrides=overrides)
+    print_rounds(config, [RoundRecord(**r) for r in records])
+
+
+def _preflight(config: ExperimentConfig) -> None:
+    """What would fail inside the flow (with Prefect's traceback) is checked here first, as one line:
+    the tracking store, and the data (loaded once; the flow's tasks reuse it in this process)."""
+    prepare_prefect_environment(config.runtime.output_dir)
+    from tasks import tracking
+    from tasks.context import experiment_context
+
+    tracking.check_tracking_reachable(tracking.tracking_uri())
+    experiment_context(config.model_dump(mode="json"))
+
+
+def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
+    preset = preset or args.preset
+    overrides = _runtime_overrides(args)
+    seeds = _int_list(args.seeds, "seeds")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    for method in methods:
+        for seed in seeds:
+            config = _validated(preset, method, seed, overrides)
+    _preflight(config)
+    from flows.compare import compare
+    from prac.report import print_comparison
+
+    print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides))
+
+
+def _presets() -> None:
+    for name, preset in PRESETS.items():
+        print(f"{name:28s} {preset['data']['dataset']:14s} {preset['model']['name']}")
+
+
+def _serve() -> None:
+    prepare_prefect_environment("prac-runs")
+    from deployments.serve import serve_all
+
+    serve_all()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "presets":
+            _presets()
+        elif args.command == "run":
+            _run(args)
+        elif args.command == "compare":
+            _compare(args)
+        elif args.command == "demo":
+            _compare(_parser().parse_args(["compare", "digits"]))
+        elif args.command == "serve":
+            _serve()
+    except UserError as error:
+        print(f"prac-lth: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("prac-lth: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Finding or creating the runs of DESIGN.md §3 (re-exported by ``tasks.tracking``).
+
+One parent run per arm x seed (``prac.kind=experiment``, found again by ``prac.fingerprint``), a
+nested child run per round (``prac.kind=round``), and comparison runs (``prac.kind=comparison``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+
+from mlflow import MlflowClient
+from mlflow.entities import Param, Run
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+log = logging.getLogger(__name__)
+
+ParamValue = str | int | float | bool | None
+_PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
+
+
+def _client() -> MlflowClient:
+    from tasks.tracking import client  # late: tasks.tracking imports this module
+
+    return client()
+
+
+def _quote(value: str) -> str:
+    return "'" + str(value).replace("'", "\\'") + "'"
+
+
+def _find(c: MlflowClient, experiment_id: str, tags: Mapping[str, str], exclude_kinds=()) -> Run | None:
+    """The oldest active run of the experiment carrying all ``tags`` (and no excluded prac.kind)."""
+    where = " and ".join(f"tags.`{k}` = {_quote(v)}" for k, v in tags.items())
+    runs = c.search_runs([experiment_id], filter_string=where, order_by=["attributes.start_time ASC"])
+    for run in runs:
+        if run.data.tags.get("prac.kind") not in exclude_kinds:
+            return run
+    return None
+
+
+def _reopen(c: MlflowClient, run: Run) -> str:
+    if run.info.status != "RUNNING":
+        c.update_run(run.info.run_id, status="RUNNING")
+    return run.info.run_id
+
+
+def _log_params(c: MlflowClient, run: Run, params: Mapping[str, ParamValue]) -> None:
+    """Log the params the run does not have yet (MLflow params are immutable)."""
+    present = run.data.params
+    new = []
+    for key, value in params.items():
+        text = str(value)
+        if key not in present:
+            new.append(Param(key, text))
+        elif present[key] != text:
+            log.warning("run %s: param %s is %r, not %r (params are immutable; kept)",
+                        run.info.run_id, key, present[key], text)
+    for start in range(0, len(new), _PARAMS_PER_BATCH):
+        c.log_batch(run.info.run_id, params=new[start : start + _PARAMS_PER_BATCH])
+
+
+def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
+               params: Mapping[str, ParamValue], run_name: str | None = None) -> str:
+    """The run of one arm x seed: found again by ``prac.fingerprint`` (and set back to RUNNING), or
+    created with its tags and all params (flattened config, dotted keys)."""
+    c = _client()
+    run = _find(c, experiment_id, {"prac.fingerprint": fingerprint}, exclude_kinds=("comparison", "round"))
+    if run is None:
+        run = c.create_run(experiment_id, run_name=run_name, tags={
+            "prac.method": method, "prac.seed": str(seed),
+            "prac.fingerprint": fingerprint, "prac.kind": "experiment",
+        })
+    _log_params(c, run, params)
+    return _reopen(c, run)
+
+
+def round_child_run(experiment_id: str, parent_run_id: str, round_index: int) -> str:
+    """The nested run carrying round ``round_index``'s per-epoch curves (found again if it exists)."""
+    c = _client()
+    tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, "prac.kind": "round", "prac.round": str(round_index)}
+    run = _find(c, experiment_id, tags)
+    if run is None:
+        parent = c.get_run(parent_run_id).data.tags
+        extra = {k: parent[k] for k in ("prac.method", "prac.seed", "prac.fingerprint") if k in parent}
+        run = c.create_run(experiment_id, run_name=f"round_{round_index:02d}", tags={**extra, **tags})
+    return _reopen(c, run)
+
+
+def comparison_run(experiment_id: str, name: str, params: Mapping[str, ParamValue]) -> str:
+    """A ``prac.kind=comparison`` run; the same name and params find the same run again."""
+    c = _client()
+    key = hashlib.sha256(json.dumps({k: str(v) for k, v in params.items()}, sort_keys=True).encode()).hexdigest()[:16]
+    tags = {"prac.kind": "comparison", "prac.comparison_key": key, "mlflow.runName": name}
+    run = _find(c, experiment_id, tags)
+    if run is None:
+        run = c.create_run(experiment_id, run_name=name, tags={"prac.kind": "comparison", "prac.comparison_key": key})
+    _log_params(c, run, params)
+    return _reopen(c, run)
