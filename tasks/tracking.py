@@ -23,7 +23,7 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
-from prac.errors import ArtifactError, UserError
+from prac.errors import ArtifactError, UserError, one_line
 
 EXPERIMENT_PREFIX = "prac-lth/"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -46,11 +46,6 @@ def client() -> MlflowClient:
     return MlflowClient(tracking_uri=tracking_uri())
 
 
-def _one_line(exc: BaseException, limit: int = 300) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def check_tracking_reachable(uri: str | None = None) -> None:
     """Fail fast, with a one-line ``UserError``, when the tracking store cannot be used."""
     uri = uri or tracking_uri()
@@ -65,14 +60,14 @@ def check_tracking_reachable(uri: str | None = None) -> None:
         except urllib.error.HTTPError as exc:
             raise UserError(f"MLflow tracking server {uri} is unreachable (HTTP {exc.code} from /health)") from None
         except urllib.error.URLError as exc:
-            raise UserError(f"MLflow tracking server {uri} is unreachable ({_one_line(exc.reason)})") from None
+            raise UserError(f"MLflow tracking server {uri} is unreachable ({one_line(exc, 300)})") from None
         except (OSError, ValueError) as exc:
-            raise UserError(f"MLflow tracking server {uri} is unreachable ({_one_line(exc)})") from None
+            raise UserError(f"MLflow tracking server {uri} is unreachable ({one_line(exc, 300)})") from None
         return
     try:  # sqlite, postgresql, file stores...: opening the store creates or migrates the schema
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this store"
-        raise UserError(f"MLflow tracking store {uri} cannot be opened ({_one_line(exc)})") from None
+        raise UserError(f"MLflow tracking store {uri} cannot be opened ({one_line(exc, 300)})") from None
 
 
 def experiment_name(preset: str) -> str:

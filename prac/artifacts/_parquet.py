@@ -7,7 +7,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prac.artifacts.atomic import atomic_write, one_line
+from prac.artifacts.atomic import atomic_write
+from prac.errors import one_line
 from prac.errors import ArtifactError
 
 

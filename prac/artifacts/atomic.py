@@ -9,13 +9,7 @@ from typing import Any, Iterator
 
 import torch
 
-from prac.errors import ArtifactError
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's text squeezed onto one line (the CLI prints errors as a single line)."""
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+from prac.errors import ArtifactError, one_line
 
 
 @contextlib.contextmanager

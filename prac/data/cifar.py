@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from prac.data.raw import RawDataset
-from prac.errors import DataError
+from prac.errors import DataError, one_line
 
 # Standard per-channel statistics of the training sets (on the [0, 1] scale).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 CIFAR100_MEAN = (0.5071, 0.4865, 0.4409)
 CIFAR100_STD = (0.2673, 0.2564, 0.2762)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _resolve_dir(name: str, data_dir: Path, folder: str, marker: str) -> Path:
@@ -42,7 +38,7 @@ def _read_batch(name: str, path: Path, label_key: str, num_classes: int) -> tupl
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
     except Exception as exc:  # anything from a bad pickle means an unreadable file
-        raise DataError(f"{name}: cannot read {path}: {_one_line(exc)}") from exc
+        raise DataError(f"{name}: cannot read {path}: {one_line(exc)}") from exc
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
         raise DataError(f"{name}: {path} has data {data.shape} and labels {labels.shape}, expected (N, 3072) and (N,)")
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
@@ -79,7 +75,7 @@ def _download(name: str, data_dir: Path) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         cls(root=str(data_dir), download=True)
     except Exception as exc:  # network, disk and checksum failures all surface here
-        raise DataError(f"{name}: download into {data_dir} failed: {_one_line(exc)}") from exc
+        raise DataError(f"{name}: download into {data_dir} failed: {one_line(exc)}") from exc
 
 
 def load_cifar10(data_dir: str | Path | None, download: bool = False) -> RawDataset:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from prac.data.raw import RawDataset
-from prac.errors import DataError
+from prac.errors import DataError, one_line
 
 # Where the Debian package dataset-fashion-mnist installs the files.
 DEFAULT_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -21,10 +21,6 @@ FILES = {
 MEAN = (0.2860,)
 STD = (0.3530,)
 _HINT = "install the Debian package dataset-fashion-mnist or pass --data-dir"
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _find(directory: Path, stem: str) -> Path | None:
@@ -52,7 +48,7 @@ def read_idx_ubyte(path: Path, ndim: int) -> np.ndarray:
         with opener(path, "rb") as f:
             data = f.read()
     except Exception as exc:  # gzip/zlib/OS errors all mean an unreadable file
-        raise DataError(f"fashion-mnist: cannot read {path}: {_one_line(exc)}") from exc
+        raise DataError(f"fashion-mnist: cannot read {path}: {one_line(exc)}") from exc
     header = 4 + 4 * ndim
     if len(data) < header or data[0:2] != b"\x00\x00" or data[2] != 0x08 or data[3] != ndim:
         raise DataError(f"fashion-mnist: {path} is not a {ndim}-d unsigned-byte idx file (bad magic number)")

@@ -7,17 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from prac.data.raw import RawDataset
-from prac.errors import DataError
+from prac.errors import DataError, one_line
 
 FOLDER = "tiny-imagenet-200"
 SIZE = 64
 # Commonly used per-channel statistics of the Tiny-ImageNet training set.
 MEAN = (0.4802, 0.4481, 0.3975)
 STD = (0.2770, 0.2691, 0.2821)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
 def _resolve_dir(data_dir: Path) -> Path:
@@ -36,7 +32,7 @@ def _read_text(path: Path) -> list[str]:
     try:
         return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except Exception as exc:
-        raise DataError(f"tiny-imagenet: cannot read {path}: {_one_line(exc)}") from exc
+        raise DataError(f"tiny-imagenet: cannot read {path}: {one_line(exc)}") from exc
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -46,7 +42,7 @@ def _decode(path: Path) -> np.ndarray:
         with Image.open(path) as img:
             pixels = np.asarray(img.convert("RGB"))  # some images are greyscale
     except Exception as exc:  # PIL raises many types for truncated or non-image files
-        raise DataError(f"tiny-imagenet: cannot decode {path}: {_one_line(exc)}") from exc
+        raise DataError(f"tiny-imagenet: cannot decode {path}: {one_line(exc)}") from exc
     if pixels.shape != (SIZE, SIZE, 3):
         raise DataError(f"tiny-imagenet: {path} is {pixels.shape[1]}x{pixels.shape[0]}, expected {SIZE}x{SIZE}")
     return pixels
