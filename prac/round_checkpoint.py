@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from prac.artifacts import load_torch, save_torch
-from prac.artifacts.atomic import one_line
+from prac.errors import one_line
 from prac.config import TrainConfig
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError
