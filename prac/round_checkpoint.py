@@ -21,10 +21,9 @@ import torch
 from torch import nn
 
 from prac.artifacts import load_torch, save_torch
-from prac.errors import one_line
 from prac.config import TrainConfig
 from prac.early_stop import MaskDistanceEarlyStop
-from prac.errors import ArtifactError
+from prac.errors import ArtifactError, one_line
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask
 
