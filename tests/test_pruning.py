@@ -25,13 +25,7 @@ from prac.pruning import magnitude_prune, prune_count, random_prune
 
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # OpenMP's 2 threads on 2 shared cores make tiny steps ~50x slower when another process is busy.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 SHAPES = {"a.weight": (7, 3, 3, 3), "b.weight": (13, 11), "c.weight": (5,)}

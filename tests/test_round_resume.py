@@ -12,35 +12,18 @@ import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from prac.artifacts import load_torch, save_torch
-from prac.context import build_context
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError
 from prac.masks import full_mask
-from prac.presets import preset_config
 from prac.schedule import RoundSchedule
 from prac.train import EarlyStopSpec, RoundResult, RoundSpec, Snapshot, train_round
 
 WINDOW = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # As in test_train_round: one thread is as fast on 2 shared cores and steady under load.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    return build_context(preset_config("digits-smoke", runtime={"device": "cpu"}))
-
-
-@pytest.fixture(scope="module")
-def subset(ctx):
-    rng = np.random.default_rng(0)
-    return np.sort(rng.choice(len(ctx.data.train), size=201, replace=False))  # 4 batches of 64, last partial
 
 
 @pytest.fixture

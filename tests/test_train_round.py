@@ -9,35 +9,17 @@ import numpy as np
 import pytest
 import torch
 
-from prac.context import build_context
 from prac.data.device_data import DeviceSplit
 from prac.evaluate import accuracy
 from prac.masks import full_mask, kept_count
-from prac.presets import preset_config
 from prac.pruning import magnitude_prune, random_prune
 from prac.schedule import RoundSchedule
 from prac.train import EarlyStopSpec, RoundSpec, train_round
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    # On 2 shared cores, OpenMP's 2 threads slow these tiny steps down by an order of magnitude
-    # whenever another process is busy; one thread is as fast when idle and steady under load.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def ctx():
-    return build_context(preset_config("digits-smoke", runtime={"device": "cpu"}))
-
-
-@pytest.fixture(scope="module")
-def subset(ctx):
-    rng = np.random.default_rng(0)
-    return np.sort(rng.choice(len(ctx.data.train), size=201, replace=False))  # 4 batches of 64, last partial
 
 
 def schedule(epochs: int, milestones: tuple[int, ...] = ()) -> RoundSchedule:

@@ -1,0 +1,28 @@
+"""Fixtures shared by the tests that train on the real digits data."""
+import numpy as np
+import pytest
+import torch
+
+from prac.context import build_context
+from prac.presets import preset_config
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # On 2 shared cores, OpenMP's 2 threads slow tiny steps down by an order of magnitude (up to ~50x)
+    # whenever another process is busy; one thread is as fast when idle and steady under load.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    return build_context(preset_config("digits-smoke", runtime={"device": "cpu"}))
+
+
+@pytest.fixture(scope="module")
+def subset(ctx):
+    rng = np.random.default_rng(0)
+    return np.sort(rng.choice(len(ctx.data.train), size=201, replace=False))  # 4 batches of 64, last partial
