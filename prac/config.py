@@ -1,6 +1,7 @@
 """The experiment configuration: pydantic models. Configuration is data; its hash names a run."""
 from __future__ import annotations
 
+import os
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -60,11 +61,12 @@ class PracConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    """Where and how to run: never part of the fingerprint."""
+    """Where and how to run: never part of the fingerprint. PRAC_OUTPUT_DIR and PRAC_DATA_DIR set the
+    defaults of a machine (e.g. a worker's shared volume)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    output_dir: str = "prac-runs"
-    data_dir: str | None = None
+    output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"))
+    data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False
     evaluate_tickets: Literal["all", "last", "none"] = "all"  # retrain which masks (lt reuses its next round)
     verbose: bool = False
@@ -79,7 +81,7 @@ class ExperimentConfig(_Strict):
     train: TrainConfig
     prune: PruneConfig = PruneConfig()
     prac: PracConfig = PracConfig()
-    runtime: RuntimeConfig = RuntimeConfig()
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")
     def _rewind_inside_schedule(self) -> "ExperimentConfig":

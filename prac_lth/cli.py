@@ -118,7 +118,9 @@ def _presets() -> None:
 
 
 def _serve() -> None:
-    prepare_prefect_environment("prac-runs")
+    from prac.config import RuntimeConfig
+
+    prepare_prefect_environment(RuntimeConfig().output_dir)
     from deployments.serve import serve_all
 
     serve_all()
