@@ -2,7 +2,8 @@
 loads its input artifacts, computes, writes its outputs atomically and returns references."""
 from __future__ import annotations
 
-from typing import Any
+import time
+from typing import Any, Callable
 
 from prefect import get_run_logger, task
 
@@ -15,8 +16,23 @@ Config = dict[str, Any]
 _STAGE = {"persist_result": True, "retries": 0}
 
 
-def _epoch_log(config: Config):
-    return get_run_logger().info if config["runtime"]["verbose"] else None
+PROGRESS_EVERY_S = 30.0
+
+
+def _epoch_log(config: Config) -> Callable[[str], None]:
+    """Epoch lines to the Prefect log (terminal and UI): every one when verbose, else one every
+    PROGRESS_EVERY_S seconds, so a long round shows where it is without flooding short ones."""
+    logger = get_run_logger()
+    if config["runtime"]["verbose"]:
+        return logger.info
+    last = [time.monotonic()]
+
+    def throttled(line: str) -> None:
+        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+            last[0] = time.monotonic()
+            logger.info(line)
+
+    return throttled
 
 
 @task(name="prepare-run", **_STAGE)
