@@ -28,7 +28,7 @@ def _epoch_log(config: Config) -> Callable[[str], None]:
     last = [time.monotonic()]
 
     def throttled(line: str) -> None:
-        if time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+        if line.startswith("resumed") or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
             last[0] = time.monotonic()
             logger.info(line)
 
