@@ -20,6 +20,10 @@ class CorrectnessRecord:
     def record(self, epoch: int, positions: torch.Tensor, correct: torch.Tensor) -> None:
         self.correct[epoch].index_put_((positions,), correct)
 
+    def record_batch(self, epoch: int, positions: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Record a training batch from its forward pass: correct where the top logit is the label."""
+        self.record(epoch, positions, logits.detach().argmax(dim=1) == labels)
+
     def forget_events(self, epochs_run: int) -> np.ndarray:
         return forget_events(self.correct[:epochs_run])
 

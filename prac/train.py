@@ -151,7 +151,7 @@ def train_round(
             enforcer.zero_pruned_gradients()
             optimizer.step()
             enforcer.apply_to_weights()
-            record.record(epoch, in_subset, logits.detach().argmax(dim=1) == labels)
+            record.record_batch(epoch, in_subset, logits, labels)
             loss_sum += loss.detach() * labels.numel()
             progress.step += 1
 

@@ -93,8 +93,8 @@ def _preflight(config: ExperimentConfig) -> None:
     from tasks import tracking
     from tasks.context import experiment_context
 
+    experiment_context(config.model_dump(mode="json"))  # data first: checking the store may create it
     tracking.check_tracking_reachable(tracking.tracking_uri())
-    experiment_context(config.model_dump(mode="json"))
 
 
 def _compare(args: argparse.Namespace, preset: str | None = None) -> None:

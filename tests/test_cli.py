@@ -1,8 +1,11 @@
 """The `prac-lth` command line, run as a user runs it: bad input is one line on stderr and exit code 2."""
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -15,8 +18,12 @@ SCRIPT = Path(sys.executable).with_name("prac-lth")
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "prac_lth.cli"]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    # A fresh tracking store and Prefect home per call: nothing is written into the checkout.
+    scratch = Path(tempfile.mkdtemp(prefix="prac-cli-"))
+    atexit.register(shutil.rmtree, scratch, True)
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
+           "PREFECT_HOME": str(scratch / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd or scratch, env=env)
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -1,0 +1,349 @@
+"""What the benchmarks share: threads and machine notes, interleaved timing, the workloads, our training
+path and the baseline written the usual way.
+
+- Our path is `prac.train.train_round` itself: each split one uint8 tensor, batches gathered by index,
+  crop/flip/normalise on the device, channels_last, masks enforced in place (MaskEnforcer), one scatter
+  per batch into the correctness record. Each call trains one epoch and ends with the round's
+  evaluation on a one-batch validation and test split (EVAL_SPLIT images), counted in its time.
+- The baseline is written the way the reference implementation and most users write it: a torchvision
+  `VisionDataset` over the same uint8 images, each sample a PIL image through `RandomCrop(size, padding)`,
+  `RandomHorizontalFlip`, `ToTensor`, `Normalize`; a `DataLoader(batch_size=128, shuffle=True,
+  num_workers=2)`; masks through `torch.nn.utils.prune.custom_from_mask` (re-parametrised every forward);
+  SGD momentum 0.9, weight decay 1e-4. It records no forgetting statistics and evaluates nothing, so
+  the comparison is conservative (our path does both).
+
+Every figure is measured in the calling process, arms interleaved repeat by repeat (order alternating),
+medians reported. Scripts put `bench/` on the path themselves (`python bench/x.py`), so they import this
+as `common`.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.nn.utils import prune
+from torch.utils.data import DataLoader
+from torchvision import transforms
+from torchvision.datasets import VisionDataset
+
+from prac.config import TrainConfig
+from prac.data.cifar import CIFAR10_MEAN, CIFAR10_STD
+from prac.data.device_data import DeviceData, DeviceSplit
+from prac.data.registry import DATASETS, load_dataset
+from prac.evaluate import accuracy
+from prac.masks import Mask, full_mask, prunable_parameters
+from prac.models import build_model
+from prac.pruning import magnitude_prune
+from prac.schedule import RoundSchedule
+from prac.train import RoundSpec, train_round
+
+BATCH = 128
+MOMENTUM = 0.9
+WEIGHT_DECAY = 1e-4
+PRUNED = 0.2  # fraction of the prunable weights the benchmark mask removes (one IMP round)
+EVAL_SPLIT = BATCH  # validation/test images train_round evaluates after each epoch: one batch
+WARMUP_BATCHES = 3
+QUIET_LOAD = 1.0  # 1-minute load average above which the machine is not quiet enough to time
+
+
+# --- the command line and the machine -------------------------------------------------------------
+
+def parse_args(description: str, add: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true",
+                        help="a few batches, one repeat: a smoke test of the benchmark, not a measurement")
+    parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
+                        help="torch.set_num_threads for every arm (default: min(2, cores))")
+    parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats per arm")
+    if add is not None:
+        add(parser)
+    return parser.parse_args()
+
+
+def start(args: argparse.Namespace, title: str) -> None:
+    """Set the thread count and print what the figures depend on; warn when the machine is busy."""
+    torch.set_num_threads(args.threads)
+    load = os.getloadavg()[0]
+    print(f"# {title}{' (--quick: smoke run, figures not meaningful)' if args.quick else ''}")
+    print(f"torch {torch.__version__}; torch.set_num_threads({args.threads}) -> {torch.get_num_threads()} "
+          f"threads; {os.cpu_count()} cores; load average (1 min) {load:.2f} at start")
+    if load > QUIET_LOAD and not args.quick:
+        print(f"warning: load average {load:.2f} > {QUIET_LOAD}: another process is busy; with as many torch "
+              "threads as cores this slows torch down several times (OpenMP spinning): re-measure when quiet")
+
+
+def finish(failures: Sequence[str], last_line: str) -> int:
+    """Print the failures (if any) and then the ratio line, always last; return the exit code."""
+    for failure in failures:
+        print(f"FAILED: {failure}")
+    print(last_line)
+    return 1 if failures else 0
+
+
+# --- timing -------------------------------------------------------------------------------------
+
+def interleave(arms: dict[str, Callable[[int], float]], repeats: int) -> dict[str, list[float]]:
+    """Call every arm once per repeat (its argument: the repeat's index), the order alternating between
+    repeats (A B C, C B A, ...) so a slow drift of the machine hits every arm alike."""
+    results: dict[str, list[float]] = {name: [] for name in arms}
+    names = list(arms)
+    for r in range(repeats):
+        for name in names if r % 2 == 0 else names[::-1]:
+            results[name].append(arms[name](r))
+    return results
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> str:
+    return f"{min(values):,.0f}–{max(values):,.0f}"
+
+
+def paired_fractions(with_piece: Sequence[float], without: Sequence[float]) -> list[float]:
+    """Per repeat, the share of an epoch's time the piece costs: (t_with - t_without) / t_with."""
+    return [(a - b) / a for a, b in zip(with_piece, without)]
+
+
+def timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table (pastes into BENCHMARKS.md as it is)."""
+    cells = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def replaced(owner: object, name: str, value: object) -> Iterator[None]:
+    """Temporarily replace `owner.name` (e.g. a method by a no-op) for the 'without' arm of a benchmark."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def _split(images: np.ndarray, labels: np.ndarray) -> DeviceSplit:
+    return DeviceSplit(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)))
+
+
+def _device_data(dataset: str, train: DeviceSplit, val: DeviceSplit, test: DeviceSplit,
+                 mean: Sequence[float], std: Sequence[float], num_classes: int) -> DeviceData:
+    spec = DATASETS[dataset]  # the dataset's own augmentation settings (padding, flip)
+    channels = train.images.shape[1]
+    return DeviceData(
+        train=train, val=val, test=test,
+        train_index=np.arange(len(train)), val_index=np.arange(len(val)),
+        mean=torch.tensor(mean, dtype=torch.float32).view(1, channels, 1, 1),
+        std=torch.tensor(std, dtype=torch.float32).view(1, channels, 1, 1),
+        crop_padding=spec.crop_padding, flip=spec.flip, num_classes=num_classes,
+        image_shape=tuple(train.images.shape[1:]),
+    )
+
+
+def fashion_data(train_count: int, test_count: int = EVAL_SPLIT) -> DeviceData:
+    """Real Fashion-MNIST (the Debian package's files): the first `train_count` training images, a
+    one-batch validation split from the end of the training set, the first `test_count` test images."""
+    raw = load_dataset("fashion-mnist")
+    if train_count > len(raw.train_labels) - EVAL_SPLIT:
+        raise ValueError(f"at most {len(raw.train_labels) - EVAL_SPLIT} Fashion-MNIST training images")
+    return _device_data(
+        "fashion-mnist",
+        _split(raw.train_images[:train_count], raw.train_labels[:train_count]),
+        _split(raw.train_images[-EVAL_SPLIT:], raw.train_labels[-EVAL_SPLIT:]),
+        _split(raw.test_images[:test_count], raw.test_labels[:test_count]),
+        raw.mean, raw.std, raw.num_classes,
+    )
+
+
+def cifar_shaped_data(train_count: int, seed: int = 0) -> DeviceData:
+    """Random uint8 3x32x32 images with 10 random labels: CIFAR-10's shape, statistics and augmentation."""
+    rng = np.random.default_rng(seed)
+    total = train_count + 2 * EVAL_SPLIT
+    images = rng.integers(0, 256, size=(total, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, size=total)
+    parts = [slice(0, train_count), slice(train_count, train_count + EVAL_SPLIT), slice(train_count + EVAL_SPLIT, total)]
+    train, val, test = (_split(images[p], labels[p]) for p in parts)
+    return _device_data("cifar10", train, val, test, CIFAR10_MEAN, CIFAR10_STD, 10)
+
+
+# --- workloads ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Workload:
+    """A model on its data, as the presets train it: fashion-lenet, fashion-conv, cifar10-resnet20."""
+
+    label: str
+    model: str
+    data: str  # "fashion" (real Fashion-MNIST) or "cifar" (CIFAR-shaped random images)
+    prune_linear: bool
+    lr: float
+
+    def make_data(self, train_count: int, test_count: int = EVAL_SPLIT) -> DeviceData:
+        return fashion_data(train_count, test_count) if self.data == "fashion" else cifar_shaped_data(train_count)
+
+
+WORKLOADS = {
+    "lenet300": Workload("LeNet-300-100, Fashion-MNIST", "lenet300", "fashion", True, 0.1),
+    "conv4": Workload("Conv-4, Fashion-MNIST", "conv4", "fashion", False, 0.05),
+    "resnet20": Workload("ResNet-20, CIFAR-shaped", "resnet20", "cifar", False, 0.1),
+    "conv2": Workload("Conv-2, Fashion-MNIST", "conv2", "fashion", False, 0.05),  # on request (--models)
+}
+DEFAULT_MODELS = ("lenet300", "conv4", "resnet20")
+
+
+def new_model(workload: Workload, data: DeviceData, seed: int = 0) -> nn.Module:
+    channels, height, _ = data.image_shape
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(workload.model, in_channels=channels, num_classes=data.num_classes, image_size=height)
+
+
+def benchmark_mask(model: nn.Module, workload: Workload) -> Mask:
+    """Global magnitude pruning of PRUNED of the prunable weights at initialisation (one IMP round)."""
+    weights = {name: p.detach() for name, p in prunable_parameters(model, workload.prune_linear).items()}
+    return magnitude_prune(weights, full_mask(model, workload.prune_linear), PRUNED)
+
+
+def pruned_fraction(model: nn.Module, mask: Mask) -> float:
+    """Fraction of the mask's pruned positions whose effective weight is exactly zero (1.0 when enforced)."""
+    modules = dict(model.named_modules())
+    zero = total = 0
+    for name, keep in mask.items():
+        module_name, _, attr = name.rpartition(".")
+        weight = getattr(modules[module_name], attr).detach()  # the masked weight under torch prune too
+        zero += int((weight[~keep] == 0).sum())
+        total += int((~keep).sum())
+    return zero / total
+
+
+def schedule(epochs: int, lr: float) -> RoundSchedule:
+    return RoundSchedule(epochs=epochs, milestones=(), warmup_epochs=0, lr=lr, gamma=0.1)
+
+
+class FastPath:
+    """Our engine: `prac.train.train_round` on a pruned model, the model's weights carried across calls."""
+
+    def __init__(self, workload: Workload, data: DeviceData, subset: np.ndarray | None = None, seed: int = 0):
+        self.workload, self.data, self.subset = workload, data, subset
+        self.model = new_model(workload, data, seed)
+        self.mask = benchmark_mask(self.model, workload)
+        self.train = TrainConfig(epochs=1, batch_size=BATCH, lr=workload.lr, momentum=MOMENTUM,
+                                 weight_decay=WEIGHT_DECAY)
+        self.images = len(data.train) if subset is None else len(subset)
+
+    def train_epochs(self, epochs: int, seed: int, subset: np.ndarray | None = None) -> float:
+        """Seconds for one train_round of `epochs` epochs (evaluation of the one-batch splits included)."""
+        spec = RoundSpec(schedule(epochs, self.workload.lr), seed=seed, subset=subset)
+        return timed(lambda: train_round(self.model, self.mask, self.data, self.train, spec))
+
+    def warm_up(self) -> None:
+        self.train_epochs(1, seed=1_000_000, subset=np.arange(min(WARMUP_BATCHES * BATCH, len(self.data.train))))
+
+    def images_per_second(self, repeat: int) -> float:
+        return self.images / self.train_epochs(1, seed=repeat, subset=self.subset)
+
+    def test_accuracy(self) -> float:
+        return accuracy(self.model, self.data.test, self.data, self.train.channels_last)
+
+
+class PILImages(VisionDataset):
+    """The usual in-memory torchvision dataset (as torchvision's FashionMNIST and CIFAR10 are): uint8 arrays,
+    each sample made a PIL image and passed through `transform`."""
+
+    def __init__(self, split: DeviceSplit, transform: Callable) -> None:
+        super().__init__(root=None, transform=transform)
+        images = split.images.cpu().numpy()
+        # torchvision keeps grey images as (N, H, W) and colour ones as (N, H, W, C)
+        self.images = images[:, 0] if images.shape[1] == 1 else np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+        self.targets = split.labels.cpu().tolist()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.transform(Image.fromarray(self.images[index])), self.targets[index]
+
+
+def baseline_transform(data: DeviceData) -> transforms.Compose:
+    size = data.image_shape[1]
+    steps: list[Callable] = []
+    if data.crop_padding:
+        steps.append(transforms.RandomCrop(size, padding=data.crop_padding))
+    if data.flip:
+        steps.append(transforms.RandomHorizontalFlip())
+    steps += [transforms.ToTensor(), transforms.Normalize(data.mean.flatten().tolist(), data.std.flatten().tolist())]
+    return transforms.Compose(steps)
+
+
+def prune_with_torch(model: nn.Module, mask: Mask) -> None:
+    """The masks as torch.nn.utils.prune re-parametrisation: weight = weight_orig * weight_mask every forward."""
+    modules = dict(model.named_modules())
+    for name, keep in mask.items():
+        module_name, _, attr = name.rpartition(".")
+        prune.custom_from_mask(modules[module_name], attr, keep)
+
+
+class Baseline:
+    """The DataLoader/PIL/torch-prune loop on the same model, initial weights and mask as FastPath."""
+
+    def __init__(self, workload: Workload, data: DeviceData, workers: int, seed: int = 0):
+        self.data = data
+        self.model = new_model(workload, data, seed)
+        self.mask = benchmark_mask(self.model, workload)
+        prune_with_torch(self.model, self.mask)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=workload.lr, momentum=MOMENTUM,
+                                         weight_decay=WEIGHT_DECAY)
+        self.loader = DataLoader(PILImages(data.train, baseline_transform(data)), batch_size=BATCH,
+                                 shuffle=True, num_workers=workers)
+        self.images = len(data.train)
+
+    def train_batches(self, limit: int | None = None) -> float:
+        """Seconds for one pass over the loader (its workers start with it, as in every epoch of a
+        DataLoader without persistent workers), or its first `limit` batches."""
+        def run() -> None:
+            self.model.train()
+            for i, (images, labels) in enumerate(self.loader):
+                loss = F.cross_entropy(self.model(images), labels)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                if limit is not None and i + 1 >= limit:
+                    break
+        return timed(run)
+
+    def warm_up(self) -> None:
+        self.train_batches(WARMUP_BATCHES)
+
+    def images_per_second(self, repeat: int) -> float:
+        torch.manual_seed(repeat)  # the loader's shuffle and the transforms' draws
+        return self.images / self.train_batches()
+
+    def test_accuracy(self) -> float:
+        return accuracy(self.model, self.data.test, self.data, channels_last=False)
+
+
+def finite(*values: float) -> bool:
+    return all(math.isfinite(v) for v in values)
