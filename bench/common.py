@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import math
 import os
+import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from PIL import Image
 from torch import nn
 from torch.nn.utils import prune
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
@@ -71,8 +73,30 @@ def parse_args(description: str, add: Callable[[argparse.ArgumentParser], None] 
     return parser.parse_args()
 
 
+def _machine_busy_seconds() -> float | None:
+    """CPU-seconds every process of the machine has spent since boot (Linux /proc/stat), or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_seconds() -> float:
+    """CPU-seconds of this process (all its threads) and of its reaped children (DataLoader workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+_STARTED: dict[str, float | None] = {}
+
+
 def start(args: argparse.Namespace, title: str) -> None:
     """Set the thread count and print what the figures depend on; warn when the machine is busy."""
+    _STARTED.update(wall=time.perf_counter(), machine=_machine_busy_seconds(), own=_own_seconds())
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     print(f"# {title}{' (--quick: smoke run, figures not meaningful)' if args.quick else ''}")
@@ -83,8 +107,20 @@ def start(args: argparse.Namespace, title: str) -> None:
               "threads as cores this slows torch down several times (OpenMP spinning): re-measure when quiet")
 
 
+def other_processes_note() -> str:
+    """How much CPU other processes took while this benchmark ran (they slow torch down several times)."""
+    machine = _machine_busy_seconds()
+    if machine is None or _STARTED.get("machine") is None:
+        return "CPU time of other processes: unknown (no /proc/stat)"
+    wall = time.perf_counter() - _STARTED["wall"]
+    other = max(0.0, (machine - _STARTED["machine"]) - (_own_seconds() - _STARTED["own"]))
+    return (f"CPU time of other processes during the run: {other:,.1f} s over {wall:,.0f} s of wall time "
+            f"({other / wall:.0%} of one core on average)")
+
+
 def finish(failures: Sequence[str], last_line: str) -> int:
     """Print the failures (if any) and then the ratio line, always last; return the exit code."""
+    print(other_processes_note())
     for failure in failures:
         print(f"FAILED: {failure}")
     print(last_line)
@@ -239,8 +275,11 @@ def pruned_fraction(model: nn.Module, mask: Mask) -> float:
     return zero / total
 
 
-def schedule(epochs: int, lr: float) -> RoundSchedule:
-    return RoundSchedule(epochs=epochs, milestones=(), warmup_epochs=0, lr=lr, gamma=0.1)
+GAMMA = 0.1
+
+
+def schedule(epochs: int, lr: float, milestones: tuple[int, ...] = ()) -> RoundSchedule:
+    return RoundSchedule(epochs=epochs, milestones=milestones, warmup_epochs=0, lr=lr, gamma=GAMMA)
 
 
 class FastPath:
@@ -254,9 +293,10 @@ class FastPath:
                                  weight_decay=WEIGHT_DECAY)
         self.images = len(data.train) if subset is None else len(subset)
 
-    def train_epochs(self, epochs: int, seed: int, subset: np.ndarray | None = None) -> float:
+    def train_epochs(self, epochs: int, seed: int, subset: np.ndarray | None = None,
+                     milestones: tuple[int, ...] = ()) -> float:
         """Seconds for one train_round of `epochs` epochs (evaluation of the one-batch splits included)."""
-        spec = RoundSpec(schedule(epochs, self.workload.lr), seed=seed, subset=subset)
+        spec = RoundSpec(schedule(epochs, self.workload.lr, milestones), seed=seed, subset=subset)
         return timed(lambda: train_round(self.model, self.mask, self.data, self.train, spec))
 
     def warm_up(self) -> None:
@@ -310,7 +350,7 @@ class Baseline:
     """The DataLoader/PIL/torch-prune loop on the same model, initial weights and mask as FastPath."""
 
     def __init__(self, workload: Workload, data: DeviceData, workers: int, seed: int = 0):
-        self.data = data
+        self.workload, self.data = workload, data
         self.model = new_model(workload, data, seed)
         self.mask = benchmark_mask(self.model, workload)
         prune_with_torch(self.model, self.mask)
@@ -341,8 +381,51 @@ class Baseline:
         torch.manual_seed(repeat)  # the loader's shuffle and the transforms' draws
         return self.images / self.train_batches()
 
+    def train_epochs(self, epochs: int, seed: int, milestones: tuple[int, ...] = ()) -> None:
+        """`epochs` epochs with the LR multiplied by GAMMA at each milestone epoch, as RoundSchedule does."""
+        for epoch in range(epochs):
+            lr = self.workload.lr * GAMMA ** sum(1 for m in milestones if epoch >= m)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            torch.manual_seed(seed * 1000 + epoch)
+            self.train_batches()
+
     def test_accuracy(self) -> float:
         return accuracy(self.model, self.data.test, self.data, channels_last=False)
+
+
+# --- FLOPs and the machine's peak ----------------------------------------------------------------
+
+def step_flops(ours: FastPath) -> tuple[int, int]:
+    """(training-step FLOPs, forward FLOPs) of one batch of BATCH images as train_round runs it (memory
+    format included), counted by FlopCounterMode: matrix multiplications and convolutions only."""
+    data = ours.data
+    images = data.prepare(data.train.images[:BATCH], torch.Generator().manual_seed(0), ours.train.channels_last)
+    labels = data.train.labels[:BATCH]
+    if ours.train.channels_last:
+        ours.model.to(memory_format=torch.channels_last)
+    ours.model.train()
+    with FlopCounterMode(display=False) as forward_counter, torch.no_grad():
+        ours.model(images)
+    with FlopCounterMode(display=False) as step_counter:
+        F.cross_entropy(ours.model(images), labels).backward()
+    ours.model.zero_grad(set_to_none=True)
+    return step_counter.get_total_flops(), forward_counter.get_total_flops()
+
+
+MATMUL_N = 4096
+MATMULS_PER_REPEAT = 3
+
+
+def matmul_flops_per_second(n: int = MATMUL_N) -> Callable[[int], float]:
+    """A timing arm: FLOP/s of MATMULS_PER_REPEAT float32 n x n matmuls (2 n^3 FLOPs each) on the current
+    threads, after one warm-up matmul."""
+    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+    torch.mm(a, b, out=out)
+
+    def run(_repeat: int) -> float:
+        return 2 * n**3 * MATMULS_PER_REPEAT / timed(lambda: [torch.mm(a, b, out=out) for _ in range(MATMULS_PER_REPEAT)])
+    return run
 
 
 def finite(*values: float) -> bool:

@@ -13,46 +13,13 @@ from __future__ import annotations
 
 import sys
 
-import torch
-import torch.nn.functional as F
-from torch.utils.flop_counter import FlopCounterMode
-
 import common
 import prac.train
-from common import WORKLOADS, FastPath, finish, median, replaced, table, timed
+from common import WORKLOADS, FastPath, finish, matmul_flops_per_second, median, replaced, step_flops, table
 
 SIZES = (3_072, 256)  # training images per timed epoch (full run, --quick)
-MATMUL_N = (4096, 1024)
-MATMULS_PER_REPEAT = 3
+MATMUL_N = (common.MATMUL_N, 1024)
 REPEATS = 3
-
-
-def step_flops(ours: FastPath) -> tuple[int, int]:
-    """(training-step FLOPs, forward FLOPs) for one batch of BATCH images, as train_round runs it."""
-    data = ours.data
-    generator = torch.Generator().manual_seed(0)
-    images = data.prepare(data.train.images[:common.BATCH], generator, ours.train.channels_last)
-    labels = data.train.labels[:common.BATCH]
-    ours.model.train()
-    with FlopCounterMode(display=False) as forward_counter:
-        with torch.no_grad():
-            ours.model(images)
-    with FlopCounterMode(display=False) as step_counter:
-        loss = F.cross_entropy(ours.model(images), labels)
-        loss.backward()
-    ours.model.zero_grad(set_to_none=True)
-    return step_counter.get_total_flops(), forward_counter.get_total_flops()
-
-
-def matmul_flops_per_second(n: int):
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    out = torch.empty(n, n)
-    torch.mm(a, b, out=out)  # warm-up
-
-    def run(_repeat: int) -> float:
-        seconds = timed(lambda: [torch.mm(a, b, out=out) for _ in range(MATMULS_PER_REPEAT)])
-        return 2 * n**3 * MATMULS_PER_REPEAT / seconds
-    return run
 
 
 def main() -> int:

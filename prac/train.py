@@ -140,8 +140,8 @@ def train_round(
         for start in range(0, size, batch):
             in_subset = order[start:start + batch]
             index = positions[in_subset]
-            images = data.prepare(data.train.images[index], generator, train.channels_last)
-            labels = data.train.labels[index]
+            images = data.prepare(data.train.images.index_select(0, index), generator, train.channels_last)
+            labels = data.train.labels.index_select(0, index)
             for group in optimizer.param_groups:
                 group["lr"] = schedule.learning_rate(progress.step, per_epoch)
             logits = model(images)
