@@ -10,7 +10,7 @@ from prac import imp_steps
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 from prac.early_stop import MaskDistanceEarlyStop
-from prac.imp_loop import RoundOutputs, run_rounds
+from prac.imp_loop import run_rounds
 from prac.round_record import RoundRecord, round_record
 from prac.run_paths import run_paths
 
@@ -91,6 +91,3 @@ def round_line(r: RoundRecord) -> str:
     return (f"round {r.round}: sparsity {r.sparsity:.3f} | trained on {r.train_set_size} for {r.epochs_run} epochs"
             f"{' (early stop)' if r.early_stopped else ''}, {r.train_iterations} iterations | test {r.test_acc:.4f}"
             f" | ticket {r.ticket_test_acc:.4f} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")
-
-
-__all__ = ["ExperimentResult", "RoundOutputs", "run_experiment", "round_line", "short_schedule_note"]

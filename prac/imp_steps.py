@@ -77,7 +77,7 @@ def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: Artifac
         path = round0_file(ctx)
         if not path.exists():
             checkpoint = path.with_name("train.ckpt")
-            _, result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
+            result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
             save_round(path, result)
             checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
         return make_ref(path)

@@ -73,14 +73,6 @@ class MaskEnforcer:
                     p.grad.mul_(f)
 
 
-def mask_to(mask: Mask, device: torch.device | str) -> Mask:
-    return {k: v.to(device) for k, v in mask.items()}
-
-
-def cpu_mask(mask: Mask) -> Mask:
-    return mask_to(mask, "cpu")
-
-
 def layer_sparsities(mask: Mask) -> Iterable[tuple[str, float]]:
     for name, m in mask.items():
         yield name, 1.0 - float(m.sum()) / m.numel()

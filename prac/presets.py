@@ -1,7 +1,7 @@
 """Named presets: the offline ones (digits, Fashion-MNIST) and the paper's settings (Table 1)."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from prac.config import ExperimentConfig
 from prac.errors import UserError
@@ -87,5 +87,3 @@ def preset_config(name: str, **top: Any) -> ExperimentConfig:
         raise UserError(f"unknown preset '{name}' (known: {', '.join(PRESETS)})")
     return ExperimentConfig.model_validate({"preset": name, **PRESETS[name], **top})
 
-
-PresetFactory = Callable[..., ExperimentConfig]

@@ -28,16 +28,15 @@ def _early_stop_spec(ctx: ExperimentContext, stop: bool) -> EarlyStopSpec | None
 
 
 def train_dense_round(ctx: ExperimentContext, log: Log = None,
-                      checkpoint_path: Path | None = None) -> tuple[StateDict, RoundResult]:
+                      checkpoint_path: Path | None = None) -> RoundResult:
     """Round 0, shared by the arms: dense training on all of D0 for the full schedule, noting
     where early stop fires (the prac arm takes that point) and keeping the rewind point."""
     config = ctx.config
     model = ctx.new_model()
     mask = full_mask(model, config.prune.prune_linear)
-    init_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     spec = RoundSpec(full_schedule(config.train), seed=config.seed, rewind_epoch=config.prune.rewind_epoch,
                      early_stop=_early_stop_spec(ctx, stop=False))
-    return init_state, train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
+    return train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
 
 
 def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Mask,

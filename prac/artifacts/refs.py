@@ -33,10 +33,3 @@ def checked_path(ref: ArtifactRef) -> Path:
     if file_sha256(path) != ref["sha256"]:
         raise ArtifactError(f"artifact {path}: checksum differs from the one recorded when it was written")
     return path
-
-
-def ref_is_valid(ref: ArtifactRef | None) -> bool:
-    try:
-        return ref is not None and checked_path(ref) is not None
-    except ArtifactError:
-        return False
