@@ -8,21 +8,30 @@ NEVER_LEARNED = -1
 
 
 class CorrectnessRecord:
-    """A (epochs, samples) bool tensor on the training device, one scatter per batch.
+    """A (epochs, samples) bool tensor on the training device, written once per epoch.
 
     Positions are positions within the round's training set D (0..|D|-1). Statistics start fresh
-    each round: a new record per round.
+    each round: a new record per round. During an epoch, `record_batch` keeps each training batch's
+    predicted classes (one argmax into a buffer, in visiting order); `end_epoch` compares them with the
+    labels and writes the epoch's row with one scatter.
     """
 
     def __init__(self, epochs: int, samples: int, device: torch.device | str):
         self.correct = torch.zeros((epochs, samples), dtype=torch.bool, device=device)
+        self._predicted = torch.empty(samples, dtype=torch.int64, device=device)  # this epoch, visiting order
 
     def record(self, epoch: int, positions: torch.Tensor, correct: torch.Tensor) -> None:
         self.correct[epoch].index_put_((positions,), correct)
 
-    def record_batch(self, epoch: int, positions: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        """Record a training batch from its forward pass: correct where the top logit is the label."""
-        self.record(epoch, positions, logits.detach().argmax(dim=1) == labels)
+    def record_batch(self, start: int, logits: torch.Tensor) -> None:
+        """Keep the predicted classes of the epoch's visits start .. start + len(logits) - 1 (the training
+        forward pass's logits: no extra pass)."""
+        torch.argmax(logits.detach(), dim=1, out=self._predicted[start:start + logits.shape[0]])
+
+    def end_epoch(self, epoch: int, order: torch.Tensor, labels: torch.Tensor) -> None:
+        """Write epoch `epoch`: its i-th visit was sample order[i], labelled labels[i], predicted as kept by
+        record_batch."""
+        self.record(epoch, order, self._predicted[:order.shape[0]] == labels)
 
     def forget_events(self, epochs_run: int) -> np.ndarray:
         return forget_events(self.correct[:epochs_run])

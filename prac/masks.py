@@ -45,9 +45,15 @@ def hamming_distance(a: Mask, b: Mask) -> int:
 
 
 class MaskEnforcer:
-    """Applies a mask in place after each optimizer step and zeroes pruned gradients before it.
+    """Keeps pruned weights at exactly zero during training, without re-parametrising every forward
+    (torch.nn.utils.prune): `apply_to_weights` zeroes them in place, `zero_pruned_gradients` zeroes their
+    gradients before each optimizer step.
 
-    Cheaper than re-parametrising every forward (torch.nn.utils.prune): two fused multiplies per step.
+    With a zero gradient, a zero weight and a zero momentum buffer, an SGD step (weight decay included)
+    leaves a pruned weight at exactly zero (the same bits as re-applying the mask after the step). A loop
+    whose optimizer starts with the mask in force (fresh, or restored from such a loop) therefore needs
+    the gradients zeroed every step and the mask applied only as a guard; an optimizer that carries
+    momentum from before the mask needs `apply_to_weights` after every step.
     """
 
     def __init__(self, model: nn.Module, mask: Mask):
@@ -57,20 +63,27 @@ class MaskEnforcer:
             raise ValueError(f"mask names parameters the model lacks: {missing}")
         self.params = [params[name] for name in mask]
         self.factors = [mask[name].to(device=params[name].device, dtype=params[name].dtype) for name in mask]
+        # torch's foreach kernels fuse the multiplies on accelerators; on the CPU they fall back to a
+        # per-tensor loop that measured slower than this one's (LeNet-300-100: 65 vs 37 us a step).
+        self.foreach = bool(self.params) and self.params[0].device.type != "cpu"
 
     @torch.no_grad()
     def apply_to_weights(self) -> None:
-        torch._foreach_mul_(self.params, self.factors)
-
-    @torch.no_grad()
-    def zero_pruned_gradients(self) -> None:
-        grads = [p.grad for p in self.params if p.grad is not None]
-        if len(grads) == len(self.params):
-            torch._foreach_mul_(grads, self.factors)
+        if self.foreach:
+            torch._foreach_mul_(self.params, self.factors)
         else:
             for p, f in zip(self.params, self.factors):
-                if p.grad is not None:
-                    p.grad.mul_(f)
+                p.mul_(f)
+
+    def zero_pruned_gradients(self) -> None:
+        # Gradients are outside the autograd graph: no no_grad context needed (it costs ~10 us a call).
+        grads = [p.grad for p in self.params]
+        if self.foreach and all(g is not None for g in grads):
+            torch._foreach_mul_(grads, self.factors)
+        else:
+            for g, f in zip(grads, self.factors):
+                if g is not None:
+                    g.mul_(f)
 
 
 def layer_sparsities(mask: Mask) -> Iterable[tuple[str, float]]:

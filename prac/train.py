@@ -1,8 +1,9 @@
 """One training round: SGD on (a subset of) D0 with the mask enforced, recording what PrAC needs.
 
 The whole loop is here: per epoch a seeded shuffle of the subset's positions, batches gathered from
-the device tensor, augmented and normalised on the device; per step the LR of the schedule, the
-pruned gradients zeroed and the mask re-applied; per batch one scatter into the correctness record.
+the device tensor, augmented and normalised on the device; per step the LR of the schedule and the
+pruned gradients zeroed (which keeps pruned weights at exactly zero; the mask is re-applied after each
+epoch as a guard); per batch the predicted classes kept, per epoch one scatter into the correctness record.
 With a checkpoint path, the loop's state is saved after every epoch and a killed round resumes from it
 (prac.round_checkpoint).
 """
@@ -149,11 +150,12 @@ def train_round(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             enforcer.zero_pruned_gradients()
-            optimizer.step()
-            enforcer.apply_to_weights()
-            record.record_batch(epoch, in_subset, logits, labels)
+            optimizer.step()  # pruned weights stay exactly zero: this optimizer started under the mask
+            record.record_batch(start, logits)
             loss_sum += loss.detach() * labels.numel()
             progress.step += 1
+        enforcer.apply_to_weights()  # a guard: changes no bit (see MaskEnforcer)
+        record.end_epoch(epoch, order, data.train.labels.index_select(0, positions[order]))
 
         val_acc = accuracy(model, data.val, data, train.channels_last)
         progress.eval_samples += len(data.val)

@@ -71,6 +71,24 @@ def test_record_scatters_by_position_and_counts_only_epochs_run():
     assert record.forget_events(1).tolist() == [0, 0, 0, NEVER_LEARNED, 0, NEVER_LEARNED]
 
 
+def test_batches_kept_then_written_once_per_epoch_equal_a_scatter_per_batch():
+    # The training loop keeps each batch's predictions (record_batch) and writes the epoch at its end
+    # (end_epoch): the row must be what a scatter of (argmax == label) per batch would have written.
+    g = torch.Generator().manual_seed(0)
+    samples, batch, classes = 10, 4, 3  # batches of 4, 4, 2
+    order = torch.randperm(samples, generator=g)
+    labels = torch.randint(0, classes, (samples,), generator=g)
+    logits = torch.randn(samples, classes, generator=g, requires_grad=True)  # in visiting order
+    kept, direct = CorrectnessRecord(2, samples, "cpu"), CorrectnessRecord(2, samples, "cpu")
+    for start in range(0, samples, batch):
+        stop = min(start + batch, samples)
+        kept.record_batch(start, logits[start:stop])
+        direct.record(1, order[start:stop], logits[start:stop].argmax(dim=1) == labels[order[start:stop]])
+    kept.end_epoch(1, order, labels[order])
+    assert torch.equal(kept.correct, direct.correct)
+    assert kept.correct[1].any() and not kept.correct[1].all() and not kept.correct[0].any()
+
+
 def test_record_state_dict_round_trip():
     record = CorrectnessRecord(epochs=3, samples=4, device="cpu")
     record.record(0, torch.tensor([0, 2]), torch.tensor([True, True]))

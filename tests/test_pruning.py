@@ -276,6 +276,28 @@ def test_mask_enforcer_keeps_pruned_weights_exactly_zero(channels_last):
     assert any((weights[n][~mask[n]] != 0).any() for n in mask)
 
 
+def test_zeroed_gradients_keep_pruned_weights_zero_under_an_optimizer_started_with_the_mask():
+    # What train_round relies on: with the mask applied before the optimizer's first step, zeroing the
+    # pruned gradients every step gives the same bits as also re-applying the mask after every step.
+    data = (torch.randn(32, 1, 8, 8), torch.randint(0, 10, (32,)))
+    states = []
+    for apply_after_step in (True, False):
+        torch.manual_seed(0)
+        model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
+        mask = random_prune(full_mask(model, prune_linear=True), 0.5, torch.Generator().manual_seed(0))
+        enforcer = MaskEnforcer(model, mask)
+        enforcer.apply_to_weights()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+        _sgd_steps(model, optimizer, enforcer, data, 5, apply_after_step=apply_after_step)
+        states.append({k: v.clone() for k, v in model.state_dict().items()})
+        for n in mask:
+            assert (dict(model.named_parameters())[n].detach()[~mask[n]] == 0).all(), n
+    # Bit for bit, the signs of zeros included.
+    assert all(torch.equal(states[0][k].view(torch.int32) if states[0][k].is_floating_point() else states[0][k],
+                           states[1][k].view(torch.int32) if states[1][k].is_floating_point() else states[1][k])
+               for k in states[0])
+
+
 def test_mask_enforcer_zeroes_pruned_gradients_only():
     model = nn.Linear(4, 3, bias=False)
     mask = {"weight": torch.tensor([[True, False, True, False]] * 3)}
