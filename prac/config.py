@@ -65,6 +65,9 @@ class RuntimeConfig(_Strict):
     defaults of a machine (e.g. a worker's shared volume)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores this process may use
+    # (affinity and container quota: prac.device.usable_cores).
+    threads: int | None = Field(None, ge=1)
     output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"))
     data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False

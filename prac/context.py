@@ -9,7 +9,7 @@ from torch import nn
 from prac.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
-from prac.device import select_device
+from prac.device import configure_threads, select_device
 from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
 from prac.models import build_model
 
@@ -40,5 +40,6 @@ class ExperimentContext:
 
 def build_context(config: ExperimentConfig) -> ExperimentContext:
     device = select_device(config.runtime.device)
+    configure_threads(config.runtime.threads)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
     return ExperimentContext(config, to_device_data(raw, config.data, device), device)

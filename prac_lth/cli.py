@@ -8,7 +8,7 @@ from prac.config import ExperimentConfig
 from prac.errors import UserError
 from prac.overrides import apply_overrides
 from prac.presets import PRESETS, preset_config
-from prac_lth.environment import prepare_prefect_environment
+from prac_lth.environment import local_server_starting, prepare_prefect_environment
 
 
 class _Parser(argparse.ArgumentParser):
@@ -93,8 +93,9 @@ def _preflight(config: ExperimentConfig) -> None:
     from tasks import tracking
     from tasks.context import experiment_context
 
-    experiment_context(config.model_dump(mode="json"))  # data first: checking the store may create it
-    tracking.check_tracking_reachable(tracking.tracking_uri())
+    with local_server_starting():  # meanwhile
+        experiment_context(config.model_dump(mode="json"))  # data first: checking the store may create it
+        tracking.check_tracking_reachable(tracking.tracking_uri())
 
 
 def _compare(args: argparse.Namespace, preset: str | None = None) -> None:

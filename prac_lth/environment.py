@@ -1,8 +1,13 @@
-"""Process settings for Prefect, set before it is imported: quiet telemetry, results beside the runs."""
+"""Process settings for Prefect, set before it is imported (quiet telemetry, results beside the runs),
+and the local server started early."""
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import threading
 from pathlib import Path
+from typing import Iterator
 
 
 def prepare_prefect_environment(output_dir: str) -> None:
@@ -11,3 +16,53 @@ def prepare_prefect_environment(output_dir: str) -> None:
     # Persisted task results live with the artifacts they point to, so resuming needs only the
     # output folder (any worker that sees it can resume a failed round).
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(output_dir).resolve() / ".prefect-results"))
+
+
+class _HeldBack(logging.Filter):
+    """Keeps a logger's records instead of emitting them (to emit later, or never)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.records.append(record)
+        return False
+
+
+@contextlib.contextmanager
+def local_server_starting() -> Iterator[None]:
+    """Start Prefect's temporary server (local mode: no PREFECT_API_URL) in the background while the
+    caller does its own work (the preflight), and wait for it on leaving: its start, a subprocess of a
+    few seconds, then overlaps the preflight instead of following it. The flow's client finds the same
+    server (Prefect keeps one temporary server per process); if starting fails here, the flow starts it
+    again and reports. Prefect's log lines meanwhile are held back: shown after a good preflight, dropped
+    (with the server stopped) after a failed one, whose error stays one line."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
+
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        yield
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    def start() -> None:
+        try:
+            SubprocessASGIServer().start()
+        except Exception:  # noqa: BLE001 - the flow retries the start and reports its own error
+            pass
+
+    prefect_logger, held = logging.getLogger("prefect"), _HeldBack()
+    prefect_logger.addFilter(held)
+    starter = threading.Thread(target=start, name="prefect-server-start", daemon=True)
+    starter.start()
+    try:
+        yield
+    except BaseException:
+        starter.join()
+        SubprocessASGIServer().stop()
+        raise
+    finally:
+        starter.join()
+        prefect_logger.removeFilter(held)
+    for record in held.records:
+        prefect_logger.handle(record)

@@ -1,5 +1,11 @@
 """Fixtures shared by the tests that train on the real digits data."""
-import numpy as np
+import os
+
+# One OpenMP thread for the whole test run, set before torch loads (build_context respects it): on 2
+# shared cores, 2 threads slow tiny steps down by an order of magnitude whenever another process is busy.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 import pytest
 import torch
 

@@ -2,6 +2,7 @@
 with their ratio line. The figures of a smoke run mean nothing; the benchmarks proper are run by hand."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -15,11 +16,22 @@ BENCH = Path(__file__).resolve().parent.parent / "bench"
 RATIO = re.compile(r"\d+(\.\d+)?(x|%)")  # e.g. "5.12x" or "12.3%"
 
 
-@pytest.mark.parametrize("name", ["throughput", "subset_costs", "machine_fraction"])
-def test_benchmark_quick_run(name):
-    # One torch thread: on 2 shared cores, two threads are slowed down many times by any busy neighbour.
-    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", "--threads", "1"],
-                          capture_output=True, text=True, timeout=900, cwd=BENCH.parent)
+# One torch thread: on 2 shared cores, two threads are slowed down many times by any busy neighbour.
+QUICK_ARGS = {
+    "throughput": ["--threads", "1"],
+    "subset_costs": ["--threads", "1"],
+    "machine_fraction": ["--threads", "1"],
+    "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
+    "orchestration": ["--threads", "1"],  # digits-smoke through the flow (temporary Prefect server) and alone
+}
+
+
+@pytest.mark.parametrize("name", sorted(QUICK_ARGS))
+def test_benchmark_quick_run(name, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", *QUICK_ARGS[name]],
+                          capture_output=True, text=True, timeout=900, cwd=BENCH.parent, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert RATIO.search(last), f"last line holds no ratio: {last!r}"
