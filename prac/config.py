@@ -68,6 +68,9 @@ class RuntimeConfig(_Strict):
     # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores this process may use
     # (affinity and container quota: prac.device.usable_cores).
     threads: int | None = Field(None, ge=1)
+    # Forward passes autocast to: "auto" is bfloat16 on a CUDA GPU with bf16, float32 on the CPU.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    compile: bool = False  # torch.compile the model (worth it on a GPU for long runs; minutes to compile)
     output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"))
     data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False

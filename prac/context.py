@@ -12,6 +12,7 @@ from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
 from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
 from prac.models import build_model
+from prac.precision import autocast_dtype
 
 
 @dataclass
@@ -35,11 +36,15 @@ class ExperimentContext:
             torch.manual_seed(seed_for(self.config.seed, "init"))
             model = build_model(self.config.model.name, in_channels=channels,
                                 num_classes=self.data.num_classes, image_size=height)
-        return model.to(self.device)
+        model = model.to(self.device)
+        if self.config.runtime.compile:
+            model.compile()  # in place: parameter names and state_dict keys stay the model's own
+        return model
 
 
 def build_context(config: ExperimentConfig) -> ExperimentContext:
     device = select_device(config.runtime.device)
     configure_threads(config.runtime.threads)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
-    return ExperimentContext(config, to_device_data(raw, config.data, device), device)
+    data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device))
+    return ExperimentContext(config, data, device)

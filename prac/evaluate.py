@@ -14,10 +14,11 @@ def predict(model: nn.Module, split: DeviceSplit, data: DeviceData, channels_las
     """Predicted class of every sample of `split`, in order (int64, on the device)."""
     was_training = model.training
     model.eval()
-    predictions = [
-        model(data.prepare(split.images[start:start + EVAL_BATCH], None, channels_last)).argmax(dim=1)
-        for start in range(0, len(split), EVAL_BATCH)
-    ]
+    with data.forward_context():
+        predictions = [
+            model(data.prepare(split.images[start:start + EVAL_BATCH], None, channels_last)).argmax(dim=1)
+            for start in range(0, len(split), EVAL_BATCH)
+        ]
     model.train(was_training)
     return torch.cat(predictions)
 

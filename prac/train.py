@@ -145,8 +145,9 @@ def train_round(
             labels = data.train.labels.index_select(0, index)
             for group in optimizer.param_groups:
                 group["lr"] = schedule.learning_rate(progress.step, per_epoch)
-            logits = model(images)
-            loss = F.cross_entropy(logits, labels)
+            with data.forward_context():
+                logits = model(images)
+                loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             enforcer.zero_pruned_gradients()

@@ -1,6 +1,7 @@
 """Splits held on the training device as one uint8 tensor each; batches are gathered by index."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +38,13 @@ class DeviceData:
     flip: bool
     num_classes: int
     image_shape: tuple[int, int, int]
+    autocast: torch.dtype | None = None  # forward passes in this dtype (prac.precision); None: float32
+
+    def forward_context(self) -> contextlib.AbstractContextManager:
+        """Where a model's forward pass (and loss) runs: autocast to `autocast` on the data's device."""
+        if self.autocast is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.train.images.device.type, dtype=self.autocast)
 
     def prepare(self, images: torch.Tensor, generator: torch.Generator | None, channels_last: bool) -> torch.Tensor:
         """uint8 batch -> normalised float batch; augmented when a generator is given."""
@@ -51,7 +59,8 @@ def _to_device(images: np.ndarray, labels: np.ndarray, device: torch.device) -> 
                        torch.from_numpy(labels.astype(np.int64)).to(device))
 
 
-def to_device_data(raw: RawDataset, config: DataConfig, device: torch.device) -> DeviceData:
+def to_device_data(raw: RawDataset, config: DataConfig, device: torch.device,
+                   autocast: torch.dtype | None = None) -> DeviceData:
     train_images, train_labels = raw.train_images, raw.train_labels
     if config.train_limit is not None:
         train_images, train_labels = train_images[: config.train_limit], train_labels[: config.train_limit]
@@ -70,4 +79,5 @@ def to_device_data(raw: RawDataset, config: DataConfig, device: torch.device) ->
         flip=spec.flip and config.augment,
         num_classes=raw.num_classes,
         image_shape=raw.image_shape,
+        autocast=autocast,
     )

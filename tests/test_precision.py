@@ -1,0 +1,60 @@
+"""Mixed precision and torch.compile, the GPU path's options (prac.precision, runtime.precision /
+runtime.compile), exercised on the CPU: bfloat16 autocast runs there too."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from prac.context import ExperimentContext
+from prac.masks import full_mask
+from prac.precision import autocast_dtype
+from prac.pruning import magnitude_prune
+from prac.schedule import RoundSchedule
+from prac.train import RoundSpec, train_round
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def test_auto_precision_is_float32_on_the_cpu_and_choices_are_honoured():
+    cpu = torch.device("cpu")
+    assert autocast_dtype("auto", cpu) is None
+    assert autocast_dtype("float32", cpu) is None
+    assert autocast_dtype("bfloat16", cpu) is torch.bfloat16
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        assert autocast_dtype("auto", torch.device("cuda")) is torch.bfloat16
+
+
+def test_forward_context_autocasts_only_when_asked(ctx):
+    layer = nn.Linear(4, 2)
+    x = torch.randn(3, 4)
+    with ctx.data.forward_context():
+        assert layer(x).dtype == torch.float32
+    with dataclasses.replace(ctx.data, autocast=torch.bfloat16).forward_context():
+        assert layer(x).dtype == torch.bfloat16
+
+
+def test_a_bfloat16_round_trains_with_float32_weights_and_the_mask_kept(ctx):
+    data = dataclasses.replace(ctx.data, autocast=torch.bfloat16)
+    model = ctx.new_model()
+    mask = magnitude_prune({n: p.detach() for n, p in model.named_parameters() if n in full_mask(model, True)},
+                           full_mask(model, True), 0.5)
+    spec = RoundSpec(RoundSchedule(epochs=3, milestones=(), warmup_epochs=0, lr=0.05, gamma=0.1), seed=0)
+    result = train_round(model, mask, data, ctx.config.train, spec)
+    state = result.final.last_state
+    assert all(state[n].dtype == torch.float32 for n in mask)  # autocast keeps float32 master weights
+    assert all((state[n][~mask[n]] == 0).all() for n in mask)
+    assert result.curves[-1]["train_loss"] < result.curves[0]["train_loss"]  # it learns
+    assert result.final.best_val_acc > 0.5  # digits, 10 classes: far above chance after 3 epochs
+
+
+def test_runtime_compile_compiles_each_new_model_in_place(ctx, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
+    plain = ctx.new_model()
+    config = ctx.config.model_copy(update={"runtime": ctx.config.runtime.model_copy(update={"compile": True})})
+    model = ExperimentContext(config, ctx.data, ctx.device).new_model()
+    assert compiled == [model] and plain not in compiled
+    assert model.state_dict().keys() == plain.state_dict().keys()  # names unchanged: masks still apply
