@@ -356,13 +356,15 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.download=true"],
         ["runtime.evaluate_tickets=none"],
         ["runtime.threads=1"],
+        ["runtime.precision=bfloat16"],
+        ["runtime.compile=true"],
     ):
         changed = apply_overrides(base, items)
         assert changed != base
         assert fingerprint(changed) == fingerprint(base), items
         assert round0_fingerprint(changed) == round0_fingerprint(base), items
     assert set(RuntimeConfig.model_fields) == {"device", "output_dir", "data_dir", "download",
-                                               "evaluate_tickets", "verbose", "threads"}, "new runtime field: test it above"
+                                               "evaluate_tickets", "verbose", "threads", "precision", "compile"}, "new runtime field: test it above"
 
 
 def test_round0_fingerprint_is_shared_by_the_arms():
