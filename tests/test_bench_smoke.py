@@ -22,7 +22,8 @@ QUICK_ARGS = {
     "subset_costs": ["--threads", "1"],
     "machine_fraction": ["--threads", "1"],
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
-    "orchestration": ["--threads", "1"],  # digits-smoke through the flow (temporary Prefect server) and alone
+    "orchestration": ["--threads", "1"],
+    "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)  # digits-smoke through the flow (temporary Prefect server) and alone
 }
 
 
