@@ -20,6 +20,8 @@ FASHION_IMAGE_BYTES = 28 * 28  # uint8
 # Conv-4 trains ~400 images/s on 2 cores: 3,000 images keep its 22 runs to minutes (growth with dataset
 # size is measured apart, on fashion-lenet).
 TRAIN_LIMITS = {"fashion-conv": 3_000}
+# Short rounds (2 epochs, no ticket retrains): memory per round, not training length. Shared with rss_trace.py.
+SHORT_ROUNDS = ["runtime.evaluate_tickets=none", "train.epochs=2", "train.milestones=[]", "prune.rewind_epoch=1"]
 
 
 def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int) -> float:
@@ -27,9 +29,9 @@ def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int) -> float:
     peaks = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
-            command = [CLI, "run", preset, "--engine-only", "--output-dir", out, "--set", f"prune.rounds={rounds}",
-                       "--set", "runtime.evaluate_tickets=none", "--set", "train.epochs=2",
-                       "--set", "train.milestones=[]", "--set", "prune.rewind_epoch=1", *extra]
+            overrides = [f"prune.rounds={rounds}", *SHORT_ROUNDS]
+            command = [CLI, "run", preset, "--engine-only", "--output-dir", out,
+                       *(arg for o in overrides for arg in ("--set", o)), *extra]
             peaks.append(run_measured(command, env={"OMP_NUM_THREADS": "2"}).peak_rss_mib)
     return statistics.median(peaks)
 

@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 
+from memory import SHORT_ROUNDS
 from prac.experiment import run_experiment
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
@@ -43,8 +44,7 @@ def main() -> int:
             time.sleep(0.2)
 
     with tempfile.TemporaryDirectory() as out:
-        overrides = [f"prune.rounds={rounds}", "runtime.evaluate_tickets=none", "train.epochs=2",
-                     "train.milestones=[]", "prune.rewind_epoch=1", f"runtime.output_dir={out}"]
+        overrides = [f"prune.rounds={rounds}", *SHORT_ROUNDS, f"runtime.output_dir={out}"]
         if preset.startswith("fashion"):
             overrides.append(f"data.train_limit={args.train_limit}")
         config = apply_overrides(preset_config(preset), overrides)
