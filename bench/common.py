@@ -413,19 +413,70 @@ def step_flops(ours: FastPath) -> tuple[int, int]:
     return step_counter.get_total_flops(), forward_counter.get_total_flops()
 
 
-MATMUL_N = 4096
-MATMULS_PER_REPEAT = 3
+MATMUL_SIZES = (512, 1024, 2048, 3072, 4096)  # square float32 matmuls tried for the peak
+CONV_CHANNELS = (64, 128, 256)  # 3x3 convolutions (batch 128, 16x16, channels_last) tried for the peak
+QUICK_MATMUL_SIZES, QUICK_CONV_CHANNELS = (256, 512), (64,)
+OPS_PER_REPEAT = 3
 
 
-def matmul_flops_per_second(n: int = MATMUL_N) -> Callable[[int], float]:
-    """A timing arm: FLOP/s of MATMULS_PER_REPEAT float32 n x n matmuls (2 n^3 FLOPs each) on the current
-    threads, after one warm-up matmul."""
-    a, b, out = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
-    torch.mm(a, b, out=out)
+def _flops_per_second(op: Callable[[], object], flops: float, device: torch.device | str) -> Callable[[int], float]:
+    """A timing arm: FLOP/s of OPS_PER_REPEAT calls of `op` (`flops` each), after one warm-up call."""
+    op()
 
     def run(_repeat: int) -> float:
-        return 2 * n**3 * MATMULS_PER_REPEAT / timed(lambda: [torch.mm(a, b, out=out) for _ in range(MATMULS_PER_REPEAT)])
+        def ops() -> None:
+            for _ in range(OPS_PER_REPEAT):
+                op()
+            synchronize(device)
+        return flops * OPS_PER_REPEAT / timed(ops)
     return run
+
+
+def matmul_flops_per_second(n: int, device: torch.device | str = "cpu") -> Callable[[int], float]:
+    """float32 n x n matmul (2 n^3 FLOPs) through torch.mm (MKL/OpenBLAS on the CPU, cuBLAS on a GPU)."""
+    a, b, out = (torch.randn(n, n, device=device) for _ in range(3))
+    return _flops_per_second(lambda: torch.mm(a, b, out=out), 2 * n**3, device)
+
+
+def conv_flops_per_second(channels: int, device: torch.device | str = "cpu") -> Callable[[int], float]:
+    """float32 3x3 convolution, channels -> channels, batch 128 of 16x16, channels_last (oneDNN on the CPU,
+    cuDNN on a GPU): the kernels the models train with. FLOPs counted as a direct convolution."""
+    x = torch.randn(BATCH, channels, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
+    return _flops_per_second(lambda: F.conv2d(x, w, padding=1), 2 * BATCH * 16 * 16 * channels**2 * 9, device)
+
+
+@dataclass(frozen=True)
+class ComputePeak:
+    flops: float  # the best float32 FLOP/s seen, over kernels, sizes and repeats
+    kernel: str  # the kernel and size that reached it
+    by_kernel: dict[str, float]  # the best of the repeats for each kernel and size
+
+    def describe(self) -> str:
+        rest = ", ".join(f"{k} {f / 1e9:,.0f}" for k, f in self.by_kernel.items())
+        return f"{self.flops / 1e9:,.1f} GFLOP/s ({self.kernel}; best per kernel, GFLOP/s: {rest})"
+
+
+def compute_peak(quick: bool, repeats: int = 3, device: torch.device | str = "cpu") -> ComputePeak:
+    """The machine's float32 limit on the current threads: the fastest of several matmul sizes and 3x3
+    convolutions, each the best of `repeats` timings. Both kinds, because the libraries differ by machine:
+    on AMD CPUs MKL's sgemm runs at about half the rate of oneDNN's convolutions (seen here: 110 against
+    240-280 GFLOP/s on one core), so a matmul alone is a floor that training beats, not a limit. A peak
+    is a maximum: one size timed once is no limit either."""
+    arms = {f"matmul {n}": (matmul_flops_per_second, n) for n in (QUICK_MATMUL_SIZES if quick else MATMUL_SIZES)}
+    arms |= {f"conv3x3 {c}ch": (conv_flops_per_second, c) for c in (QUICK_CONV_CHANNELS if quick else CONV_CHANNELS)}
+    by_kernel = {}
+    for name, (make, size) in arms.items():
+        arm = make(size, device)
+        by_kernel[name] = max(arm(r) for r in range(1 if quick else repeats))
+    best = max(by_kernel, key=by_kernel.get)
+    return ComputePeak(by_kernel[best], best, by_kernel)
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the GPU's queued work, so that a timing covers it (no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def finite(*values: float) -> bool:

@@ -8,7 +8,8 @@ thread count for both, in one process, arms interleaved, medians of the repeats.
 the small models, >= 1.3x for ResNet-20. Then the science check: LeNet-300-100 trained a few epochs on
 Fashion-MNIST by each path must reach the same test accuracy within noise, with the pruned weights
 still zero. A target is attainable only if training at target x the baseline's speed needs no more FLOP/s
-(FlopCounterMode's count of a training step) than a float32 4096x4096 matmul reaches on the same threads;
+(FlopCounterMode's count of a training step) than the fastest float32 kernel
+(matmul or convolution, common.compute_peak) reaches on the same threads;
 exit status 1 when the science check fails or (full run only) an attainable target is missed.
 """
 from __future__ import annotations
@@ -93,8 +94,7 @@ def main() -> int:
         print(f"unknown models {unknown} (known: {', '.join(WORKLOADS)})", file=sys.stderr)
         return 2
     results = [measure(name, args) for name in names]
-    peak = median(common.interleave({"matmul": common.matmul_flops_per_second(1024 if args.quick else common.MATMUL_N)},
-                                    1 if args.quick else 3)["matmul"])
+    peak = common.compute_peak(args.quick)
 
     rows, failures, ratios, notes = [], [], [], []
     for res in results:
@@ -103,15 +103,15 @@ def main() -> int:
         ratio, target = ours / base, TARGETS[name]
         met = ratio >= target
         needed = target * base * res["flops"]  # FLOP/s that training at the target speed would take
-        attainable = needed <= peak
+        attainable = needed <= peak.flops
         if not common.finite(ours, base, base0):
             failures.append(f"{name}: a throughput is not finite")
         if not met and attainable and not args.quick:
             failures.append(f"{name}: {ratio:.2f}x is below the {target}x target")
         if not met and not attainable:
             notes.append(f"{name}: {target}x the baseline would take {needed / 1e9:,.0f} GFLOP/s of training "
-                         f"({res['flops'] / 1e6:,.0f} MFLOP per image), above this machine's float32 matmul peak "
-                         f"({peak / 1e9:,.0f} GFLOP/s): the target is out of reach in float32 here")
+                         f"({res['flops'] / 1e6:,.0f} MFLOP per image), above this machine's float32 peak "
+                         f"({peak.flops / 1e9:,.0f} GFLOP/s): the target is out of reach in float32 here")
         ratios.append(f"{name} {ratio:.2f}x")
         rows.append([WORKLOADS[name].label, f"{res['images']:,}", res["repeats"],
                      f"{ours:,.0f} ({spread(rates['ours'])})", f"{base:,.0f} ({spread(rates['baseline'])})",
@@ -123,8 +123,7 @@ def main() -> int:
     print(table(["model", "train images", "repeats", "ours img/s (range)", f"baseline {args.workers} workers img/s",
                  "ratio", "target", "met", "baseline 0 workers img/s", "ratio vs 0 workers",
                  "MFLOP/image (train step)", "ours GFLOP/s"], rows))
-    print(f"float32 {1024 if args.quick else common.MATMUL_N}^2 matmul peak on {args.threads} threads: "
-          f"{peak / 1e9:,.1f} GFLOP/s")
+    print(f"float32 peak on {args.threads} threads: {peak.describe()}")
     for note in notes:
         print(f"note: {note}")
 
