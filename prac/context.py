@@ -1,7 +1,8 @@
 """What every stage of one experiment shares: its config, its data on the device, a model factory."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -12,7 +13,15 @@ from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
 from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
 from prac.models import build_model
+from prac.placement import to_device
 from prac.precision import autocast_dtype
+
+T = TypeVar("T")
+
+# torch.compile options of `runtime.compile`. dynamic=True: one graph for every batch size (the last,
+# partial batch of an epoch differs in every round's subset, and evaluation batches are larger), where
+# the default would compile a static graph first and recompile at the first other size.
+COMPILE_OPTIONS: dict[str, Any] = {"dynamic": True}
 
 
 @dataclass
@@ -20,6 +29,8 @@ class ExperimentContext:
     config: ExperimentConfig
     data: DeviceData
     device: torch.device
+    _compiled: nn.Module | None = field(default=None, repr=False)  # runtime.compile: the one compiled model
+    _theta0: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -29,17 +40,36 @@ class ExperimentContext:
     def round0_fingerprint(self) -> str:
         return round0_fingerprint(self.config)
 
+    def place(self, tree: T) -> T:
+        """What was read from disk (CPU tensors), on the training device: the one place it is moved."""
+        return to_device(tree, self.device)
+
     def new_model(self) -> nn.Module:
-        """The model at θ0: the same weights for every arm of one seed."""
+        """The model at θ0: the same weights for every arm of one seed.
+
+        With `runtime.compile`, the experiment's process compiles one model and hands out that same
+        module each time, reset to θ0: torch's compiled graphs are kept per module, so a fresh module per
+        stage (train, CEP predictions, retrain, every round) would compile again each time. Callers use
+        the model before asking for the next one (the steps run one after another).
+        """
+        if not self.config.runtime.compile:
+            return self._build()
+        if self._compiled is None:
+            model = self._build()
+            self._theta0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            model.compile(**COMPILE_OPTIONS)  # in place: parameter names and state_dict keys stay the model's own
+            self._compiled = model
+        else:
+            self._compiled.load_state_dict(self._theta0)
+        return self._compiled
+
+    def _build(self) -> nn.Module:
         channels, height, _ = self.data.image_shape
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_for(self.config.seed, "init"))
             model = build_model(self.config.model.name, in_channels=channels,
                                 num_classes=self.data.num_classes, image_size=height)
-        model = model.to(self.device)
-        if self.config.runtime.compile:
-            model.compile()  # in place: parameter names and state_dict keys stay the model's own
-        return model
+        return model.to(self.device)
 
 
 def build_context(config: ExperimentConfig) -> ExperimentContext:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from prac.placement import to_numpy
+
 NEVER_LEARNED = -1
 
 
@@ -37,7 +39,7 @@ class CorrectnessRecord:
         return forget_events(self.correct[:epochs_run])
 
     def state_dict(self) -> dict:
-        return {"correct": self.correct.cpu()}
+        return {"correct": self.correct}
 
     def load_state_dict(self, state: dict) -> None:
         self.correct.copy_(state["correct"].to(self.correct.device))
@@ -50,4 +52,4 @@ def forget_events(correct: torch.Tensor) -> np.ndarray:
         return np.full(correct.shape[1], NEVER_LEARNED, dtype=np.int32)
     events = (correct[:-1] & ~correct[1:]).sum(dim=0).to(torch.int32)
     events[~correct.any(dim=0)] = NEVER_LEARNED
-    return events.cpu().numpy()
+    return to_numpy(events)

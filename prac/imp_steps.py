@@ -15,6 +15,7 @@ from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, writ
 from prac.artifacts.refs import ArtifactRef, checked_path, make_ref
 from prac.context import ExperimentContext
 from prac.masks import Mask, full_mask
+from prac.placement import to_numpy
 from prac.round_file import load_round, save_round
 from prac.run_paths import run_paths
 from prac.stages import (cet_over_d0, predictions_on_d0, prune, retrain, select_cep_stage, train_dense_round,
@@ -52,6 +53,11 @@ def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) 
     return result.final, result.early is not None
 
 
+def _round(ctx: ExperimentContext, ref: ArtifactRef | Path) -> RoundResult:
+    """A train-round file, its tensors placed on the training device."""
+    return ctx.place(load_round(ref if isinstance(ref, Path) else checked_path(ref)))
+
+
 def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndarray | None:
     if ctx.config.method != "prac" or prac_set_ref is None:
         return None
@@ -60,9 +66,10 @@ def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndar
 
 
 def _mask(ctx: ExperimentContext, mask_ref: ArtifactRef | None) -> Mask:
+    """The mask a round starts from, on the training device (all ones before round 0's pruning)."""
     if mask_ref is None:
-        return {k: v.cpu() for k, v in full_mask(ctx.new_model(), ctx.config.prune.prune_linear).items()}
-    return read_mask(checked_path(mask_ref), expected_fingerprint=ctx.fingerprint).mask
+        return full_mask(ctx.new_model(), ctx.config.prune.prune_linear)
+    return ctx.place(read_mask(checked_path(mask_ref), expected_fingerprint=ctx.fingerprint).mask)
 
 
 def round0_file(ctx: ExperimentContext) -> Path:
@@ -82,7 +89,7 @@ def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: Artifac
             checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
         return make_ref(path)
     path = run_paths(ctx.config).round(round_index) / "train.pt"
-    rewind_state = load_round(round0_file(ctx), ctx.device).rewind_state
+    rewind_state = _round(ctx, round0_file(ctx)).rewind_state
     checkpoint = path.with_name("train.ckpt")
     result = train_sparse_round(ctx, rewind_state, _mask(ctx, mask_ref), _subset(ctx, prac_set_ref), log,
                                 checkpoint_path=checkpoint)
@@ -94,7 +101,7 @@ def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: Artifac
 def select_cet_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
                     prac_set_ref: ArtifactRef | None) -> ArtifactRef:
     """select-CET: forgetting events and CET over D0, as a PrAC-set file without CEP (cet.parquet)."""
-    snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+    snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)  # forget_events: numpy
     subset = _subset(ctx, prac_set_ref) if round_index > 0 else None
     in_cet, events = cet_over_d0(ctx, snap.forget_events, subset)
     trained = np.zeros(len(in_cet), dtype=bool)
@@ -107,7 +114,7 @@ def select_cet_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
 
 def _prac_set(ctx: ExperimentContext, trained, events, in_cet, in_cep, in_prac) -> PracSet:
     return PracSet(index=ctx.data.train_index.astype(np.int64),
-                   label=ctx.data.train.labels.cpu().numpy().astype(np.int64),
+                   label=to_numpy(ctx.data.train.labels).astype(np.int64),
                    trained=trained, forget_events=events.astype(np.int32), in_cet=in_cet, in_cep=in_cep,
                    in_prac=in_prac)
 
@@ -115,7 +122,7 @@ def _prac_set(ctx: ExperimentContext, trained, events, in_cet, in_cep, in_prac) 
 def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
                mask_ref: ArtifactRef | None) -> ArtifactRef:
     """prune: the next mask from this round's last (or early-stopped) weights."""
-    snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+    snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
     new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index)
     path = run_paths(ctx.config).round(round_index) / "mask.parquet"
     write_mask(path, new_mask, fingerprint=ctx.fingerprint, round=round_index)
@@ -124,8 +131,8 @@ def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
 
 def dense_predictions_step(ctx: ExperimentContext, round0_ref: ArtifactRef) -> ArtifactRef:
     """The dense reference of CEP: predictions on D0 of round 0's best model (as this arm sees it)."""
-    snap, _ = arm_snapshot(ctx, load_round(checked_path(round0_ref)), 0)
-    predictions = predictions_on_d0(ctx, {k: v.to(ctx.device) for k, v in snap.best_state.items()})
+    snap, _ = arm_snapshot(ctx, _round(ctx, round0_ref), 0)
+    predictions = predictions_on_d0(ctx, snap.best_state)
     path = run_paths(ctx.config).root / "dense_predictions.parquet"
     with atomic_write(path) as tmp:
         pq.write_table(pa.table({"prediction": predictions.astype(np.int64)}), tmp)
@@ -139,9 +146,9 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
     in_cep = np.zeros_like(cet.in_cet)
     prac_arm = ctx.config.method == "prac"
     if prac_arm and round_index >= 1 and dense_ref is not None:
-        snap, _ = arm_snapshot(ctx, load_round(checked_path(train_ref)), round_index)
+        snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
         dense = pq.read_table(checked_path(dense_ref)).column("prediction").to_numpy()
-        in_cep = select_cep_stage(ctx, dense, {k: v.to(ctx.device) for k, v in snap.best_state.items()})
+        in_cep = select_cep_stage(ctx, dense, snap.best_state)
     in_prac = (cet.in_cet | in_cep) if prac_arm else np.ones_like(cet.in_cet)
     if not in_prac.any():
         if log:
@@ -156,7 +163,7 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
 def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef, log: Log = None) -> ArtifactRef:
     """retrain (ticket evaluation) of this round's mask; ticket.json holds its figures."""
     folder = run_paths(ctx.config).round(round_index)
-    rewind_state = load_round(round0_file(ctx), ctx.device).rewind_state
+    rewind_state = _round(ctx, round0_file(ctx)).rewind_state
     checkpoint = folder / "retrain.ckpt"
     result = retrain(ctx, _mask(ctx, mask_ref), rewind_state, log, checkpoint_path=checkpoint)
     ref = write_ticket(folder / "ticket.json", result.final, source="retrain")

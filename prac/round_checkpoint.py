@@ -26,6 +26,7 @@ from prac.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError, one_line
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask
+from prac.placement import to_device, to_numpy
 
 if TYPE_CHECKING:
     from prac.train import RoundSpec, Snapshot, StateDict
@@ -52,25 +53,25 @@ class RoundProgress:
 
     def to_plain(self) -> dict[str, Any]:
         plain = {f.name: getattr(self, f.name) for f in fields(self)}
-        plain["early"] = None if self.early is None else _snapshot_to_plain(self.early)
+        plain["early"] = None if self.early is None else snapshot_to_plain(self.early)
         return plain
 
     @classmethod
     def from_plain(cls, plain: dict[str, Any]) -> "RoundProgress":
         early = plain["early"]
-        return cls(**{**plain, "early": None if early is None else _snapshot_from_plain(early)})
+        return cls(**{**plain, "early": None if early is None else snapshot_from_plain(early)})
 
 
-def _snapshot_to_plain(snapshot: Snapshot) -> dict[str, Any]:
+def snapshot_to_plain(snapshot: Snapshot) -> dict[str, Any]:
     plain = {f.name: getattr(snapshot, f.name) for f in fields(snapshot)}
     plain["forget_events"] = torch.from_numpy(np.ascontiguousarray(snapshot.forget_events))
     return plain
 
 
-def _snapshot_from_plain(plain: dict[str, Any]) -> Snapshot:
+def snapshot_from_plain(plain: dict[str, Any]) -> Snapshot:
     from prac.train import Snapshot  # prac.train imports this module
 
-    return Snapshot(**{**plain, "forget_events": plain["forget_events"].cpu().numpy()})
+    return Snapshot(**{**plain, "forget_events": to_numpy(plain["forget_events"])})
 
 
 def round_identity(spec: RoundSpec, train: TrainConfig, size: int, kept_weights: int) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def load_round_checkpoint(path: Path, identity: dict[str, Any], model: nn.Module
                           ) -> tuple[RoundProgress, MaskDistanceEarlyStop | None]:
     """Restore model, optimizer and record in place from `path`; return the loop's progress and the
     early-stop rule. ArtifactError naming the file when it is unreadable or of another round."""
-    stored = load_torch(path, map_location=device)
+    stored = to_device(load_torch(path), device)
     if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
         raise ArtifactError(f"checkpoint {path}: not a training-round checkpoint")
     theirs = stored["identity"]

@@ -12,6 +12,7 @@ from prac.context import ExperimentContext
 from prac.evaluate import predict
 from prac.fingerprint import seed_for
 from prac.masks import Mask, MaskEnforcer, full_mask
+from prac.placement import to_numpy
 from prac.pruning import magnitude_prune, random_prune
 from prac.schedule import full_schedule, scaled_schedule
 from prac.selection import select_cep, select_cet
@@ -67,12 +68,14 @@ def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.nd
 
 
 def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int) -> Mask:
-    """prune: global magnitude pruning of the round's last weights (random for the random arm)."""
+    """prune: global magnitude pruning of the round's last weights (random for the random arm: its draws
+    come from a CPU generator, so a seed gives the same mask on any device). Weights and mask on the
+    training device; so is the new mask."""
     rate = ctx.config.prune.rate
     if ctx.config.method == "random":
         generator = torch.Generator().manual_seed(seed_for(ctx.config.seed, "random-prune", round_index))
-        return random_prune({k: v.cpu() for k, v in mask.items()}, rate, generator)
-    return {k: v.cpu() for k, v in magnitude_prune({n: weights[n] for n in mask}, mask, rate).items()}
+        return random_prune(mask, rate, generator)
+    return magnitude_prune({n: weights[n] for n in mask}, mask, rate)
 
 
 def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | None = None) -> np.ndarray:
@@ -84,7 +87,7 @@ def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | Non
     channels_last = ctx.config.train.channels_last
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    return predict(model, ctx.data.train, ctx.data, channels_last).cpu().numpy()
+    return to_numpy(predict(model, ctx.data.train, ctx.data, channels_last))
 
 
 def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, sparse_best: StateDict) -> np.ndarray:

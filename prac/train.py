@@ -26,6 +26,7 @@ from prac.evaluate import accuracy
 from prac.fingerprint import seed_for
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
+from prac.placement import require_on
 from prac.pruning import magnitude_prune
 from prac.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
 from prac.schedule import RoundSchedule, steps_per_epoch
@@ -98,6 +99,7 @@ def train_round(
     ending bit-identical to an uninterrupted round on the same device.
     """
     device = data.train.images.device
+    require_on(device, mask, "mask")  # what was read from disk is placed by the caller (prac.placement)
     positions = (torch.arange(len(data.train), device=device) if spec.subset is None
                  else torch.as_tensor(spec.subset, dtype=torch.int64, device=device))
     size, batch = positions.numel(), train.batch_size

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from prac.data import cifar_files
+
 
 def _write_pickle(path: Path, obj: dict) -> None:
     with open(path, "wb") as f:
@@ -15,26 +17,17 @@ def _write_pickle(path: Path, obj: dict) -> None:
 
 
 def write_cifar10(root: Path, per_batch: int = 3, n_test: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
-    """Write root/cifar-10-batches-py/{data_batch_1..5,test_batch}; return the expected NCHW arrays."""
+    """Write root/cifar-10-batches-py/{data_batch_1..5,test_batch} (random images, prac.data.cifar_files);
+    return the expected NCHW arrays."""
     rng = np.random.default_rng(seed)
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    train_x, train_y = [], []
-    for i in range(1, 6):
-        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
-        labels = rng.integers(0, 10, per_batch).tolist()
-        _write_pickle(folder / f"data_batch_{i}", {"batch_label": f"batch {i}", "data": data, "labels": labels})
-        train_x.append(data)
-        train_y += labels
-    test = rng.integers(0, 256, (n_test, 3072), dtype=np.uint8)
-    test_y = rng.integers(0, 10, n_test).tolist()
-    _write_pickle(folder / "test_batch", {"batch_label": "test", "data": test, "labels": test_y})
-    return {
-        "train_images": np.concatenate(train_x).reshape(-1, 3, 32, 32),
-        "train_labels": np.asarray(train_y),
-        "test_images": test.reshape(-1, 3, 32, 32),
-        "test_labels": np.asarray(test_y),
+    expected = {
+        "train_images": rng.integers(0, 256, (5 * per_batch, 3, 32, 32), dtype=np.uint8),
+        "train_labels": rng.integers(0, 10, 5 * per_batch),
+        "test_images": rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8),
+        "test_labels": rng.integers(0, 10, n_test),
     }
+    cifar_files.write_cifar10(root, **expected)
+    return expected
 
 
 def write_cifar100(root: Path, n_train: int = 6, n_test: int = 3, seed: int = 1) -> dict[str, np.ndarray]:

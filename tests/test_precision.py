@@ -50,11 +50,18 @@ def test_a_bfloat16_round_trains_with_float32_weights_and_the_mask_kept(ctx):
     assert result.final.best_val_acc > 0.5  # digits, 10 classes: far above chance after 3 epochs
 
 
-def test_runtime_compile_compiles_each_new_model_in_place(ctx, monkeypatch):
+def test_runtime_compile_compiles_one_model_per_experiment_and_hands_it_out_reset_to_theta0(ctx, monkeypatch):
     compiled = []
     monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
     plain = ctx.new_model()
     config = ctx.config.model_copy(update={"runtime": ctx.config.runtime.model_copy(update={"compile": True})})
-    model = ExperimentContext(config, ctx.data, ctx.device).new_model()
+    compiling = ExperimentContext(config, ctx.data, ctx.device)
+    model = compiling.new_model()
     assert compiled == [model] and plain not in compiled
     assert model.state_dict().keys() == plain.state_dict().keys()  # names unchanged: masks still apply
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)  # a stage trains it
+    again = compiling.new_model()
+    assert again is model and compiled == [model]  # compiled once, the same module reused
+    assert all(torch.equal(v, plain.state_dict()[k]) for k, v in again.state_dict().items())  # back at θ0

@@ -10,6 +10,7 @@ from typing import Any, Iterator
 import torch
 
 from prac.errors import ArtifactError, one_line
+from prac.placement import to_cpu
 
 
 @contextlib.contextmanager
@@ -54,13 +55,15 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
-    """`torch.save` through `atomic_write`, so a crash mid-save never leaves a corrupt checkpoint."""
+    """`torch.save` through `atomic_write`, so a crash mid-save never leaves a corrupt checkpoint. Tensors
+    cross to the CPU first (prac.placement): a file written on a GPU machine reads anywhere."""
     with atomic_write(path) as tmp:
-        torch.save(obj, tmp)
+        torch.save(to_cpu(obj), tmp)
 
 
-def load_torch(path: str | os.PathLike[str], map_location: Any = "cpu", *, weights_only: bool = True) -> Any:
-    """Load a checkpoint written by `save_torch`; ArtifactError naming the file if it cannot be read.
+def load_torch(path: str | os.PathLike[str], *, weights_only: bool = True) -> Any:
+    """Load a checkpoint written by `save_torch`, its tensors on the CPU (the caller places them:
+    prac.placement); ArtifactError naming the file if it cannot be read.
 
     `weights_only=True` (torch's safe loader) accepts tensors, dicts, lists and plain scalars;
     pass False only for trusted files that hold other Python objects.
@@ -69,6 +72,6 @@ def load_torch(path: str | os.PathLike[str], map_location: Any = "cpu", *, weigh
     if not path.is_file():
         raise ArtifactError(f"checkpoint {path}: file not found")
     try:
-        return torch.load(path, map_location=map_location, weights_only=weights_only)
+        return torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as exc:  # torch raises many types for corrupt files; all mean "unreadable"
         raise ArtifactError(f"checkpoint {path}: cannot be read ({one_line(exc)})") from exc

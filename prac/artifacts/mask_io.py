@@ -18,6 +18,7 @@ import torch
 
 from prac.artifacts._parquet import check_fingerprint, check_schema, parse_round, read_table, write_table
 from prac.errors import ArtifactError
+from prac.placement import to_numpy
 
 _WHAT = "mask file"
 COLUMNS = {
@@ -53,7 +54,7 @@ def write_mask(path: str | os.PathLike[str], mask: dict[str, torch.Tensor], *, f
     for name, tensor in mask.items():
         if tensor.dtype != torch.bool:
             raise ValueError(f"write_mask: mask for {name!r} has dtype {tensor.dtype}, expected torch.bool")
-        flat = tensor.detach().to("cpu").reshape(-1).numpy()
+        flat = to_numpy(tensor).reshape(-1)
         layers.append(name)
         shapes.append(list(tensor.shape))
         numels.append(flat.size)

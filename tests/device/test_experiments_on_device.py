@@ -1,0 +1,111 @@
+"""Every method end to end on the device (engine, CIFAR-10 pickle files), and what its files hold when read
+back on the CPU: nested masks at the right sparsities, pruned weights at zero, PrAC sets whose CEP is the
+disagreement of the dense and the sparse model, retrained tickets."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import torch
+
+from device_runs import BATCH, short_config
+from prac.artifacts import read_mask, read_prac_set
+from prac.context import build_context
+from prac.experiment import run_experiment
+from prac.masks import is_nested
+from prac.round_file import load_round
+from prac.run_paths import run_paths
+from prac.stages import predictions_on_d0
+
+ROUNDS = 3
+METHODS = ["prac", "lt", "random"]
+
+
+@pytest.fixture(scope="module")
+def run_method(device, cifar_dir, tmp_path_factory):
+    """Runs a method once per device (the arms share one output folder, so round 0 is trained once)."""
+    output_dir = tmp_path_factory.mktemp(f"runs-{device}")
+    done = {}
+
+    def run(method: str):
+        if method not in done:
+            config = short_config(device, cifar_dir, output_dir, f"method={method}", "runtime.evaluate_tickets=all")
+            lines: list[str] = []
+            done[method] = run_experiment(config, log=lines.append), lines
+        return done[method]
+    return run
+
+
+def train_file(result, r: int):
+    paths = run_paths(result.config)
+    return (paths.shared_round0 if r == 0 else paths.round(r)) / "train.pt"
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_method_runs_end_to_end_and_its_files_read_back_on_the_cpu(run_method, method):
+    result, lines = run_method(method)
+    paths = run_paths(result.config)
+    assert [r.round for r in result.rounds] == list(range(ROUNDS))
+    masks = [read_mask(paths.round(r) / "mask.parquet", expected_fingerprint=result.fingerprint).mask
+             for r in range(ROUNDS)]
+    for r, (record, mask) in enumerate(zip(result.rounds, masks)):
+        assert all(m.device.type == "cpu" and m.dtype == torch.bool for m in mask.values())
+        assert record.sparsity == pytest.approx(1 - 0.8 ** (r + 1), abs=1e-3)
+        if r:
+            assert is_nested(mask, masks[r - 1])
+        trained = load_round(train_file(result, r))  # written from device tensors, read on the CPU
+        assert all(t.device.type == "cpu" for t in trained.final.last_state.values())
+        if r:  # round r trained under mask r-1: its pruned weights stayed exactly zero
+            assert all((trained.final.last_state[n][~masks[r - 1][n]] == 0).all() for n in mask)
+        prac_set = read_prac_set(paths.round(r) / "prac_set.parquet", expected_fingerprint=result.fingerprint).prac_set
+        assert int(prac_set.trained.sum()) == record.train_set_size
+        assert int(prac_set.in_prac.sum()) == record.prac_set_size > 0
+        assert math.isfinite(record.ticket_test_acc) and math.isfinite(record.test_acc)
+    if method != "random":  # magnitude tickets learn; random ones need not in 8 short epochs
+        assert result.rounds[-1].ticket_test_acc > 0.2  # ten classes: well above chance (0.1)
+
+
+def test_prac_trains_later_rounds_on_its_prac_set_with_fewer_iterations(run_method):
+    prac, _ = run_method("prac")
+    lt, _ = run_method("lt")
+    assert prac.rounds[0].train_set_size == lt.rounds[0].train_set_size  # round 0: all of D0, shared
+    for r in range(1, ROUNDS):
+        assert prac.rounds[r].train_set_size == prac.rounds[r - 1].prac_set_size < lt.rounds[r].train_set_size
+        assert prac.rounds[r].train_iterations < lt.rounds[r].train_iterations
+
+
+def test_cep_on_the_device_is_where_the_dense_and_the_sparse_model_disagree(run_method):
+    result, _ = run_method("prac")
+    ctx = build_context(result.config)
+    paths = run_paths(result.config)
+    dense = pq.read_table(paths.root / "dense_predictions.parquet").column("prediction").to_numpy()
+    for r in range(1, ROUNDS):
+        best = load_round(train_file(result, r)).final.best_state
+        sparse = predictions_on_d0(ctx, ctx.place(best))  # placed once, predicted on the device
+        prac_set = read_prac_set(paths.round(r) / "prac_set.parquet").prac_set
+        np.testing.assert_array_equal(prac_set.in_cep, dense != sparse)
+        np.testing.assert_array_equal(prac_set.in_prac, prac_set.in_cet | prac_set.in_cep)
+        assert prac_set.in_cep.any()
+
+
+def test_prac_tickets_are_retrained_on_all_of_d0_for_the_full_schedule(run_method):
+    result, _ = run_method("prac")
+    d0 = result.rounds[0].train_set_size
+    for r in range(ROUNDS):
+        ticket = json.loads((run_paths(result.config).round(r) / "ticket.json").read_text())
+        assert ticket["source"] == "retrain"
+        assert ticket["ticket_iterations"] == result.config.train.epochs * math.ceil(d0 / BATCH)
+        assert ticket["ticket_test_acc"] == result.rounds[r].ticket_test_acc
+
+
+def test_lt_and_random_reuse_round_0_and_take_tickets_from_the_next_round(run_method):
+    prac, _ = run_method("prac")
+    for method in ("lt", "random"):
+        result, lines = run_method(method)
+        assert any("reusing the shared dense round" in line for line in lines)
+        sources = [json.loads((run_paths(result.config).round(r) / "ticket.json").read_text())["source"]
+                   for r in range(ROUNDS)]
+        assert sources == ["round 1 training", "round 2 training", "retrain"]
