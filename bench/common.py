@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import os
 import resource
@@ -46,6 +47,8 @@ from prac.data.registry import DATASETS, load_dataset
 from prac.evaluate import accuracy
 from prac.masks import Mask, full_mask, prunable_parameters
 from prac.models import build_model
+from prac.placement import to_device
+from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune
 from prac.schedule import RoundSchedule
 from prac.train import RoundSpec, train_round
@@ -68,6 +71,7 @@ def parse_args(description: str, add: Callable[[argparse.ArgumentParser], None] 
     parser.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                         help="torch.set_num_threads for every arm (default: min(2, cores))")
     parser.add_argument("--repeats", type=int, default=None, help="interleaved repeats per arm")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda: where both paths train")
     if add is not None:
         add(parser)
     return parser.parse_args()
@@ -101,7 +105,7 @@ def start(args: argparse.Namespace, title: str) -> None:
     load = os.getloadavg()[0]
     print(f"# {title}{' (--quick: smoke run, figures not meaningful)' if args.quick else ''}")
     print(f"torch {torch.__version__}; torch.set_num_threads({args.threads}) -> {torch.get_num_threads()} "
-          f"threads; {os.cpu_count()} cores; load average (1 min) {load:.2f} at start")
+          f"threads; {os.cpu_count()} cores; load average (1 min) {load:.2f} at start; device {describe_device(args.device)}")
     if load > QUIET_LOAD and not args.quick:
         print(f"warning: load average {load:.2f} > {QUIET_LOAD}: another process is busy; with as many torch "
               "threads as cores this slows torch down several times (OpenMP spinning): re-measure when quiet")
@@ -153,9 +157,13 @@ def paired_fractions(with_piece: Sequence[float], without: Sequence[float]) -> l
     return [(a - b) / a for a, b in zip(with_piece, without)]
 
 
-def timed(fn: Callable[[], object]) -> float:
+def timed(fn: Callable[[], object], on: DeviceData | torch.device | str = "cpu") -> float:
+    """Seconds `fn` takes, the GPU's queued work included when `on` (a device, or data on one) is a GPU."""
+    device = on.train.images.device if isinstance(on, DeviceData) else on
+    synchronize(device)
     start = time.perf_counter()
     fn()
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -200,9 +208,10 @@ def _device_data(dataset: str, train: DeviceSplit, val: DeviceSplit, test: Devic
 
 
 def fashion_data(train_count: int, test_count: int = EVAL_SPLIT) -> DeviceData:
-    """Real Fashion-MNIST (the Debian package's files): the first `train_count` training images, a
-    one-batch validation split from the end of the training set, the first `test_count` test images."""
-    raw = load_dataset("fashion-mnist")
+    """Real Fashion-MNIST (the Debian package's files, or those in PRAC_FASHION_DIR): the first `train_count`
+    training images, a one-batch validation split from the end of the training set, the first `test_count`
+    test images."""
+    raw = load_dataset("fashion-mnist", os.environ.get("PRAC_FASHION_DIR"))
     if train_count > len(raw.train_labels) - EVAL_SPLIT:
         raise ValueError(f"at most {len(raw.train_labels) - EVAL_SPLIT} Fashion-MNIST training images")
     return _device_data(
@@ -237,8 +246,12 @@ class Workload:
     prune_linear: bool
     lr: float
 
-    def make_data(self, train_count: int, test_count: int = EVAL_SPLIT) -> DeviceData:
-        return fashion_data(train_count, test_count) if self.data == "fashion" else cifar_shaped_data(train_count)
+    def make_data(self, train_count: int, test_count: int = EVAL_SPLIT, device: torch.device | str = "cpu") -> DeviceData:
+        """The workload's data on `device`, with the product's default precision there (bfloat16 autocast on
+        a GPU, float32 on the CPU: prac.precision)."""
+        data = fashion_data(train_count, test_count) if self.data == "fashion" else cifar_shaped_data(train_count)
+        device = torch.device(device)
+        return dataclasses.replace(to_device(data, device), autocast=autocast_dtype("auto", device))
 
 
 WORKLOADS = {
@@ -251,10 +264,12 @@ DEFAULT_MODELS = ("lenet300", "conv4", "resnet20")
 
 
 def new_model(workload: Workload, data: DeviceData, seed: int = 0) -> nn.Module:
+    """The workload's model at its initial weights, on the data's device."""
     channels, height, _ = data.image_shape
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return build_model(workload.model, in_channels=channels, num_classes=data.num_classes, image_size=height)
+        model = build_model(workload.model, in_channels=channels, num_classes=data.num_classes, image_size=height)
+    return model.to(data.train.images.device)
 
 
 def benchmark_mask(model: nn.Module, workload: Workload) -> Mask:
@@ -297,7 +312,7 @@ class FastPath:
                      milestones: tuple[int, ...] = ()) -> float:
         """Seconds for one train_round of `epochs` epochs (evaluation of the one-batch splits included)."""
         spec = RoundSpec(schedule(epochs, self.workload.lr, milestones), seed=seed, subset=subset)
-        return timed(lambda: train_round(self.model, self.mask, self.data, self.train, spec))
+        return timed(lambda: train_round(self.model, self.mask, self.data, self.train, spec), self.data)
 
     def warm_up(self) -> None:
         self.train_epochs(1, seed=1_000_000, subset=np.arange(min(WARMUP_BATCHES * BATCH, len(self.data.train))))
@@ -351,13 +366,15 @@ class Baseline:
 
     def __init__(self, workload: Workload, data: DeviceData, workers: int, seed: int = 0):
         self.workload, self.data = workload, data
+        self.device = data.train.images.device
         self.model = new_model(workload, data, seed)
         self.mask = benchmark_mask(self.model, workload)
         prune_with_torch(self.model, self.mask)
         self.optimizer = torch.optim.SGD(self.model.parameters(), lr=workload.lr, momentum=MOMENTUM,
                                          weight_decay=WEIGHT_DECAY)
+        # pin_memory on a GPU, as the reference implementation's loader has it
         self.loader = DataLoader(PILImages(data.train, baseline_transform(data)), batch_size=BATCH,
-                                 shuffle=True, num_workers=workers)
+                                 shuffle=True, num_workers=workers, pin_memory=self.device.type == "cuda")
         self.images = len(data.train)
 
     def train_batches(self, limit: int | None = None) -> float:
@@ -366,13 +383,15 @@ class Baseline:
         def run() -> None:
             self.model.train()
             for i, (images, labels) in enumerate(self.loader):
+                images = images.to(self.device, non_blocking=True)
+                labels = labels.to(self.device, non_blocking=True)
                 loss = F.cross_entropy(self.model(images), labels)
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
                 if limit is not None and i + 1 >= limit:
                     break
-        return timed(run)
+        return timed(run, self.data)
 
     def warm_up(self) -> None:
         self.train_batches(WARMUP_BATCHES)
@@ -400,7 +419,8 @@ def step_flops(ours: FastPath) -> tuple[int, int]:
     """(training-step FLOPs, forward FLOPs) of one batch of BATCH images as train_round runs it (memory
     format included), counted by FlopCounterMode: matrix multiplications and convolutions only."""
     data = ours.data
-    images = data.prepare(data.train.images[:BATCH], torch.Generator().manual_seed(0), ours.train.channels_last)
+    generator = torch.Generator(device=data.train.images.device).manual_seed(0)
+    images = data.prepare(data.train.images[:BATCH], generator, ours.train.channels_last)
     labels = data.train.labels[:BATCH]
     if ours.train.channels_last:
         ours.model.to(memory_format=torch.channels_last)
@@ -427,8 +447,7 @@ def _flops_per_second(op: Callable[[], object], flops: float, device: torch.devi
         def ops() -> None:
             for _ in range(OPS_PER_REPEAT):
                 op()
-            synchronize(device)
-        return flops * OPS_PER_REPEAT / timed(ops)
+        return flops * OPS_PER_REPEAT / timed(ops, device)
     return run
 
 
@@ -477,6 +496,13 @@ def synchronize(device: torch.device | str) -> None:
     """Wait for the GPU's queued work, so that a timing covers it (no-op on the CPU)."""
     if torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def describe_device(device: torch.device | str) -> str:
+    device = torch.device(device)
+    if device.type != "cuda":
+        return str(device)
+    return f"{device} ({torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda})"
 
 
 def finite(*values: float) -> bool:

@@ -36,3 +36,20 @@ def test_benchmark_quick_run(name, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert RATIO.search(last), f"last line holds no ratio: {last!r}"
+
+
+def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
+    """bench/gpu_check.sh --cpu-smoke: the GPU check's own steps (test suite selection, data files, one
+    experiment per method through the CLI, the throughput benchmark with 2 and 8 workers) run on the CPU."""
+    out = tmp_path / "check"
+    proc = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--cpu-smoke", str(out)], capture_output=True,
+                          text=True, timeout=900, cwd=BENCH.parent)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = (out / "gpu_check.log").read_text()
+    assert proc.stdout == log  # everything printed is in the log too
+    for line in ("=== 1. GPU test suite", "=== 2. cifar10-resnet20", "=== 3. throughput on cpu", "=== done"):
+        assert line in log
+    for method in ("prac", "lt", "random"):
+        assert re.search(rf"^{method}: \d+ s$", log, re.MULTILINE)
+    assert (out / "cifar" / "cifar-10-batches-py" / "data_batch_5").is_file()
+    assert "ratio vs 2 workers" in log and "ratio vs 8 workers" in log

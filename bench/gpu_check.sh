@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Check and measure the GPU path on a machine with a CUDA GPU, in about five minutes:
+#
+#     bench/gpu_check.sh [OUT_DIR]             run from the repository root; OUT_DIR defaults to ./gpu-check
+#     bench/gpu_check.sh --cpu-smoke OUT_DIR   the same steps on the CPU with a few images (checks this script)
+#
+#  1. the GPU test suite: pytest -m gpu tests/device (every method end to end on CIFAR-10 pickle files,
+#     CEP, retrain, early stop, resume, bf16, compile-once, files read back on the CPU);
+#  2. one short cifar10-resnet20 experiment per method (prac, lt, random), engine only, on generated
+#     CIFAR-10 files (4,500 training images), timed;
+#  3. bench/throughput.py --device cuda: our training loop against the DataLoader/PIL/torch-prune baseline
+#     with 2 and 8 workers (pin_memory), batch 128, 45,000 images an epoch: ResNet-20, and Conv-4 and the
+#     LeNet science check when Fashion-MNIST is found (FASHION_DIR, else the Debian package's folder).
+# Everything printed is also written to OUT_DIR/gpu_check.log.
+#
+# It uses the python it finds (PYTHON, else .venv/bin/python, else python3) and that python's own torch;
+# the project runs from this source tree (PYTHONPATH), not installed, and needs besides torch only numpy,
+# pyarrow, pydantic, rich, scikit-learn, pillow, torchvision and pytest. A machine without internet that
+# lacks pydantic gets it as wheels in WHEELS (default ./.whl), installed into OUT_DIR/site (README, "On a
+# GPU machine").
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+device=cuda
+if [[ "${1:-}" == "--cpu-smoke" ]]; then
+    device=cpu
+    shift
+fi
+out=$(realpath -m "${1:-gpu-check}")
+mkdir -p "$out"
+exec > >(tee "$out/gpu_check.log") 2>&1
+
+python=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+wheels=${WHEELS:-.whl}
+if ! "$python" -c "import pydantic" 2>/dev/null; then
+    if ! compgen -G "$wheels/*.whl" >/dev/null; then
+        echo "gpu_check: pydantic is missing and there are no wheels in $wheels (README, 'On a GPU machine')" >&2
+        exit 2
+    fi
+    "$python" -m pip install -q --no-index --no-deps --no-compile --target "$out/site" "$wheels"/*.whl
+    export PYTHONPATH="$PYTHONPATH:$out/site"
+fi
+
+step() { printf '\n=== %s  (%s s)\n' "$1" "$SECONDS"; }
+
+step "machine"
+"$python" - "$device" <<'EOF'
+import sys, torch, pydantic, pyarrow, numpy
+device = sys.argv[1]
+if device == "cuda" and not torch.cuda.is_available():
+    sys.exit("gpu_check: torch sees no CUDA device (use --cpu-smoke to check the script on a CPU)")
+print(f"python {sys.version.split()[0]}, torch {torch.__version__}, numpy {numpy.__version__}, "
+      f"pyarrow {pyarrow.__version__}, pydantic {pydantic.__version__}")
+if device == "cuda":
+    props = torch.cuda.get_device_properties(0)
+    print(f"{props.name}: {props.total_memory / 2**30:.0f} GiB, {props.multi_processor_count} SMs, CUDA "
+          f"{torch.version.cuda}, bf16 {torch.cuda.is_bf16_supported()}")
+EOF
+
+if [[ $device == cuda ]]; then
+    train=4500 test=1000 rounds=3 images=45000 quick=()
+else
+    train=256 test=128 rounds=2 images=256 quick=(--quick --threads 1)
+fi
+
+step "1. GPU test suite: pytest -m gpu tests/device"
+set +e
+"$python" -m pytest -m gpu tests/device -q -p no:cacheprovider -o addopts="-ra"
+suite=$?
+set -e
+# pytest exits 5 when every test was deselected or skipped: the CPU smoke has no gpu test to run
+[[ $suite == 0 || ( $device == cpu && $suite == 5 ) ]] || { echo "gpu_check: the GPU test suite failed"; exit 1; }
+
+step "2. cifar10-resnet20, one short experiment per method ($train training images, engine only)"
+"$python" -m prac.data.cifar_files "$out/cifar" --train "$train" --test "$test"
+for method in prac lt random; do
+    started=$SECONDS
+    "$python" -m prac_lth.cli run cifar10-resnet20 --engine-only --method "$method" --data-dir "$out/cifar" \
+        --output-dir "$out/runs" --set runtime.device="$device" --set train.epochs=8 --set 'train.milestones=[4,6]' \
+        --set prune.rounds=$rounds --set prune.rewind_epoch=1 --set prac.early_stop_eps=0.02 --set prac.early_stop_window=3
+    echo "$method: $((SECONDS - started)) s"
+done
+
+step "3. throughput on $device: ours vs DataLoader/PIL/torch-prune with 2 and 8 workers"
+fashion=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
+models=resnet20 check=(--no-check)
+if compgen -G "$fashion/train-images-idx3-ubyte*" >/dev/null; then
+    models=resnet20,conv4 check=()
+    export PRAC_FASHION_DIR=$fashion
+fi
+"$python" bench/throughput.py --device "$device" --workers 2,8 --models "$models" --images "$images" \
+    "${check[@]}" "${quick[@]}"
+
+step "done: every step passed; log in $out/gpu_check.log"
