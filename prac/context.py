@@ -48,9 +48,10 @@ class ExperimentContext:
         """The model at θ0: the same weights for every arm of one seed.
 
         With `runtime.compile`, the experiment's process compiles one model and hands out that same
-        module each time, reset to θ0: torch's compiled graphs are kept per module, so a fresh module per
-        stage (train, CEP predictions, retrain, every round) would compile again each time. Callers use
-        the model before asking for the next one (the steps run one after another).
+        module each time, reset to θ0, so the graphs compiled in round 0 serve every later stage (train,
+        CEP predictions, retrain) and round, whatever a torch version's guards key on (the module
+        instance included). Callers use the model before asking for the next one (the steps run one
+        after another).
         """
         if not self.config.runtime.compile:
             return self._build()

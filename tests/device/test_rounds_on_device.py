@@ -13,6 +13,7 @@ from device_runs import BATCH, short_config
 from prac.artifacts import load_torch, read_mask, write_mask
 from prac.context import build_context
 from prac.masks import full_mask
+from prac.placement import map_tensors
 from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune
 from prac.round_file import load_round, save_round
@@ -34,17 +35,6 @@ def pruned_start(ctx, rate: float = 0.2):
     model = ctx.new_model()
     mask = full_mask(model, ctx.config.prune.prune_linear)
     return model, magnitude_prune(prunable_weights(model, mask), mask, rate)
-
-
-def every_tensor(tree):
-    if isinstance(tree, torch.Tensor):
-        yield tree
-    elif isinstance(tree, dict):
-        for value in tree.values():
-            yield from every_tensor(value)
-    elif isinstance(tree, (list, tuple)):
-        for value in tree:
-            yield from every_tensor(value)
 
 
 def test_a_mask_on_the_cpu_is_refused_with_a_clear_error(ctx):
@@ -94,7 +84,9 @@ def test_an_interrupted_round_resumes_from_its_checkpoint(ctx, tmp_path):
         train_round(model, mask, ctx.data, ctx.config.train, spec, stop_after_epoch_2, checkpoint_path=checkpoint)
     stored = load_torch(checkpoint)  # written from device tensors, read on the CPU
     assert stored["progress"]["epochs_done"] == 2
-    assert all(t.device.type == "cpu" for t in every_tensor(stored))
+    devices: set[str] = set()
+    map_tensors(stored, lambda t: devices.add(t.device.type) or t)
+    assert devices == {"cpu"}
     lines: list[str] = []
     model, mask = pruned_start(ctx)
     resumed = train_round(model, mask, ctx.data, ctx.config.train, spec, lines.append, checkpoint_path=checkpoint)
