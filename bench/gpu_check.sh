@@ -61,7 +61,7 @@ EOF
 if [[ $device == cuda ]]; then
     train=4500 test=1000 rounds=3 images=45000 quick=()
 else
-    train=256 test=128 rounds=2 images=256 quick=(--quick --threads 1)
+    train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1)
 fi
 
 step "1. GPU test suite: pytest -m gpu tests/device"
