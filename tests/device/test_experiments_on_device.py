@@ -18,6 +18,7 @@ from prac.experiment import run_experiment
 from prac.masks import is_nested
 from prac.round_file import load_round
 from prac.run_paths import run_paths
+from prac.schedule import scaled_schedule
 from prac.stages import predictions_on_d0
 
 ROUNDS = 3
@@ -68,13 +69,19 @@ def test_every_method_runs_end_to_end_and_its_files_read_back_on_the_cpu(run_met
         assert result.rounds[-1].ticket_test_acc > 0.2  # ten classes: well above chance (0.1)
 
 
-def test_prac_trains_later_rounds_on_its_prac_set_with_fewer_iterations(run_method):
+def test_prac_trains_later_rounds_on_its_prac_set_for_scaled_epochs(run_method):
     prac, _ = run_method("prac")
     lt, _ = run_method("lt")
     assert prac.rounds[0].train_set_size == lt.rounds[0].train_set_size  # round 0: all of D0, shared
+    d0 = lt.rounds[0].train_set_size
     for r in range(1, ROUNDS):
-        assert prac.rounds[r].train_set_size == prac.rounds[r - 1].prac_set_size < lt.rounds[r].train_set_size
-        assert prac.rounds[r].train_iterations < lt.rounds[r].train_iterations
+        size = prac.rounds[r].train_set_size
+        assert size == prac.rounds[r - 1].prac_set_size <= lt.rounds[r].train_set_size == d0
+        scaled = scaled_schedule(prac.config.train, size, d0, prac.config.prac.schedule_scaling).epochs
+        assert prac.rounds[r].epochs_run <= scaled  # the epochs scaled to the set (fewer if early stop fired)
+        assert prac.rounds[r].train_iterations == prac.rounds[r].epochs_run * math.ceil(size / BATCH)
+        assert lt.rounds[r].train_iterations == lt.config.train.epochs * math.ceil(d0 / BATCH)
+    assert prac.rounds[-1].cumulative_iterations <= lt.rounds[-1].cumulative_iterations
 
 
 def test_cep_on_the_device_is_where_the_dense_and_the_sparse_model_disagree(run_method):
