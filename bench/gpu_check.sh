@@ -74,11 +74,13 @@ set -e
 
 step "2. cifar10-resnet20, one short experiment per method ($train training images, engine only)"
 "$python" -m prac.data.cifar_files "$out/cifar" --train "$train" --test "$test"
+# the short schedule the device tests use (tests/device/device_runs.py: SHORT), defined there once
+mapfile -t short < <("$python" -c "import sys; sys.path.insert(0, 'tests/device'); from device_runs import SHORT
+for item in SHORT: print('--set'); print(item)")
 for method in prac lt random; do
     started=$SECONDS
     "$python" -m prac_lth.cli run cifar10-resnet20 --engine-only --method "$method" --data-dir "$out/cifar" \
-        --output-dir "$out/runs" --set runtime.device="$device" --set train.epochs=8 --set 'train.milestones=[4,6]' \
-        --set prune.rounds=$rounds --set prune.rewind_epoch=1 --set prac.early_stop_eps=0.02 --set prac.early_stop_window=3
+        --output-dir "$out/runs" "${short[@]}" --set prune.rounds=$rounds --set runtime.device="$device"
     echo "$method: $((SECONDS - started)) s"
 done
 

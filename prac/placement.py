@@ -6,6 +6,7 @@ The discipline (README, "Device discipline"):
   `prac.artifacts.save_torch`) and `to_numpy`;
 - what is read from disk comes back on the CPU and is placed on the device by `to_device`, in one
   place per experiment: `ExperimentContext.place`, called by the step that reads it (prac/imp_steps.py);
+  a round's own epoch checkpoint is placed by the round that resumes from it (prac.round_checkpoint);
 - code that trains checks its inputs with `require_on` instead of moving them quietly, so a tensor on
   the wrong device is a clear error on the first GPU run, not a silent copy every step.
 """
