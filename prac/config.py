@@ -57,6 +57,9 @@ class PracConfig(_Strict):
     early_stop_eps: float = Field(0.08, gt=0.0, lt=1.0)
     early_stop_window: int = Field(5, gt=0)
     schedule_scaling: Literal["epochs", "iterations"] = "epochs"
+    # A floor on a PrAC round's epochs (rounds ≥ 1): short CPU-sized schedules scaled by |P|/|D0| leave
+    # rounds too few epochs to learn (and early stop needs window + 2); never above train.epochs.
+    min_epochs: int = Field(1, ge=1)
     use_cep: bool = True
 
 
@@ -93,4 +96,6 @@ class ExperimentConfig(_Strict):
     def _rewind_inside_schedule(self) -> "ExperimentConfig":
         if self.prune.rewind_epoch > self.train.epochs:
             raise ValueError(f"prune.rewind_epoch={self.prune.rewind_epoch} is beyond train.epochs={self.train.epochs}")
+        if self.prac.min_epochs > self.train.epochs:
+            raise ValueError(f"prac.min_epochs={self.prac.min_epochs} is beyond train.epochs={self.train.epochs}")
         return self

@@ -2,6 +2,7 @@
 steps called directly. The Prefect flow (flows/) runs the same loop with the steps as tasks."""
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -74,6 +75,15 @@ def write_round_summaries(config: ExperimentConfig, records: list[RoundRecord]) 
     for record in records:
         imp_steps.write_json(paths.round(record.round) / "round.json", asdict(record))
     imp_steps.write_json(paths.root / "rounds.json", [asdict(r) for r in records])
+
+
+def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
+    """The records of an experiment that ran to its end before (its rounds.json, written last), else None."""
+    path = run_paths(config).root / "rounds.json"
+    if not path.exists():
+        return None
+    records = [RoundRecord(**row) for row in json.loads(path.read_text())]
+    return records if len(records) == config.prune.rounds else None
 
 
 def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResult:

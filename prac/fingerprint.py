@@ -10,7 +10,12 @@ from prac.config import ExperimentConfig
 # Fields that never change a result: where things run and are written.
 _NOT_RESULTS = {"runtime", "preset"}
 # Round 0 (dense training on D0) is shared by the arms: what only later rounds use is left out.
-_NOT_ROUND0 = {"method": None, "prune": {"rounds"}, "prac": {"forget_threshold", "schedule_scaling", "use_cep"}}
+_NOT_ROUND0 = {"method": None, "prune": {"rounds"},
+               "prac": {"forget_threshold", "schedule_scaling", "min_epochs", "use_cep"}}
+# What a method never reads: lt and random train every round on D0 for the full schedule (CET is still
+# computed, with forget_threshold), so a sweep of PrAC's settings reuses their runs.
+_PRAC_ROUNDS_ONLY = {"early_stop", "early_stop_eps", "early_stop_window", "schedule_scaling", "min_epochs", "use_cep"}
+_NOT_READ_BY = {"lt": {"prac": _PRAC_ROUNDS_ONLY}, "random": {"prac": _PRAC_ROUNDS_ONLY}}
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -18,8 +23,20 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> dict[str, Any]:
+    for key, sub in excluded.items():
+        if sub is None:
+            fields.pop(key, None)
+        else:
+            for name in sub:
+                fields[key].pop(name, None)
+    return fields
+
+
 def result_fields(config: ExperimentConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", exclude=_NOT_RESULTS)
+    """The fields that change this experiment's result: not runtime, not what its method never reads."""
+    fields = config.model_dump(mode="json", exclude=_NOT_RESULTS)
+    return _without(fields, _NOT_READ_BY.get(config.method, {}))
 
 
 def fingerprint(config: ExperimentConfig) -> str:
@@ -29,14 +46,7 @@ def fingerprint(config: ExperimentConfig) -> str:
 
 def round0_fingerprint(config: ExperimentConfig) -> str:
     """Hash of what round 0 depends on: equal for the prac, lt and random arms of one experiment."""
-    fields = result_fields(config)
-    for key, sub in _NOT_ROUND0.items():
-        if sub is None:
-            fields.pop(key, None)
-        else:
-            for name in sub:
-                fields[key].pop(name, None)
-    return _digest(fields)
+    return _digest(_without(config.model_dump(mode="json", exclude=_NOT_RESULTS), _NOT_ROUND0))
 
 
 def seed_for(seed: int, *labels: object) -> int:

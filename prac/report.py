@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from prac import comparison
 from prac.config import ExperimentConfig
 from prac.fingerprint import fingerprint
 from prac.round_record import RoundRecord
@@ -47,8 +49,38 @@ def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
     console = _console()
     title = f"{config.preset} · {config.method} · seed {config.seed} · {fingerprint(config)}"
     console.print(rounds_table(title, (vars(r) for r in records)))
-    console.print(f"schedule scaling: {config.prac.schedule_scaling}; outputs in {run_paths(config).root}")
+    floor = f", at least {config.prac.min_epochs} epochs" if config.prac.min_epochs > 1 else ""
+    console.print(f"schedule scaling: {config.prac.schedule_scaling}{floor}; outputs in {run_paths(config).root}")
 
 
 def print_comparison(rows: list[dict[str, Any]]) -> None:
-    _console().print(rounds_table("comparison", rows, leading=("method", "seed")))
+    console = _console()
+    console.print(rounds_table("comparison", rows, leading=("method", "seed")))
+    print_summary(comparison.per_sparsity(rows), console)
+
+
+def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:
+    """Ticket accuracy per sparsity as mean ± std over seeds, then each method's match with lt."""
+    console = console or _console()
+    grid = comparison.accuracy_grid(table)
+    seeds = int(table["seeds"].max())
+    console.print(f"ticket test accuracy (%), mean ± std over {seeds} seed{'s' * (seeds > 1)}; dense: "
+                  f"{100 * comparison.dense_accuracy(table):.2f} %", soft_wrap=True)
+    summary = Table()
+    summary.add_column("sparsity", justify="right")
+    for method in grid.columns:
+        summary.add_column(method, justify="right")
+    for (_, sparsity), cells in grid.iterrows():
+        summary.add_row(f"{100 * sparsity:.1f} %", *[str(c) if isinstance(c, str) else "–" for c in cells])
+    console.print(summary)
+    for m in comparison.matches(table):
+        console.print(match_line(m), soft_wrap=True)  # one line: read and grepped whole
+
+
+def match_line(m: comparison.Match) -> str:
+    if m.matched_round is None:
+        return f"{m.method} vs lt: within one std of lt at no sparsity"
+    return (f"{m.method} vs lt: matched up to {100 * m.matched_sparsity:.1f} % sparsity (round {m.matched_round}); "
+            f"iterations to there {m.iterations:,.0f} vs {m.reference_iterations:,.0f}: saving "
+            f"{100 * m.iteration_saving:.1f} % ({100 * m.iteration_saving_without_round0:.1f} % without round 0); "
+            f"extra forward passes {m.extra_forward_passes:,.0f} vs {m.reference_extra_forward_passes:,.0f}")

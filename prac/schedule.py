@@ -41,6 +41,7 @@ def scaled_schedule(
     subset_size: int,
     full_size: int,
     scaling: Literal["epochs", "iterations"],
+    min_epochs: int = 1,
 ) -> RoundSchedule:
     """The schedule of a round that trains on `subset_size` of the `full_size` samples of D0.
 
@@ -48,7 +49,7 @@ def scaled_schedule(
                 iterations spent then scale with (|P|/|D0|)².
     iterations: optimizer steps = |P|/|D0| × the full schedule's steps (the paper's formula), as
                 whole epochs of the subset; milestones and warm-up scale with the epoch count.
-    Never fewer than one epoch.
+    Never fewer than `min_epochs` (capped at the full schedule's epochs), nor than one epoch.
     """
     if not 0 < subset_size <= full_size:
         raise ValueError(f"subset size {subset_size} must be in 1..{full_size}")
@@ -58,6 +59,7 @@ def scaled_schedule(
     else:
         target_steps = ratio * train.epochs * steps_per_epoch(full_size, train.batch_size)
         epochs = max(1, round(target_steps / steps_per_epoch(subset_size, train.batch_size)))
+    epochs = max(epochs, min(min_epochs, train.epochs))
     factor = epochs / train.epochs
     return RoundSchedule(
         epochs=epochs,

@@ -47,7 +47,8 @@ def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Ma
     config = ctx.config
     prac_arm = config.method == "prac"
     if prac_arm and subset is not None:
-        schedule = scaled_schedule(config.train, len(subset), len(ctx.data.train), config.prac.schedule_scaling)
+        schedule = scaled_schedule(config.train, len(subset), len(ctx.data.train), config.prac.schedule_scaling,
+                                   config.prac.min_epochs)
     else:
         schedule = full_schedule(config.train)
     spec = RoundSpec(schedule, seed=config.seed, subset=subset,

@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(compare)
     compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (default prac,lt)")
+    compare.add_argument("--engine-only", action="store_true",
+                         help="run in-process without Prefect or MLflow; experiments that finished before are read back")
     commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
     commands.add_parser("demo", help="the offline demo: compare prac and lt on digits")
     return parser
@@ -103,14 +105,35 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     overrides = _runtime_overrides(args)
     seeds = _int_list(args.seeds, "seeds")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    for method in methods:
-        for seed in seeds:
-            config = _validated(preset, method, seed, overrides)
-    _preflight(config)
+    configs = [_validated(preset, method, seed, overrides) for seed in seeds for method in methods]
+    if args.engine_only:
+        from prac.report import print_comparison
+
+        print_comparison(_engine_compare(configs))
+        return
+    _preflight(configs[-1])
     from flows.compare import compare
     from prac.report import print_comparison
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides))
+
+
+def _engine_compare(configs: list[ExperimentConfig]) -> list[dict]:
+    from dataclasses import asdict
+
+    from prac.experiment import finished_rounds, run_experiment
+    from prac.run_paths import run_paths
+
+    rows = []
+    for config in configs:
+        records = finished_rounds(config)
+        if records is None:
+            print(f"== {config.method} · seed {config.seed}")
+            records = run_experiment(config).rounds
+        else:
+            print(f"== {config.method} · seed {config.seed}: finished earlier, read from {run_paths(config).root}")
+        rows += [{"method": config.method, "seed": config.seed, **asdict(r)} for r in records]
+    return rows
 
 
 def _presets() -> None:

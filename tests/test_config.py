@@ -249,6 +249,8 @@ def test_malformed_assignment():
         (["rewind_epoch=9"], "rewind_epoch"),
         (["warmup_epochs=8"], "warmup_epochs"),
         (["schedule_scaling=steps"], "schedule_scaling"),
+        (["min_epochs=9"], "min_epochs"),
+        (["min_epochs=0"], "prac.min_epochs"),
         (["device=tpu"], "runtime.device"),
         (["evaluate_tickets=some"], "evaluate_tickets"),
         (["milestones=7"], "train.milestones"),
@@ -372,9 +374,21 @@ def test_round0_fingerprint_is_shared_by_the_arms():
     assert round0_fingerprint(prac) == round0_fingerprint(lt) == round0_fingerprint(rand)
     assert len({fingerprint(prac), fingerprint(lt), fingerprint(rand)}) == 3
     # What only later rounds use leaves round 0 alone: a 2-round lt arm shares round 0 with a 3-round prac arm.
-    for item in ("rounds=2", "forget_threshold=1", "use_cep=false", "schedule_scaling=iterations"):
+    for item in ("rounds=2", "forget_threshold=1", "use_cep=false", "schedule_scaling=iterations", "min_epochs=3"):
         assert round0_fingerprint(smoke(item)) == round0_fingerprint(prac), item
         assert fingerprint(smoke(item)) != fingerprint(prac), item
+
+
+@pytest.mark.parametrize("method", ["lt", "random"])
+def test_full_data_arms_ignore_the_prac_rounds_settings(method):
+    # A sweep of PrAC's settings must find the lt and random runs it already has.
+    base = smoke(f"method={method}")
+    for item in ("schedule_scaling=iterations", "min_epochs=3", "use_cep=false", "early_stop=false",
+                 "early_stop_eps=0.05", "early_stop_window=4"):
+        assert fingerprint(apply_overrides(base, [item])) == fingerprint(base), item
+    # CET is still computed for them, and everything else counts.
+    for item in ("forget_threshold=1", "epochs=9", "rate=0.3"):
+        assert fingerprint(apply_overrides(base, [item])) != fingerprint(base), item
 
 
 @pytest.mark.parametrize(

@@ -128,6 +128,19 @@ def test_iterations_mode_keeps_about_the_full_epoch_count():
     assert all(abs(a - b) <= 2 for a, b in zip(schedule.milestones, (91, 136)))
 
 
+@pytest.mark.parametrize("scaling", ["epochs", "iterations"])
+def test_epoch_floor_lifts_short_rounds_and_scales_their_milestones(scaling):
+    train = TrainConfig(epochs=12, batch_size=128, lr=0.1, milestones=[6, 9])
+    starved = scaled_schedule(train, 5400, 54000, "epochs")
+    assert starved.epochs == 1  # 12 x 10 %: what the floor is for
+    floored = scaled_schedule(train, 5400, 54000, scaling, min_epochs=7)
+    assert floored.epochs == max(7, scaled_schedule(train, 5400, 54000, scaling).epochs)
+    assert floored.milestones == tuple(round(m * floored.epochs / 12) for m in (6, 9))
+    # A floor above what scaling gives changes nothing else; one above the full schedule is capped.
+    assert scaled_schedule(train, 40000, 54000, "epochs", min_epochs=3) == scaled_schedule(train, 40000, 54000, "epochs")
+    assert scaled_schedule(train, 5400, 54000, "epochs", min_epochs=50).epochs == 12
+
+
 @pytest.mark.parametrize("subset", [0, -1, D0 + 1])
 def test_subset_size_out_of_range_is_an_error(subset):
     with pytest.raises(ValueError):

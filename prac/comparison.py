@@ -1,0 +1,104 @@
+"""What a comparison of methods over seeds concludes: per method and sparsity the ticket's test accuracy
+as mean ± std over seeds, the matched sparsity (the paper's definition) and the iterations saved up to it.
+
+Rows are per-round records (RoundRecord fields) with `method` and `seed` added.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import pandas as pd
+
+REFERENCE = "lt"
+
+
+def per_sparsity(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """One row per method and round: the ticket's accuracy over seeds (std with ddof=1; 0 for one seed)
+    and the means of what the round cost and selected."""
+    frame = pd.DataFrame(list(rows))
+    grouped = frame.groupby(["method", "round"], sort=True)
+    table = grouped.agg(
+        sparsity=("sparsity", "mean"), seeds=("seed", "nunique"),
+        ticket_mean=("ticket_test_acc", "mean"), ticket_std=("ticket_test_acc", "std"),
+        test_mean=("test_acc", "mean"), train_iterations=("train_iterations", "mean"),
+        cumulative_iterations=("cumulative_iterations", "mean"), epochs_run=("epochs_run", "mean"),
+        train_set_size=("train_set_size", "mean"), prac_set_size=("prac_set_size", "mean"),
+        prac_set_fraction=("prac_set_fraction", "mean"), cet_size=("cet_size", "mean"),
+        cep_size=("cep_size", "mean"), early_stopped=("early_stopped", "sum"),
+        extra_forward_passes=("extra_forward_passes", "mean"),
+    ).reset_index()
+    table["ticket_std"] = table["ticket_std"].fillna(0.0)
+    table["cumulative_extra_forward_passes"] = table.groupby("method")["extra_forward_passes"].cumsum()
+    return table
+
+
+def dense_accuracy(table: pd.DataFrame) -> float:
+    """Round 0's best-validation dense model (shared by the arms; the full-data arms trained it in full)."""
+    round0 = table[table["round"] == 0]
+    full = round0[round0["method"] == REFERENCE]
+    return float((full if len(full) else round0)["test_mean"].iloc[0]) if len(round0) else math.nan
+
+
+@dataclass(frozen=True)
+class Match:
+    """How `method` compares with the reference (lt) up to the matched sparsity."""
+
+    method: str
+    matched_round: int | None
+    matched_sparsity: float  # nan: matched nowhere
+    iterations: float  # mean over seeds, rounds 0..matched_round
+    reference_iterations: float
+    iteration_saving: float  # 1 - iterations / reference_iterations
+    iteration_saving_without_round0: float  # the same with each method's own round 0 left out
+    extra_forward_passes: float
+    reference_extra_forward_passes: float
+
+
+def _matched_rounds(table: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Rounds with both tickets, marked where the method's mean is within one std (over seeds) of lt's
+    (or above it)."""
+    both = table[table["method"] == method].merge(table[table["method"] == REFERENCE], on="round",
+                                                  suffixes=("", "_ref"))
+    both = both.dropna(subset=["ticket_mean", "ticket_mean_ref"])
+    both["matched"] = both["ticket_mean"] >= both["ticket_mean_ref"] - both["ticket_std_ref"]
+    return both
+
+
+def match(table: pd.DataFrame, method: str) -> Match:
+    """The matched sparsity (the highest sparsity at which `method`'s ticket is within one std of lt's, as
+    the paper defines it) and the iteration saving summed over rounds 0..that round."""
+    both = _matched_rounds(table, method)
+    matched = both[both["matched"]]
+    if matched.empty:
+        return Match(method, None, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+    row = matched.sort_values("sparsity").iloc[-1]
+    round0 = both[both["round"] == 0].iloc[0] if (both["round"] == 0).any() else None
+    own0 = float(round0["train_iterations"]) if round0 is not None else 0.0
+    ref0 = float(round0["train_iterations_ref"]) if round0 is not None else 0.0
+    iterations, reference = float(row["cumulative_iterations"]), float(row["cumulative_iterations_ref"])
+    without = (iterations - own0, reference - ref0)
+    return Match(
+        method=method, matched_round=int(row["round"]), matched_sparsity=float(row["sparsity"]),
+        iterations=iterations, reference_iterations=reference,
+        iteration_saving=1.0 - iterations / reference,
+        iteration_saving_without_round0=(1.0 - without[0] / without[1]) if without[1] > 0 else math.nan,
+        extra_forward_passes=float(row["cumulative_extra_forward_passes"]),
+        reference_extra_forward_passes=float(row["cumulative_extra_forward_passes_ref"]),
+    )
+
+
+def matches(table: pd.DataFrame) -> list[Match]:
+    """Every method against lt (none when lt is not in the comparison)."""
+    methods = [m for m in table["method"].unique() if m != REFERENCE]
+    return [match(table, m) for m in methods] if (table["method"] == REFERENCE).any() else []
+
+
+def accuracy_grid(table: pd.DataFrame) -> pd.DataFrame:
+    """Sparsity × method, 'mean ± std' in percent: the table a reader compares methods with."""
+    text = table.assign(cell=[f"{100 * m:.2f} ± {100 * s:.2f}" if not math.isnan(m) else "–"
+                              for m, s in zip(table["ticket_mean"], table["ticket_std"])])
+    grid = text.pivot(index="round", columns="method", values="cell")
+    sparsity = table.groupby("round")["sparsity"].mean()
+    return grid.assign(sparsity=sparsity).set_index("sparsity", append=True)

@@ -1,0 +1,85 @@
+"""The comparison's conclusions: mean ± std over seeds, the matched sparsity and the iteration saving."""
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from prac.comparison import accuracy_grid, dense_accuracy, match, matches, per_sparsity
+from tests.test_cli import cli
+
+SPARSITY = [0.2, 0.36, 0.488, 0.59]
+
+
+def _rows(method: str, tickets: dict[int, list[float]], iterations: list[int], test0: float = 0.9) -> list[dict]:
+    """Per-round rows of `method` for seeds 0..2: tickets[round] holds the three seeds' accuracies."""
+    rows = []
+    for seed in range(3):
+        cumulative = 0
+        for r, sparsity in enumerate(SPARSITY):
+            cumulative += iterations[r]
+            rows.append({
+                "method": method, "seed": seed, "round": r, "sparsity": sparsity, "trained_sparsity": 0.0,
+                "train_set_size": 100, "prac_set_size": 50, "prac_set_fraction": 0.5, "cet_size": 30,
+                "cep_size": 20 * (r > 0), "epochs_run": 4, "early_stopped": r == 0 and method == "prac",
+                "train_iterations": iterations[r], "cumulative_iterations": cumulative, "best_val_acc": 0.9,
+                "test_acc": test0 if r == 0 else 0.8, "ticket_test_acc": tickets[r][seed],
+                "extra_forward_passes": 10,
+            })
+    return rows
+
+
+LT = _rows("lt", {0: [0.90, 0.91, 0.92], 1: [0.90, 0.91, 0.92], 2: [0.90, 0.92, 0.94], 3: [0.90, 0.91, 0.92]},
+           [100, 100, 100, 100], test0=0.88)
+# prac: within one std of lt at rounds 0 and 2 (std 0.01 and 0.02), below it at 1 and 3.
+PRAC = _rows("prac", {0: [0.90, 0.90, 0.91], 1: [0.89, 0.89, 0.89], 2: [0.90, 0.90, 0.91],
+                      3: [0.85, 0.85, 0.85]}, [60, 20, 10, 10])
+
+
+def test_mean_and_std_over_seeds_per_method_and_sparsity():
+    table = per_sparsity(LT + PRAC)
+    lt2 = table[(table["method"] == "lt") & (table["round"] == 2)].iloc[0]
+    assert lt2["ticket_mean"] == pytest.approx(0.92)
+    assert lt2["ticket_std"] == pytest.approx(0.02)  # sample std (ddof 1) of 0.90, 0.92, 0.94
+    assert lt2["seeds"] == 3 and lt2["sparsity"] == pytest.approx(0.488)
+    assert lt2["cumulative_iterations"] == 300
+    assert dense_accuracy(table) == pytest.approx(0.88)  # lt's round 0, trained in full
+
+
+def test_matched_sparsity_is_the_highest_within_one_std_and_the_saving_sums_rounds_up_to_it():
+    m = match(per_sparsity(LT + PRAC), "prac")
+    assert m.matched_round == 2 and m.matched_sparsity == pytest.approx(0.488)
+    assert (m.iterations, m.reference_iterations) == (90, 300)
+    assert m.iteration_saving == pytest.approx(1 - 90 / 300)
+    assert m.iteration_saving_without_round0 == pytest.approx(1 - 30 / 200)
+    assert m.extra_forward_passes == 30 and m.reference_extra_forward_passes == 30
+
+
+def test_no_match_and_no_reference():
+    worse = _rows("prac", {r: [0.5, 0.5, 0.5] for r in range(4)}, [10, 10, 10, 10])
+    m = match(per_sparsity(LT + worse), "prac")
+    assert m.matched_round is None and math.isnan(m.matched_sparsity) and math.isnan(m.iteration_saving)
+    assert matches(per_sparsity(PRAC)) == []  # without lt there is nothing to match
+
+
+def test_accuracy_grid_reads_as_mean_plus_minus_std_in_percent():
+    grid = accuracy_grid(per_sparsity(LT + PRAC))
+    assert grid.loc[(2, 0.488), "lt"] == "92.00 ± 2.00"
+    assert grid.loc[(3, 0.59), "prac"] == "85.00 ± 0.00"
+
+
+@pytest.mark.slow
+def test_engine_compare_prints_the_summary_and_reads_finished_experiments_back(tmp_path):
+    args = ("compare", "digits-smoke", "--engine-only", "--seeds", "0,1", "--methods", "prac,lt",
+            "--set", "rounds=2", "--output-dir", str(tmp_path))
+    first = cli(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "mean ± std over 2 seeds" in first.stdout and "dense:" in first.stdout
+    line = re.search(r"prac vs lt: (matched up to [\d.]+ % sparsity.*saving [-\d.]+ %|within one std of lt at no "
+                     r"sparsity)", first.stdout)
+    assert line, first.stdout
+    again = cli(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished earlier") == 4  # nothing trained again
+    assert line.group(0) in again.stdout
