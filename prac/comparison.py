@@ -66,6 +66,17 @@ def _matched_rounds(table: pd.DataFrame, method: str) -> pd.DataFrame:
     return both
 
 
+def curve(table: pd.DataFrame, method: str) -> pd.DataFrame:
+    """Per round: sparsity, the ticket's gap to lt (mean − mean), lt's std, matched, and the iteration
+    saving summed over rounds 0..r: the trade-off a setting makes at every sparsity."""
+    both = _matched_rounds(table, method)
+    return pd.DataFrame({
+        "round": both["round"], "sparsity": both["sparsity"], "matched": both["matched"],
+        "gap": both["ticket_mean"] - both["ticket_mean_ref"], "reference_std": both["ticket_std_ref"],
+        "saving": 1.0 - both["cumulative_iterations"] / both["cumulative_iterations_ref"],
+    }).reset_index(drop=True)
+
+
 def match(table: pd.DataFrame, method: str) -> Match:
     """The matched sparsity (the highest sparsity at which `method`'s ticket is within one std of lt's, as
     the paper defines it) and the iteration saving summed over rounds 0..that round."""

@@ -86,6 +86,21 @@ def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
     return records if len(records) == config.prune.rounds else None
 
 
+def compare_in_process(configs: list[ExperimentConfig], log: Log = print) -> list[dict]:
+    """The experiments one after the other, each read back if it finished before: per-round rows with
+    `method` and `seed` (what prac.comparison summarises)."""
+    rows: list[dict] = []
+    for config in configs:
+        records = finished_rounds(config)
+        if records is None:
+            log(f"== {config.method} · seed {config.seed}")
+            records = run_experiment(config, log).rounds
+        else:
+            log(f"== {config.method} · seed {config.seed}: finished earlier, read from {run_paths(config).root}")
+        rows += [{"method": config.method, "seed": config.seed, **asdict(r)} for r in records]
+    return rows
+
+
 def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResult:
     ctx = build_context(config)
     imp_steps.prepare_run(ctx)

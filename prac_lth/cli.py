@@ -109,31 +109,15 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     if args.engine_only:
         from prac.report import print_comparison
 
-        print_comparison(_engine_compare(configs))
+        from prac.experiment import compare_in_process
+
+        print_comparison(compare_in_process(configs))
         return
     _preflight(configs[-1])
     from flows.compare import compare
     from prac.report import print_comparison
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides))
-
-
-def _engine_compare(configs: list[ExperimentConfig]) -> list[dict]:
-    from dataclasses import asdict
-
-    from prac.experiment import finished_rounds, run_experiment
-    from prac.run_paths import run_paths
-
-    rows = []
-    for config in configs:
-        records = finished_rounds(config)
-        if records is None:
-            print(f"== {config.method} · seed {config.seed}")
-            records = run_experiment(config).rounds
-        else:
-            print(f"== {config.method} · seed {config.seed}: finished earlier, read from {run_paths(config).root}")
-        rows += [{"method": config.method, "seed": config.seed, **asdict(r)} for r in records]
-    return rows
 
 
 def _presets() -> None:

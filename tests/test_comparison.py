@@ -4,9 +4,11 @@ from __future__ import annotations
 import math
 import re
 
+import matplotlib.pyplot as plt
 import pytest
 
-from prac.comparison import accuracy_grid, dense_accuracy, match, matches, per_sparsity
+from prac.comparison import accuracy_grid, curve, dense_accuracy, match, matches, per_sparsity
+from prac.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
 from tests.test_cli import cli
 
 SPARSITY = [0.2, 0.36, 0.488, 0.59]
@@ -83,3 +85,29 @@ def test_engine_compare_prints_the_summary_and_reads_finished_experiments_back(t
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished earlier") == 4  # nothing trained again
     assert line.group(0) in again.stdout
+
+
+def test_curve_gives_gap_and_saving_at_every_sparsity():
+    both = curve(per_sparsity(LT + PRAC), "prac")
+    assert list(both["round"]) == [0, 1, 2, 3]
+    assert list(both["matched"]) == [True, False, True, False]
+    assert both["gap"].iloc[3] == pytest.approx(0.85 - 0.91)
+    assert both["saving"].iloc[1] == pytest.approx(1 - 80 / 200)
+
+
+def test_figures_are_png_files_with_a_curve_per_method(tmp_path):
+    table = per_sparsity(LT + PRAC)
+    fig = accuracy_figure(table, "synthetic")
+    labels = [line.get_label() for line in fig.axes[0].get_lines()]
+    assert labels == ["lt", "prac", "dense"]
+    prac_line = fig.axes[0].get_lines()[1]
+    assert list(prac_line.get_ydata()) == pytest.approx([100 * 0.90333, 89, 100 * 0.90333, 85], abs=1e-2)
+    paths = [save(fig, tmp_path / "accuracy.png"),
+             save(iterations_figure(table, "synthetic"), tmp_path / "iterations.png"),
+             save(set_sizes_figure(table, "synthetic"), tmp_path / "sets.png"),
+             save(tradeoff_figure({"a": table, "b": table}, "synthetic"), tmp_path / "tradeoff.png")]
+    for path in paths:
+        image = plt.imread(path)
+        assert image.shape[0] > 300 and image.shape[1] > 600
+        assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
+    assert not list(tmp_path.glob(".*.tmp"))

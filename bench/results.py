@@ -1,0 +1,157 @@
+"""The science results of docs/results.md: each setting is one `prac-lth compare ... --engine-only` command;
+this runs the experiments that have not finished yet (or reads them back), then writes per setting the
+figures (ticket accuracy, cumulative iterations, PrAC set sizes) and across settings the trade-off
+figure and docs/results/tables.md (every number there next to its command).
+
+    python bench/results.py [--only NAME ...] [--no-run] [--out docs/results] [--output-dir /work/runs]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from prac import comparison
+from prac.artifacts.atomic import atomic_write
+from prac.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
+from prac.experiment import compare_in_process, finished_rounds
+from prac.overrides import apply_overrides
+from prac.presets import preset_config
+from prac.report import match_line
+
+SEEDS = (0, 1, 2)
+NO_AUG = "data.augment=false"
+ITERATIONS = "prac.schedule_scaling=iterations"
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    preset: str
+    overrides: tuple[str, ...]
+    methods: tuple[str, ...] = ("prac", "lt", "random")
+    seeds: tuple[int, ...] = SEEDS
+    family: str = ""  # settings that share their lt runs: one trade-off figure
+    note: str = field(default="", compare=False)
+
+    def command(self) -> str:
+        sets = " ".join(f"--set {o}" for o in self.overrides)
+        return (f"prac-lth compare {self.preset} --seeds {','.join(map(str, self.seeds))} "
+                f"--methods {','.join(self.methods)} {sets} --engine-only")
+
+
+LENET = "fashion-lenet"
+SETTINGS = [
+    Setting("lenet-epochs", LENET, (NO_AUG, "prac.schedule_scaling=epochs"), family="lenet lr 0.1",
+            note="the reference code's epoch scaling: a round on |P| of D0 trains E0·|P|/|D0| epochs"),
+    Setting("lenet-iterations", LENET, (NO_AUG, ITERATIONS), ("prac", "lt"), family="lenet lr 0.1",
+            note="the paper's formula: |P|/|D0| of the full schedule's iterations"),
+    Setting("lenet-epochs-floor7", LENET, (NO_AUG, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
+            ("prac", "lt"), family="lenet lr 0.1", note="epoch scaling with at least 7 epochs (window + 2)"),
+    Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, ITERATIONS, "prac.early_stop=false"),
+            ("prac", "lt"), family="lenet lr 0.1", note="iterations scaling, early stop off"),
+    Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
+            family="lenet lr 0.05", note="LR 0.05 for both arms, iterations scaling"),
+]
+
+
+def configs(setting: Setting, output_dir: str | None):
+    runtime = [f"runtime.output_dir={output_dir}"] if output_dir else []
+    return [apply_overrides(preset_config(setting.preset), [f"method={m}", f"seed={s}", *setting.overrides, *runtime])
+            for s in setting.seeds for m in setting.methods]
+
+
+def table_of(setting: Setting, output_dir: str | None, run: bool) -> pd.DataFrame:
+    wanted = configs(setting, output_dir)
+    missing = [c for c in wanted if finished_rounds(c) is None]
+    if missing and not run:
+        names = ", ".join(f"{c.method}/seed {c.seed}" for c in missing)
+        raise SystemExit(f"results: {setting.name} has unfinished experiments ({names}); run without --no-run")
+    return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr)))
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
+    grid = comparison.accuracy_grid(table)
+    lines = [f"### {setting.name}", "", setting.note, "", f"`{setting.command()}`", "",
+             f"Dense (round 0, best validation): {_pct(comparison.dense_accuracy(table))} %", "",
+             "| round | sparsity % | " + " | ".join(f"{m} ticket %" for m in grid.columns) + " |",
+             "|---|---|" + "---|" * len(grid.columns)]
+    for (r, sparsity), cells in grid.iterrows():
+        lines.append(f"| {r} | {100 * sparsity:.1f} | " + " | ".join(map(str, cells)) + " |")
+    lines += ["", *[f"- {match_line(m)}" for m in comparison.matches(table)], ""]
+    prac = table[table["method"] == "prac"]
+    if len(prac):
+        lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
+                  "| round | trained on | epochs | iterations | early stop | next PrAC set | % of D0 | CET | CEP |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for _, row in prac.iterrows():
+            lines.append(f"| {row['round']} | {row['train_set_size']:.0f} | {row['epochs_run']:.1f} | "
+                         f"{row['train_iterations']:.0f} | {row['early_stopped']:.0f}/{row['seeds']} | "
+                         f"{row['prac_set_size']:.0f} | {100 * row['prac_set_fraction']:.1f} | {row['cet_size']:.0f} | "
+                         f"{row['cep_size']:.0f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
+    lines = ["| setting | prac matched up to (sparsity %) | iteration saving there | without round 0 | "
+             "gap at 79 % (points) | gap at the last round | prac iterations to the last round vs lt |",
+             "|---|---|---|---|---|---|---|"]
+    for setting, table in tables.items():
+        m = comparison.match(table, "prac")
+        both = comparison.curve(table, "prac")
+        at79 = both.iloc[(both["sparsity"] - 0.79).abs().argmin()]
+        last = both.iloc[-1]
+        matched = f"{100 * m.matched_sparsity:.1f}" if m.matched_round is not None else "nowhere"
+        lines.append(f"| {setting.name} | {matched} | {_pct(m.iteration_saving)} % | "
+                     f"{_pct(m.iteration_saving_without_round0)} % | {100 * at79['gap']:+.2f} ± "
+                     f"{100 * at79['reference_std']:.2f} | {100 * last['gap']:+.2f} | saving {_pct(last['saving'])} % |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(settings: list[Setting], out: Path, output_dir: str | None, run: bool) -> dict[Setting, pd.DataFrame]:
+    tables = {s: table_of(s, output_dir, run) for s in settings}
+    for setting, table in tables.items():
+        title = f"{setting.name}: {setting.preset}, seeds {','.join(map(str, setting.seeds))}"
+        save(accuracy_figure(table, title), out / f"{setting.name}-accuracy.png")
+        save(iterations_figure(table, title), out / f"{setting.name}-iterations.png")
+        if (table["method"] == "prac").any():
+            save(set_sizes_figure(table, title), out / f"{setting.name}-sets.png")
+    families = sorted({s.family for s in settings})
+    with_prac = {s.name: t for s, t in tables.items() if (t["method"] == "prac").any() and (t["method"] == "lt").any()}
+    if with_prac:
+        save(tradeoff_figure(with_prac, f"saving vs accuracy gap, settings: {', '.join(families)}"),
+             out / "tradeoff.png")
+    text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables),
+            *[setting_markdown(s, t) for s, t in tables.items()]]
+    with atomic_write(out / "tables.md") as tmp:
+        tmp.write_text("\n".join(text))
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", action="append", help="a setting's name (repeatable); default: all")
+    parser.add_argument("--no-run", action="store_true", help="fail instead of training what is missing")
+    parser.add_argument("--out", default="docs/results", help="where figures and tables.md go")
+    parser.add_argument("--output-dir", help="where the experiments' runs are (runtime.output_dir)")
+    args = parser.parse_args(argv)
+    known = {s.name: s for s in SETTINGS}
+    unknown = [n for n in args.only or [] if n not in known]
+    if unknown:
+        parser.error(f"unknown setting {unknown}; known: {', '.join(known)}")
+    settings = [known[n] for n in args.only] if args.only else SETTINGS
+    write_results(settings, Path(args.out), args.output_dir, run=not args.no_run)
+    print(f"figures and tables.md written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""The comparison's figures (matplotlib, PNG): ticket accuracy vs sparsity with std bands and the dense
+line (paper Fig. 3 top), cumulative iterations vs sparsity (Fig. 3 bottom), the PrAC set's parts per
+round (Table A3), and the saving/accuracy trade-off across settings. Input: prac.comparison.per_sparsity."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on workers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from prac import comparison  # noqa: E402
+from prac.artifacts.atomic import atomic_write  # noqa: E402
+
+COLORS = {"lt": "tab:blue", "prac": "tab:orange", "random": "tab:gray"}
+
+
+def _sparsity_axis(ax, table: pd.DataFrame) -> None:
+    """Rounds evenly spaced (sparsity grows geometrically), labelled with their sparsity."""
+    sparsity = table.groupby("round")["sparsity"].mean()
+    ax.set_xticks(list(sparsity.index), [f"{100 * s:.0f}" if s < 0.9 else f"{100 * s:.1f}" for s in sparsity],
+                  rotation=60, fontsize=8)
+    ax.set_xlabel("sparsity of the ticket (%)")
+
+
+def accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    for method, rows in table.groupby("method"):
+        rows = rows.dropna(subset=["ticket_mean"])
+        mean, std = 100 * rows["ticket_mean"], 100 * rows["ticket_std"]
+        ax.plot(rows["round"], mean, marker="o", ms=3, label=method, color=COLORS.get(method))
+        ax.fill_between(rows["round"], mean - std, mean + std, alpha=0.2, color=COLORS.get(method))
+    dense = comparison.dense_accuracy(table)
+    if not math.isnan(dense):
+        ax.axhline(100 * dense, ls="--", color="black", lw=1, label="dense")
+    _sparsity_axis(ax, table)
+    ax.set_ylabel("ticket test accuracy (%), mean ± std")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def iterations_figure(table: pd.DataFrame, title: str) -> Figure:
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    for method, rows in table.groupby("method"):
+        ax.plot(rows["round"], rows["cumulative_iterations"], marker="o", ms=3, label=method, color=COLORS.get(method))
+    _sparsity_axis(ax, table)
+    ax.set_ylabel("cumulative training iterations")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def set_sizes_figure(table: pd.DataFrame, title: str, method: str = "prac") -> Figure:
+    """The next round's PrAC set and its parts after each round, and how many samples are in both."""
+    rows = table[table["method"] == method]
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    overlap = rows["cet_size"] + rows["cep_size"] - rows["prac_set_size"]
+    for label, values in (("PrAC set", rows["prac_set_size"]), ("CET", rows["cet_size"]),
+                          ("CEP", rows["cep_size"]), ("CET ∩ CEP", overlap)):
+        ax.plot(rows["round"], values, marker="o", ms=3, label=label)
+    _sparsity_axis(ax, table)
+    ax.set_ylabel(f"samples (mean over seeds)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def tradeoff_figure(settings: dict[str, pd.DataFrame], title: str, method: str = "prac") -> Figure:
+    """One curve per setting: at each sparsity, the iterations saved up to it against the ticket's
+    accuracy gap to lt there (points inside the shaded std of lt count as matched)."""
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    for name, table in settings.items():
+        both = comparison.curve(table, method)
+        ax.plot(100 * both["saving"], 100 * both["gap"], marker="o", ms=3, label=name)
+        last = both.iloc[-1]
+        ax.annotate(f"{100 * last['sparsity']:.1f} %", (100 * last["saving"], 100 * last["gap"]), fontsize=7)
+    ax.axhline(0, color="black", lw=1)
+    ax.set_xlabel(f"iterations saved up to that sparsity vs lt (%)")
+    ax.set_ylabel(f"{method} − lt ticket accuracy (points)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return fig
+
+
+def save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path

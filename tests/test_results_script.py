@@ -1,0 +1,38 @@
+"""bench/results.py, the script behind docs/results.md, on a tiny setting: it runs what is missing, reads
+finished experiments back, and writes the figures and tables.md with each setting's command."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+import results  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "lt"), seeds=(0, 1), family="smoke")
+
+
+def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    with pytest.raises(SystemExit, match="unfinished experiments"):
+        results.write_results([TINY], out, str(runs), run=False)
+    tables = results.write_results([TINY], out, str(runs), run=True)
+    text = (out / "tables.md").read_text()
+    assert TINY.command() in text and "--engine-only" in TINY.command()
+    assert "prac vs lt:" in text and "| smoke |" in text
+    for name in ("smoke-accuracy.png", "smoke-iterations.png", "smoke-sets.png", "tradeoff.png"):
+        assert plt.imread(out / name).shape[0] > 300, name
+    # Read back without training: the same numbers.
+    again = results.write_results([TINY], tmp_path / "again", str(runs), run=False)
+    assert again[TINY].equals(tables[TINY])
+    assert (tmp_path / "again" / "tables.md").read_text() == text
+
+
+def test_every_setting_is_a_valid_command():
+    for setting in results.SETTINGS:
+        assert len(results.configs(setting, None)) == len(setting.methods) * len(setting.seeds)
+    assert len({s.name for s in results.SETTINGS}) == len(results.SETTINGS)
