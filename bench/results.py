@@ -14,13 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
+from itertools import combinations
+
 from prac import comparison
+from prac.artifacts import read_mask
 from prac.artifacts.atomic import atomic_write
-from prac.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
+from prac.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
+                                     tradeoff_figure)
 from prac.experiment import compare_in_process, finished_rounds
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
+from prac.masks import mask_similarity
 from prac.report import match_line
+from prac.run_paths import run_paths
 
 SEEDS = (0, 1, 2)
 NO_AUG = "data.augment=false"
@@ -71,6 +77,26 @@ def table_of(setting: Setting, output_dir: str | None, run: bool) -> pd.DataFram
         names = ", ".join(f"{c.method}/seed {c.seed}" for c in missing)
         raise SystemExit(f"results: {setting.name} has unfinished experiments ({names}); run without --no-run")
     return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr)))
+
+
+def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
+    """Per round, the mean |mi ∩ mj| / |mi ∪ mj| of: each method's mask and lt's of the same seed, and lt's
+    masks of two seeds (how far apart two equally good tickets are)."""
+    by = {(c.method, c.seed): c for c in configs(setting, output_dir)}
+    any_config = next(iter(by.values()))
+    rounds, rate = any_config.prune.rounds, any_config.prune.rate
+    mask = lambda key, r: read_mask(run_paths(by[key]).round(r) / "mask.parquet").mask  # noqa: E731
+    rows = []
+    for r in range(rounds):
+        for method in (m for m in setting.methods if m != "lt"):
+            values = [mask_similarity(mask((method, s), r), mask(("lt", s), r)) for s in setting.seeds]
+            rows.append({"round": r, "pair": f"{method} vs lt, same seed", "similarity": sum(values) / len(values)})
+        pairs = list(combinations(setting.seeds, 2))
+        if pairs:
+            values = [mask_similarity(mask(("lt", a), r), mask(("lt", b), r)) for a, b in pairs]
+            rows.append({"round": r, "pair": "lt vs lt, two seeds", "similarity": sum(values) / len(values)})
+    frame = pd.DataFrame(rows)
+    return frame.assign(sparsity=[1 - (1 - rate) ** (r + 1) for r in frame["round"]])
 
 
 def _pct(x: float) -> str:
@@ -124,6 +150,8 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
         save(iterations_figure(table, title), out / f"{setting.name}-iterations.png")
         if (table["method"] == "prac").any():
             save(set_sizes_figure(table, title), out / f"{setting.name}-sets.png")
+        if (table["method"] == "lt").any():
+            save(similarity_figure(similarity(setting, output_dir), title), out / f"{setting.name}-masks.png")
     families = sorted({s.family for s in settings})
     with_prac = {s.name: t for s, t in tables.items() if (t["method"] == "prac").any() and (t["method"] == "lt").any()}
     if with_prac:

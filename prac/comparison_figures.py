@@ -73,6 +73,21 @@ def set_sizes_figure(table: pd.DataFrame, title: str, method: str = "prac") -> F
     return fig
 
 
+def similarity_figure(frame: pd.DataFrame, title: str) -> Figure:
+    """Mask similarity |mi ∩ mj| / |mi ∪ mj| per round (paper Fig. A13); `frame`: round, sparsity, pair,
+    similarity."""
+    fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    for pair, rows in frame.groupby("pair"):
+        ax.plot(rows["round"], rows["similarity"], marker="o", ms=3, label=pair)
+    _sparsity_axis(ax, frame)
+    ax.set_ylabel("mask similarity (IoU of kept weights)")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def tradeoff_figure(settings: dict[str, pd.DataFrame], title: str, method: str = "prac") -> Figure:
     """One curve per setting: at each sparsity, the iterations saved up to it against the ticket's
     accuracy gap to lt there (points inside the shaded std of lt count as matched)."""

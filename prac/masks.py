@@ -44,6 +44,13 @@ def hamming_distance(a: Mask, b: Mask) -> int:
     return int(sum(int((a[k] != b[k]).sum()) for k in a))
 
 
+def mask_similarity(a: Mask, b: Mask) -> float:
+    """|a ∩ b| / |a ∪ b| over the kept weights of every layer (paper Fig. A13); 1.0 for two empty masks."""
+    both = sum(int((a[k] & b[k]).sum()) for k in a)
+    either = sum(int((a[k] | b[k]).sum()) for k in a)
+    return both / either if either else 1.0
+
+
 class MaskEnforcer:
     """Keeps pruned weights at exactly zero during training, without re-parametrising every forward
     (torch.nn.utils.prune): `apply_to_weights` zeroes them in place, `zero_pruned_gradients` zeroes their

@@ -16,6 +16,7 @@ from prac.masks import (
     is_nested,
     kept_count,
     layer_sparsities,
+    mask_similarity,
     prunable_parameters,
     sparsity,
     total_count,
@@ -319,3 +320,12 @@ def test_mask_enforcer_with_missing_gradients_and_unknown_names():
     assert torch.equal(model[0].weight.grad, torch.eye(3))
     with pytest.raises(ValueError, match="nope"):
         MaskEnforcer(model, {"nope.weight": torch.ones(1, dtype=torch.bool)})
+
+
+def test_mask_similarity_is_intersection_over_union_of_kept_weights():
+    a = {"w": torch.tensor([1, 1, 0, 0], dtype=torch.bool), "v": torch.tensor([1, 0], dtype=torch.bool)}
+    b = {"w": torch.tensor([1, 0, 1, 0], dtype=torch.bool), "v": torch.tensor([1, 0], dtype=torch.bool)}
+    assert mask_similarity(a, b) == pytest.approx(2 / 4)  # kept by both: w0, v0; by either: w0, w1, w2, v0
+    assert mask_similarity(a, a) == 1.0
+    empty = {k: torch.zeros_like(t) for k, t in a.items()}
+    assert mask_similarity(empty, empty) == 1.0 and mask_similarity(a, empty) == 0.0

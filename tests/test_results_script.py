@@ -24,8 +24,12 @@ def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
     text = (out / "tables.md").read_text()
     assert TINY.command() in text and "--engine-only" in TINY.command()
     assert "prac vs lt:" in text and "| smoke |" in text
-    for name in ("smoke-accuracy.png", "smoke-iterations.png", "smoke-sets.png", "tradeoff.png"):
+    for name in ("smoke-accuracy.png", "smoke-iterations.png", "smoke-sets.png", "smoke-masks.png", "tradeoff.png"):
         assert plt.imread(out / name).shape[0] > 300, name
+    masks = results.similarity(TINY, str(runs))
+    assert set(masks["pair"]) == {"prac vs lt, same seed", "lt vs lt, two seeds"}
+    assert len(masks) == 2 * 2 and masks["similarity"].between(0, 1).all()
+    assert list(masks["sparsity"]) == pytest.approx([0.2, 0.2, 0.36, 0.36])
     # Read back without training: the same numbers.
     again = results.write_results([TINY], tmp_path / "again", str(runs), run=False)
     assert again[TINY].equals(tables[TINY])
