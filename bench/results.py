@@ -25,7 +25,7 @@ from prac.experiment import compare_in_process, finished_rounds
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
 from prac.masks import mask_similarity
-from prac.report import match_line
+from prac.report import dense_line, match_line
 from prac.run_paths import run_paths
 
 SEEDS = (0, 1, 2)
@@ -59,6 +59,10 @@ SETTINGS = [
             ("prac", "lt"), family="lenet lr 0.1", note="epoch scaling with at least 7 epochs (window + 2)"),
     Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, ITERATIONS, "prac.early_stop=false"),
             ("prac", "lt"), family="lenet lr 0.1", note="iterations scaling, early stop off"),
+    Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
+            family="lenet lr 0.1", note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
+    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", "prac.schedule_scaling=epochs"), ("prac", "lt"),
+            family="lenet augmented", note="the preset before this study: random crop and flip, epoch scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             family="lenet lr 0.05", note="LR 0.05 for both arms, iterations scaling"),
 ]
@@ -99,6 +103,10 @@ def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
     return frame.assign(sparsity=[1 - (1 - rate) ** (r + 1) for r in frame["round"]])
 
 
+def _sparsity(x: float) -> str:
+    return "nowhere" if x != x else f"{100 * x:.1f}"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
@@ -111,7 +119,8 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
              "|---|---|" + "---|" * len(grid.columns)]
     for (r, sparsity), cells in grid.iterrows():
         lines.append(f"| {r} | {100 * sparsity:.1f} | " + " | ".join(map(str, cells)) + " |")
-    lines += ["", *[f"- {match_line(m)}" for m in comparison.matches(table)], ""]
+    lines += ["", *[f"- {match_line(m)}" for m in comparison.matches(table)],
+              *[f"- {dense_line(table, m)}" for m in setting.methods], ""]
     prac = table[table["method"] == "prac"]
     if len(prac):
         lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
@@ -128,8 +137,9 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
 
 def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
     lines = ["| setting | prac matched up to (sparsity %) | iteration saving there | without round 0 | "
-             "gap at 79 % (points) | gap at the last round | prac iterations to the last round vs lt |",
-             "|---|---|---|---|---|---|---|"]
+             "gap at 79 % (points) | gap at the last round | prac iterations to the last round vs lt | "
+             "prac / lt within one std of dense up to (sparsity %) |",
+             "|---|---|---|---|---|---|---|---|"]
     for setting, table in tables.items():
         m = comparison.match(table, "prac")
         both = comparison.curve(table, "prac")
@@ -138,7 +148,9 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
         matched = f"{100 * m.matched_sparsity:.1f}" if m.matched_round is not None else "nowhere"
         lines.append(f"| {setting.name} | {matched} | {_pct(m.iteration_saving)} % | "
                      f"{_pct(m.iteration_saving_without_round0)} % | {100 * at79['gap']:+.2f} ± "
-                     f"{100 * at79['reference_std']:.2f} | {100 * last['gap']:+.2f} | saving {_pct(last['saving'])} % |")
+                     f"{100 * at79['reference_std']:.2f} | {100 * last['gap']:+.2f} | saving {_pct(last['saving'])} % | "
+                     f"{_sparsity(comparison.dense_matched_sparsity(table, 'prac'))} / "
+                     f"{_sparsity(comparison.dense_matched_sparsity(table, 'lt'))} |")
     return "\n".join(lines) + "\n"
 
 

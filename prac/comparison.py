@@ -22,23 +22,38 @@ def per_sparsity(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     table = grouped.agg(
         sparsity=("sparsity", "mean"), seeds=("seed", "nunique"),
         ticket_mean=("ticket_test_acc", "mean"), ticket_std=("ticket_test_acc", "std"),
-        test_mean=("test_acc", "mean"), train_iterations=("train_iterations", "mean"),
+        test_mean=("test_acc", "mean"), test_std=("test_acc", "std"), train_iterations=("train_iterations", "mean"),
         cumulative_iterations=("cumulative_iterations", "mean"), epochs_run=("epochs_run", "mean"),
         train_set_size=("train_set_size", "mean"), prac_set_size=("prac_set_size", "mean"),
         prac_set_fraction=("prac_set_fraction", "mean"), cet_size=("cet_size", "mean"),
         cep_size=("cep_size", "mean"), early_stopped=("early_stopped", "sum"),
         extra_forward_passes=("extra_forward_passes", "mean"),
     ).reset_index()
-    table["ticket_std"] = table["ticket_std"].fillna(0.0)
+    table[["ticket_std", "test_std"]] = table[["ticket_std", "test_std"]].fillna(0.0)
     table["cumulative_extra_forward_passes"] = table.groupby("method")["extra_forward_passes"].cumsum()
     return table
 
 
-def dense_accuracy(table: pd.DataFrame) -> float:
-    """Round 0's best-validation dense model (shared by the arms; the full-data arms trained it in full)."""
+def _dense_row(table: pd.DataFrame) -> pd.Series | None:
     round0 = table[table["round"] == 0]
     full = round0[round0["method"] == REFERENCE]
-    return float((full if len(full) else round0)["test_mean"].iloc[0]) if len(round0) else math.nan
+    return (full if len(full) else round0).iloc[0] if len(round0) else None
+
+
+def dense_accuracy(table: pd.DataFrame) -> float:
+    """Round 0's best-validation dense model (shared by the arms; the full-data arms trained it in full)."""
+    row = _dense_row(table)
+    return float(row["test_mean"]) if row is not None else math.nan
+
+
+def dense_matched_sparsity(table: pd.DataFrame, method: str) -> float:
+    """The highest sparsity at which `method`'s ticket is within one std (over seeds) of the dense network
+    or above it: a lottery ticket by its original definition. nan when none is."""
+    row = _dense_row(table)
+    if row is None:
+        return math.nan
+    rows = table[(table["method"] == method) & (table["ticket_mean"] >= row["test_mean"] - row["test_std"])]
+    return float(rows["sparsity"].max()) if len(rows) else math.nan
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,14 @@ def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:
     console.print(summary)
     for m in comparison.matches(table):
         console.print(match_line(m), soft_wrap=True)  # one line: read and grepped whole
+    for method in table["method"].unique():
+        console.print(dense_line(table, method), soft_wrap=True)
+
+
+def dense_line(table: pd.DataFrame, method: str) -> str:
+    sparsity = comparison.dense_matched_sparsity(table, method)
+    where = f"up to {100 * sparsity:.1f} % sparsity" if sparsity == sparsity else "at no sparsity"
+    return f"{method}: tickets within one std of the dense network {where}"
 
 
 def match_line(m: comparison.Match) -> str:

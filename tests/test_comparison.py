@@ -7,7 +7,8 @@ import re
 import matplotlib.pyplot as plt
 import pytest
 
-from prac.comparison import accuracy_grid, curve, dense_accuracy, match, matches, per_sparsity
+from prac.comparison import (accuracy_grid, curve, dense_accuracy, dense_matched_sparsity, match, matches,
+                             per_sparsity)
 from prac.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
 from tests.test_cli import cli
 
@@ -35,7 +36,7 @@ def _rows(method: str, tickets: dict[int, list[float]], iterations: list[int], t
 LT = _rows("lt", {0: [0.90, 0.91, 0.92], 1: [0.90, 0.91, 0.92], 2: [0.90, 0.92, 0.94], 3: [0.90, 0.91, 0.92]},
            [100, 100, 100, 100], test0=0.88)
 # prac: within one std of lt at rounds 0 and 2 (std 0.01 and 0.02), below it at 1 and 3.
-PRAC = _rows("prac", {0: [0.90, 0.90, 0.91], 1: [0.89, 0.89, 0.89], 2: [0.90, 0.90, 0.91],
+PRAC = _rows("prac", {0: [0.90, 0.90, 0.91], 1: [0.895, 0.895, 0.895], 2: [0.90, 0.90, 0.91],
                       3: [0.85, 0.85, 0.85]}, [60, 20, 10, 10])
 
 
@@ -56,6 +57,14 @@ def test_matched_sparsity_is_the_highest_within_one_std_and_the_saving_sums_roun
     assert m.iteration_saving == pytest.approx(1 - 90 / 300)
     assert m.iteration_saving_without_round0 == pytest.approx(1 - 30 / 200)
     assert m.extra_forward_passes == 30 and m.reference_extra_forward_passes == 30
+
+
+def test_dense_matched_sparsity_uses_the_dense_networks_spread_over_seeds():
+    lt = [dict(row, test_acc=[0.89, 0.90, 0.91][row["seed"]]) if row["round"] == 0 else row for row in LT]
+    table = per_sparsity(lt + PRAC)  # dense 0.90 ± 0.01: prac reaches 0.89 at rounds 0-2, lt everywhere
+    assert dense_matched_sparsity(table, "prac") == pytest.approx(0.488)
+    assert dense_matched_sparsity(table, "lt") == pytest.approx(0.59)
+    assert math.isnan(dense_matched_sparsity(per_sparsity(lt + [dict(r, ticket_test_acc=0.5) for r in PRAC]), "prac"))
 
 
 def test_no_match_and_no_reference():
@@ -101,7 +110,7 @@ def test_figures_are_png_files_with_a_curve_per_method(tmp_path):
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
     assert labels == ["lt", "prac", "dense"]
     prac_line = fig.axes[0].get_lines()[1]
-    assert list(prac_line.get_ydata()) == pytest.approx([100 * 0.90333, 89, 100 * 0.90333, 85], abs=1e-2)
+    assert list(prac_line.get_ydata()) == pytest.approx([100 * 0.90333, 89.5, 100 * 0.90333, 85], abs=1e-2)
     paths = [save(fig, tmp_path / "accuracy.png"),
              save(iterations_figure(table, "synthetic"), tmp_path / "iterations.png"),
              save(set_sizes_figure(table, "synthetic"), tmp_path / "sets.png"),
