@@ -8,6 +8,7 @@ figure and docs/results/tables.md (every number there next to its command).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from prac.run_paths import run_paths
 SEEDS = (0, 1, 2)
 NO_AUG = "data.augment=false"
 ITERATIONS = "prac.schedule_scaling=iterations"
+E24 = ("train.epochs=24", "train.milestones=[12,18]")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ class Setting:
     note: str = field(default="", compare=False)
 
     def command(self) -> str:
-        sets = " ".join(f"--set {o}" for o in self.overrides)
+        sets = " ".join(f"--set {shlex.quote(o)}" for o in self.overrides)
         return (f"prac-lth compare {self.preset} --seeds {','.join(map(str, self.seeds))} "
                 f"--methods {','.join(self.methods)} {sets} --engine-only")
 
@@ -61,10 +63,14 @@ SETTINGS = [
             ("prac", "lt"), family="lenet lr 0.1", note="iterations scaling, early stop off"),
     Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
             family="lenet lr 0.1", note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
-    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", "prac.schedule_scaling=epochs"), ("prac", "lt"),
-            family="lenet augmented", note="the preset before this study: random crop and flip, epoch scaling"),
+    Setting("lenet-cet-only-iterations", LENET, (NO_AUG, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
+            family="lenet lr 0.1", note="the paper's ablation: PrAC without CEP, iterations scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             family="lenet lr 0.05", note="LR 0.05 for both arms, iterations scaling"),
+    Setting("lenet-e24-epochs", LENET, (NO_AUG, *E24, "prac.schedule_scaling=epochs"), ("prac", "lt"),
+            family="lenet 24 epochs", note="a schedule twice as long (E0 24, milestones 12 and 18), epoch scaling"),
+    Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
+            family="lenet 24 epochs", note="E0 24, iterations scaling"),
 ]
 
 
