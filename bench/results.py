@@ -152,8 +152,9 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
         at79 = both.iloc[(both["sparsity"] - 0.79).abs().argmin()]
         last = both.iloc[-1]
         matched = f"{100 * m.matched_sparsity:.1f}" if m.matched_round is not None else "nowhere"
+        without = m.iteration_saving_without_round0
         lines.append(f"| {setting.name} | {matched} | {_pct(m.iteration_saving)} % | "
-                     f"{_pct(m.iteration_saving_without_round0)} % | {100 * at79['gap']:+.2f} ± "
+                     f"{_pct(without) + ' %' if without == without else '–'} | {100 * at79['gap']:+.2f} ± "
                      f"{100 * at79['reference_std']:.2f} | {100 * last['gap']:+.2f} | saving {_pct(last['saving'])} % | "
                      f"{_sparsity(comparison.dense_matched_sparsity(table, 'prac'))} / "
                      f"{_sparsity(comparison.dense_matched_sparsity(table, 'lt'))} |")

@@ -88,7 +88,9 @@ def dense_line(table: pd.DataFrame, method: str) -> str:
 def match_line(m: comparison.Match) -> str:
     if m.matched_round is None:
         return f"{m.method} vs lt: within one std of lt at no sparsity"
+    without = m.iteration_saving_without_round0
+    without = f"{100 * without:.1f} % without round 0" if without == without else "round 0 only"
     return (f"{m.method} vs lt: matched up to {100 * m.matched_sparsity:.1f} % sparsity (round {m.matched_round}); "
             f"iterations to there {m.iterations:,.0f} vs {m.reference_iterations:,.0f}: saving "
-            f"{100 * m.iteration_saving:.1f} % ({100 * m.iteration_saving_without_round0:.1f} % without round 0); "
+            f"{100 * m.iteration_saving:.1f} % ({without}); "
             f"extra forward passes {m.extra_forward_passes:,.0f} vs {m.reference_extra_forward_passes:,.0f}")
