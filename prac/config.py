@@ -49,6 +49,9 @@ class PruneConfig(_Strict):
     rounds: int = Field(16, gt=0)
     prune_linear: bool = False  # conv weights are always prunable; linear weights too when set (MLPs)
     rewind_epoch: int = Field(3, ge=0)  # k: rewind to the weights after epoch k of round 0 (0: θ0)
+    # global: the smallest weights across all prunable tensors (the paper); layerwise: `rate` of each tensor's
+    # remaining weights (Frankle & Carbin's LeNet), so per-layer sparsity cannot drift with how long a round trained.
+    scope: Literal["global", "layerwise"] = "global"
 
 
 class PracConfig(_Strict):

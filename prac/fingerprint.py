@@ -23,6 +23,19 @@ def _digest(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+# Settings added after results existed: hashed only when set to something other than their default, so the
+# results of every earlier configuration keep their names (OpenLTH's rule for new hyperparameters).
+_HASHED_WHEN_SET = {"prune": {"scope": "global"}}
+
+
+def _without_unset(fields: dict[str, Any]) -> dict[str, Any]:
+    for section, defaults in _HASHED_WHEN_SET.items():
+        for name, default in defaults.items():
+            if fields[section].get(name) == default:
+                fields[section].pop(name)
+    return fields
+
+
 def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> dict[str, Any]:
     for key, sub in excluded.items():
         if sub is None:
@@ -35,7 +48,7 @@ def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> di
 
 def result_fields(config: ExperimentConfig) -> dict[str, Any]:
     """The fields that change this experiment's result: not runtime, not what its method never reads."""
-    fields = config.model_dump(mode="json", exclude=_NOT_RESULTS)
+    fields = _without_unset(config.model_dump(mode="json", exclude=_NOT_RESULTS))
     return _without(fields, _NOT_READ_BY.get(config.method, {}))
 
 
@@ -46,7 +59,7 @@ def fingerprint(config: ExperimentConfig) -> str:
 
 def round0_fingerprint(config: ExperimentConfig) -> str:
     """Hash of what round 0 depends on: equal for the prac, lt and random arms of one experiment."""
-    return _digest(_without(config.model_dump(mode="json", exclude=_NOT_RESULTS), _NOT_ROUND0))
+    return _digest(_without(_without_unset(config.model_dump(mode="json", exclude=_NOT_RESULTS)), _NOT_ROUND0))
 
 
 def seed_for(seed: int, *labels: object) -> int:

@@ -1,5 +1,8 @@
-"""Global magnitude pruning (and random pruning) of a fraction of the *remaining* weights."""
+"""Magnitude pruning (and random pruning) of a fraction of the *remaining* weights: globally across the
+prunable tensors, or layerwise (the same fraction of each tensor)."""
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 
@@ -30,13 +33,22 @@ def _prune_lowest(scores: dict[str, torch.Tensor], mask: Mask, rate: float) -> M
     return out
 
 
-def magnitude_prune(weights: dict[str, torch.Tensor], mask: Mask, rate: float) -> Mask:
-    """Global magnitude pruning: the new mask is nested in `mask` and keeps exactly
-    remaining - round(rate * remaining) weights, dropping the smallest |w| among those kept."""
-    return _prune_lowest({n: weights[n].abs().float() for n in mask}, mask, rate)
+Scope = Literal["global", "layerwise"]
 
 
-def random_prune(mask: Mask, rate: float, generator: torch.Generator) -> Mask:
+def _prune(scores: dict[str, torch.Tensor], mask: Mask, rate: float, scope: Scope) -> Mask:
+    if scope == "global":
+        return _prune_lowest(scores, mask, rate)
+    return {n: _prune_lowest({n: scores[n]}, {n: mask[n]}, rate)[n] for n in mask}
+
+
+def magnitude_prune(weights: dict[str, torch.Tensor], mask: Mask, rate: float, scope: Scope = "global") -> Mask:
+    """Magnitude pruning: the new mask is nested in `mask` and drops the smallest |w| among those kept,
+    round(rate * remaining) of them globally, or of each tensor's remaining ones (layerwise)."""
+    return _prune({n: weights[n].abs().float() for n in mask}, mask, rate, scope)
+
+
+def random_prune(mask: Mask, rate: float, generator: torch.Generator, scope: Scope = "global") -> Mask:
     """Random pruning to the same per-round sparsity as magnitude pruning (a baseline)."""
     scores = {n: torch.rand(m.shape, generator=generator, device=generator.device).to(m.device) for n, m in mask.items()}
-    return _prune_lowest(scores, mask, rate)
+    return _prune(scores, mask, rate, scope)

@@ -88,7 +88,8 @@ def round_identity(spec: RoundSpec, train: TrainConfig, size: int, kept_weights:
         "rewind_epoch": spec.rewind_epoch,
         "early_stop": None if early_stop is None else {
             "eps": early_stop.eps, "window": early_stop.window,
-            "prune_rate": early_stop.prune_rate, "stop": early_stop.stop},
+            "prune_rate": early_stop.prune_rate, "stop": early_stop.stop,
+            **({"prune_scope": early_stop.prune_scope} if early_stop.prune_scope != "global" else {})},
     }
 
 

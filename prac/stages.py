@@ -25,7 +25,8 @@ def _early_stop_spec(ctx: ExperimentContext, stop: bool) -> EarlyStopSpec | None
     prac = ctx.config.prac
     if not prac.early_stop:
         return None
-    return EarlyStopSpec(prac.early_stop_eps, prac.early_stop_window, ctx.config.prune.rate, stop)
+    return EarlyStopSpec(prac.early_stop_eps, prac.early_stop_window, ctx.config.prune.rate, stop,
+                         ctx.config.prune.scope)
 
 
 def train_dense_round(ctx: ExperimentContext, log: Log = None,
@@ -75,8 +76,8 @@ def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: i
     rate = ctx.config.prune.rate
     if ctx.config.method == "random":
         generator = torch.Generator().manual_seed(seed_for(ctx.config.seed, "random-prune", round_index))
-        return random_prune(mask, rate, generator)
-    return magnitude_prune({n: weights[n] for n in mask}, mask, rate)
+        return random_prune(mask, rate, generator, ctx.config.prune.scope)
+    return magnitude_prune({n: weights[n] for n in mask}, mask, rate, ctx.config.prune.scope)
 
 
 def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | None = None) -> np.ndarray:

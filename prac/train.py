@@ -40,6 +40,7 @@ class EarlyStopSpec:
     window: int
     prune_rate: float  # the candidate mask is what pruning at this rate would give now
     stop: bool  # stop training when it fires; else only note where it fired (shared round 0)
+    prune_scope: str = "global"  # the candidate's pruning scope (prac.pruning)
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def train_round(
 
         distance = float("nan")
         if stopper is not None:
-            candidate = magnitude_prune(prunable_weights(model, mask), mask, spec.early_stop.prune_rate)
+            candidate = magnitude_prune(prunable_weights(model, mask), mask, spec.early_stop.prune_rate,
+                                        spec.early_stop.prune_scope)
             if progress.candidate_before is not None:
                 distance = hamming_distance(candidate, progress.candidate_before) / unpruned_at_start
                 if stopper.update(distance) and progress.early is None:

@@ -11,7 +11,7 @@ import pytest
 from prac import overrides
 from prac.config import DataConfig, ExperimentConfig, PracConfig, PruneConfig, RuntimeConfig, TrainConfig
 from prac.errors import UserError
-from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
+from prac.fingerprint import fingerprint, result_fields as fingerprint_fields, round0_fingerprint, seed_for
 from prac.overrides import apply_overrides, resolve_key
 from prac.presets import PRESETS, preset_config, preset_names
 
@@ -313,7 +313,7 @@ def _changed_value(value, field_name):
     special = {
         "epochs": 10, "milestones": [4], "warmup_epochs": 2, "momentum": 0.5, "gamma": 0.5,
         "rate": 0.3, "rewind_epoch": 2, "early_stop_eps": 0.05, "val_fraction": 0.2,
-        "train_limit": 500, "schedule_scaling": "iterations", "dataset": "fashion-mnist", "name": "lenet300",
+        "train_limit": 500, "schedule_scaling": "iterations", "scope": "layerwise", "dataset": "fashion-mnist", "name": "lenet300",
     }
     if field_name in special:
         return special[field_name]
@@ -377,6 +377,15 @@ def test_round0_fingerprint_is_shared_by_the_arms():
     for item in ("rounds=2", "forget_threshold=1", "use_cep=false", "schedule_scaling=iterations", "min_epochs=3"):
         assert round0_fingerprint(smoke(item)) == round0_fingerprint(prac), item
         assert fingerprint(smoke(item)) != fingerprint(prac), item
+
+
+def test_a_setting_added_later_leaves_earlier_fingerprints_alone():
+    # prune.scope came after results existed: at its default it is not hashed, so those results keep their names.
+    base = smoke()
+    assert "scope" not in fingerprint_fields(base)["prune"]
+    assert fingerprint(apply_overrides(base, ["prune.scope=global"])) == fingerprint(base)
+    layerwise = apply_overrides(base, ["prune.scope=layerwise"])
+    assert fingerprint(layerwise) != fingerprint(base) and round0_fingerprint(layerwise) != round0_fingerprint(base)
 
 
 @pytest.mark.parametrize("method", ["lt", "random"])

@@ -329,3 +329,17 @@ def test_mask_similarity_is_intersection_over_union_of_kept_weights():
     assert mask_similarity(a, a) == 1.0
     empty = {k: torch.zeros_like(t) for k, t in a.items()}
     assert mask_similarity(empty, empty) == 1.0 and mask_similarity(a, empty) == 0.0
+
+
+def test_layerwise_pruning_removes_the_rate_from_each_tensor():
+    # Global pruning would take all four from the small-magnitude tensor "a"; layerwise takes half of each.
+    weights = {"a": torch.tensor([0.1, 0.2, 0.3, 0.4]), "b": torch.tensor([5.0, 6.0, 7.0, 8.0])}
+    mask = {n: torch.ones(4, dtype=torch.bool) for n in weights}
+    assert magnitude_prune(weights, mask, 0.5)["a"].sum() == 0
+    layerwise = magnitude_prune(weights, mask, 0.5, "layerwise")
+    assert layerwise["a"].tolist() == [False, False, True, True]
+    assert layerwise["b"].tolist() == [False, False, True, True]
+    again = magnitude_prune(weights, layerwise, 0.5, "layerwise")  # of the remaining: nested
+    assert again["a"].tolist() == [False, False, False, True] and is_nested(again, layerwise)
+    randomly = random_prune(mask, 0.5, torch.Generator().manual_seed(0), "layerwise")
+    assert [int(m.sum()) for m in randomly.values()] == [2, 2]
