@@ -33,6 +33,7 @@ SEEDS = (0, 1, 2)
 NO_AUG = "data.augment=false"
 ITERATIONS = "prac.schedule_scaling=iterations"
 E24 = ("train.epochs=24", "train.milestones=[12,18]")
+LAYERWISE = "prune.scope=layerwise"
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,12 @@ SETTINGS = [
             family="lenet lr 0.1", note="the paper's ablation: PrAC without CEP, iterations scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             family="lenet lr 0.05", note="LR 0.05 for both arms, iterations scaling"),
-    Setting("lenet-e24-epochs", LENET, (NO_AUG, *E24, "prac.schedule_scaling=epochs"), ("prac", "lt"),
-            family="lenet 24 epochs", note="a schedule twice as long (E0 24, milestones 12 and 18), epoch scaling"),
     Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
-            family="lenet 24 epochs", note="E0 24, iterations scaling"),
+            family="lenet 24 epochs", note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
+    Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LAYERWISE, ITERATIONS), ("prac", "lt"),
+            family="lenet layerwise", note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
+    Setting("lenet-layerwise-epochs", LENET, (NO_AUG, LAYERWISE, "prac.schedule_scaling=epochs"), ("prac", "lt"),
+            family="lenet layerwise", note="layerwise magnitude pruning, epoch scaling"),
 ]
 
 
