@@ -25,6 +25,7 @@ from prac.comparison_figures import (accuracy_figure, iterations_figure, save, s
 from prac.experiment import compare_in_process, finished_rounds
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
+from prac.round_file import load_round
 from prac.masks import mask_similarity
 from prac.report import dense_line, match_line
 from prac.run_paths import run_paths
@@ -112,6 +113,38 @@ def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
     return frame.assign(sparsity=[1 - (1 - rate) ** (r + 1) for r in frame["round"]])
 
 
+def layer_analysis(setting: Setting, output_dir: str | None, rounds: tuple[int, ...]) -> pd.DataFrame:
+    """Per method, round and prunable layer (means over seeds): the sparsity of the mask the round produced,
+    and how much the weights it kept had grown in that round, mean |w| at pruning / mean |w| at the rewind
+    point (global magnitude pruning ranks layers against each other by exactly this)."""
+    rows = []
+    for config in configs(setting, output_dir):
+        if config.method not in ("prac", "lt"):
+            continue
+        paths = run_paths(config)
+        rewind = load_round(paths.shared_round0 / "train.pt").rewind_state
+        for r in rounds:
+            result = load_round(paths.shared_round0 / "train.pt" if r == 0 else paths.round(r) / "train.pt")
+            pruned_from = (result.early if r == 0 and config.method == "prac" and result.early else result.final)
+            mask = read_mask(paths.round(r) / "mask.parquet").mask
+            for layer, kept in mask.items():
+                grown = pruned_from.last_state[layer][kept].abs().mean() / rewind[layer][kept].abs().mean()
+                rows.append({"method": config.method, "seed": config.seed, "round": r, "layer": layer,
+                             "sparsity": 1 - float(kept.float().mean()), "growth": float(grown)})
+    frame = pd.DataFrame(rows)
+    return frame.groupby(["round", "layer", "method"])[["sparsity", "growth"]].mean().unstack("method")
+
+
+def layer_markdown(frame: pd.DataFrame) -> str:
+    methods = list(frame["sparsity"].columns)
+    lines = ["| round | layer | " + " | ".join(f"{m} sparsity %" for m in methods) + " | "
+             + " | ".join(f"{m} kept-weight growth" for m in methods) + " |", "|---|---|" + "---|" * 2 * len(methods)]
+    for (r, layer), row in frame.iterrows():
+        lines.append(f"| {r} | {layer} | " + " | ".join(f"{100 * row[('sparsity', m)]:.1f}" for m in methods) + " | "
+                     + " | ".join(f"{row[('growth', m)]:.2f}×" for m in methods) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _sparsity(x: float) -> str:
     return "nowhere" if x != x else f"{100 * x:.1f}"
 
@@ -179,8 +212,15 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
     if with_prac:
         save(tradeoff_figure(with_prac, f"saving vs accuracy gap, settings: {', '.join(families)}"),
              out / "tradeoff.png")
-    text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables),
-            *[setting_markdown(s, t) for s, t in tables.items()]]
+    text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables)]
+    for setting, table in tables.items():
+        text.append(setting_markdown(setting, table))
+        if {"prac", "lt"} <= set(setting.methods):
+            last = int(table["round"].max())
+            rounds = tuple(sorted({0, last // 2, last}))
+            text += ["Per layer (means over seeds): the sparsity of the round's mask, and the growth of the weights "
+                     "it kept during that round's training (mean |w| where pruned / at the rewind point):", "",
+                     layer_markdown(layer_analysis(setting, output_dir, rounds))]
     with atomic_write(out / "tables.md") as tmp:
         tmp.write_text("\n".join(text))
     return tables

@@ -30,6 +30,11 @@ def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
     assert set(masks["pair"]) == {"prac vs lt, same seed", "lt vs lt, two seeds"}
     assert len(masks) == 2 * 2 and masks["similarity"].between(0, 1).all()
     assert list(masks["sparsity"]) == pytest.approx([0.2, 0.2, 0.36, 0.36])
+    layers = results.layer_analysis(TINY, str(runs), (0, 1))
+    assert len(layers) == 2 * 5  # rounds 0 and 1 × conv2's prunable tensors (two convs and three linear layers)
+    sparsity, growth = layers["sparsity"].to_numpy(), layers["growth"].to_numpy()
+    assert ((sparsity > 0) & (sparsity < 1)).all() and (growth > 0).all()
+    assert "kept-weight growth" in text
     # Read back without training: the same numbers.
     again = results.write_results([TINY], tmp_path / "again", str(runs), run=False)
     assert again[TINY].equals(tables[TINY])
