@@ -44,7 +44,6 @@ class Setting:
     overrides: tuple[str, ...]
     methods: tuple[str, ...] = ("prac", "lt", "random")
     seeds: tuple[int, ...] = SEEDS
-    family: str = ""  # settings that share their lt runs: one trade-off figure
     note: str = field(default="", compare=False)
 
     def command(self) -> str:
@@ -55,26 +54,28 @@ class Setting:
 
 LENET = "fashion-lenet"
 SETTINGS = [
-    Setting("lenet-epochs", LENET, (NO_AUG, "prac.schedule_scaling=epochs"), family="lenet lr 0.1",
+    Setting("lenet-epochs", LENET, (NO_AUG, "prac.schedule_scaling=epochs"),
             note="the reference code's epoch scaling: a round on |P| of D0 trains E0·|P|/|D0| epochs"),
-    Setting("lenet-iterations", LENET, (NO_AUG, ITERATIONS), ("prac", "lt"), family="lenet lr 0.1",
+    Setting("lenet-iterations", LENET, (NO_AUG, ITERATIONS), ("prac", "lt"),
             note="the paper's formula: |P|/|D0| of the full schedule's iterations"),
     Setting("lenet-epochs-floor7", LENET, (NO_AUG, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
-            ("prac", "lt"), family="lenet lr 0.1", note="epoch scaling with at least 7 epochs (window + 2)"),
+            ("prac", "lt"),
+            note="epoch scaling with at least 7 epochs (window + 2)"),
     Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, ITERATIONS, "prac.early_stop=false"),
-            ("prac", "lt"), family="lenet lr 0.1", note="iterations scaling, early stop off"),
+            ("prac", "lt"),
+            note="iterations scaling, early stop off"),
     Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
-            family="lenet lr 0.1", note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
+            note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
     Setting("lenet-cet-only-iterations", LENET, (NO_AUG, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
-            family="lenet lr 0.1", note="the paper's ablation: PrAC without CEP, iterations scaling"),
+            note="the paper's ablation: PrAC without CEP, iterations scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
-            family="lenet lr 0.05", note="LR 0.05 for both arms, iterations scaling"),
+            note="LR 0.05 for both arms, iterations scaling"),
     Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
-            family="lenet 24 epochs", note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
+            note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
     Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LAYERWISE, ITERATIONS), ("prac", "lt"),
-            family="lenet layerwise", note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
+            note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
     Setting("lenet-layerwise-epochs", LENET, (NO_AUG, LAYERWISE, "prac.schedule_scaling=epochs"), ("prac", "lt"),
-            family="lenet layerwise", note="layerwise magnitude pruning, epoch scaling"),
+            note="layerwise magnitude pruning, epoch scaling"),
 ]
 
 
@@ -207,10 +208,9 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
             save(set_sizes_figure(table, title), out / f"{setting.name}-sets.png")
         if (table["method"] == "lt").any():
             save(similarity_figure(similarity(setting, output_dir), title), out / f"{setting.name}-masks.png")
-    families = sorted({s.family for s in settings})
     with_prac = {s.name: t for s, t in tables.items() if (t["method"] == "prac").any() and (t["method"] == "lt").any()}
     if with_prac:
-        save(tradeoff_figure(with_prac, f"saving vs accuracy gap, settings: {', '.join(families)}"),
+        save(tradeoff_figure(with_prac, "PrAC's saving and accuracy gap to lt, per setting (means over seeds)"),
              out / "tradeoff.png")
     text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables)]
     for setting, table in tables.items():

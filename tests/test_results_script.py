@@ -13,7 +13,7 @@ import results  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "lt"), seeds=(0, 1), family="smoke")
+TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "lt"), seeds=(0, 1))
 
 
 def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
