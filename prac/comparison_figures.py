@@ -27,6 +27,16 @@ def _sparsity_axis(ax, table: pd.DataFrame) -> None:
     ax.set_xlabel("sparsity of the ticket (%)")
 
 
+def _finish(fig: Figure, ax, frame: pd.DataFrame, ylabel: str, title: str) -> Figure:
+    """What every per-round figure ends with: the sparsity axis, labels, legend and grid."""
+    _sparsity_axis(ax, frame)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return fig
+
+
 def accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
     for method, rows in table.groupby("method"):
@@ -37,24 +47,14 @@ def accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     dense = comparison.dense_accuracy(table)
     if not math.isnan(dense):
         ax.axhline(100 * dense, ls="--", color="black", lw=1, label="dense")
-    _sparsity_axis(ax, table)
-    ax.set_ylabel("ticket test accuracy (%), mean ± std")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, table, "ticket test accuracy (%), mean ± std", title)
 
 
 def iterations_figure(table: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     for method, rows in table.groupby("method"):
         ax.plot(rows["round"], rows["cumulative_iterations"], marker="o", ms=3, label=method, color=COLORS.get(method))
-    _sparsity_axis(ax, table)
-    ax.set_ylabel("cumulative training iterations")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, table, "cumulative training iterations", title)
 
 
 def set_sizes_figure(table: pd.DataFrame, title: str, method: str = "prac") -> Figure:
@@ -65,12 +65,7 @@ def set_sizes_figure(table: pd.DataFrame, title: str, method: str = "prac") -> F
     for label, values in (("PrAC set", rows["prac_set_size"]), ("CET", rows["cet_size"]),
                           ("CEP", rows["cep_size"]), ("CET ∩ CEP", overlap)):
         ax.plot(rows["round"], values, marker="o", ms=3, label=label)
-    _sparsity_axis(ax, table)
-    ax.set_ylabel(f"samples (mean over seeds)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, table, "samples (mean over seeds)", title)
 
 
 def similarity_figure(frame: pd.DataFrame, title: str) -> Figure:
@@ -79,13 +74,8 @@ def similarity_figure(frame: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
     for pair, rows in frame.groupby("pair"):
         ax.plot(rows["round"], rows["similarity"], marker="o", ms=3, label=pair)
-    _sparsity_axis(ax, frame)
-    ax.set_ylabel("mask similarity (IoU of kept weights)")
     ax.set_ylim(0, 1.02)
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    return fig
+    return _finish(fig, ax, frame, "mask similarity (IoU of kept weights)", title)
 
 
 def tradeoff_figure(settings: dict[str, pd.DataFrame], title: str, method: str = "prac",
