@@ -167,11 +167,13 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
     prac = table[table["method"] == "prac"]
     if len(prac):
         lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
-                  "| round | trained on | epochs | iterations | early stop | next PrAC set | % of D0 | CET | CEP |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| round | trained on | epochs | iterations | early stop | round's model test % | next PrAC set | "
+                  "% of D0 | CET | CEP |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         for _, row in prac.iterrows():
             lines.append(f"| {row['round']} | {row['train_set_size']:.0f} | {row['epochs_run']:.1f} | "
                          f"{row['train_iterations']:.0f} | {row['early_stopped']:.0f}/{row['seeds']} | "
+                         f"{_pct(row['test_mean'])} | "
                          f"{row['prac_set_size']:.0f} | {100 * row['prac_set_fraction']:.1f} | {row['cet_size']:.0f} | "
                          f"{row['cep_size']:.0f} |")
         lines.append("")
