@@ -181,7 +181,7 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
 
 
 def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
-    lines = ["| setting | prac matched up to (sparsity %) | iteration saving there | without round 0 | "
+    lines = ["| setting | prac matched up to (sparsity %; every round through) | iteration saving there | without round 0 | "
              "gap at 79 % (points) | gap at the last round | prac iterations to the last round vs lt | "
              "prac / lt within one std of dense up to (sparsity %) |",
              "|---|---|---|---|---|---|---|---|"]
@@ -190,7 +190,8 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
         both = comparison.curve(table, "prac")
         at79 = both.iloc[(both["sparsity"] - 0.79).abs().argmin()]
         last = both.iloc[-1]
-        matched = f"{100 * m.matched_sparsity:.1f}" if m.matched_round is not None else "nowhere"
+        matched = (f"{100 * m.matched_sparsity:.1f} ({_sparsity(m.matched_through)})" if m.matched_round is not None
+                   else "nowhere")
         without = m.iteration_saving_without_round0
         lines.append(f"| {setting.name} | {matched} | {_pct(m.iteration_saving)} % | "
                      f"{_pct(without) + ' %' if without == without else '–'} | {100 * at79['gap']:+.2f} ± "

@@ -69,6 +69,7 @@ class Match:
     iteration_saving_without_round0: float  # the same with each method's own round 0 left out
     extra_forward_passes: float
     reference_extra_forward_passes: float
+    matched_through: float = math.nan  # the highest sparsity up to which every round matched (nan: not round 0)
 
 
 def _matched_rounds(table: pd.DataFrame, method: str) -> pd.DataFrame:
@@ -99,6 +100,9 @@ def match(table: pd.DataFrame, method: str) -> Match:
     matched = both[both["matched"]]
     if matched.empty:
         return Match(method, None, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+    ordered = both.sort_values("sparsity")
+    unmatched_before = (~ordered["matched"]).cumsum() == 0
+    through = float(ordered[unmatched_before]["sparsity"].max()) if unmatched_before.any() else math.nan
     row = matched.sort_values("sparsity").iloc[-1]
     round0 = both[both["round"] == 0].iloc[0] if (both["round"] == 0).any() else None
     own0 = float(round0["train_iterations"]) if round0 is not None else 0.0
@@ -112,6 +116,7 @@ def match(table: pd.DataFrame, method: str) -> Match:
         iteration_saving_without_round0=(1.0 - without[0] / without[1]) if without[1] > 0 else math.nan,
         extra_forward_passes=float(row["cumulative_extra_forward_passes"]),
         reference_extra_forward_passes=float(row["cumulative_extra_forward_passes_ref"]),
+        matched_through=through,
     )
 
 

@@ -90,7 +90,10 @@ def match_line(m: comparison.Match) -> str:
         return f"{m.method} vs lt: within one std of lt at no sparsity"
     without = m.iteration_saving_without_round0
     without = f"{100 * without:.1f} % without round 0" if without == without else "round 0 only"
-    return (f"{m.method} vs lt: matched up to {100 * m.matched_sparsity:.1f} % sparsity (round {m.matched_round}); "
+    through = f"every round through {100 * m.matched_through:.1f} %" if m.matched_through == m.matched_through else \
+        "not at the first round"
+    return (f"{m.method} vs lt: matched up to {100 * m.matched_sparsity:.1f} % sparsity (round {m.matched_round}; "
+            f"{through}); "
             f"iterations to there {m.iterations:,.0f} vs {m.reference_iterations:,.0f}: saving "
             f"{100 * m.iteration_saving:.1f} % ({without}); "
             f"extra forward passes {m.extra_forward_passes:,.0f} vs {m.reference_extra_forward_passes:,.0f}")

@@ -53,6 +53,7 @@ def test_mean_and_std_over_seeds_per_method_and_sparsity():
 def test_matched_sparsity_is_the_highest_within_one_std_and_the_saving_sums_rounds_up_to_it():
     m = match(per_sparsity(LT + PRAC), "prac")
     assert m.matched_round == 2 and m.matched_sparsity == pytest.approx(0.488)
+    assert m.matched_through == pytest.approx(0.2)  # round 1 is not matched: the unbroken run ends at round 0
     assert (m.iterations, m.reference_iterations) == (90, 300)
     assert m.iteration_saving == pytest.approx(1 - 90 / 300)
     assert m.iteration_saving_without_round0 == pytest.approx(1 - 30 / 200)
