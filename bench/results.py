@@ -70,8 +70,6 @@ SETTINGS = [
             note="the paper's ablation: PrAC without CEP, iterations scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             note="LR 0.05 for both arms, iterations scaling"),
-    Setting("lenet-lr0.05-iterations-no-early-stop", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS, "prac.early_stop=false"),
-            ("prac", "lt"), note="LR 0.05, iterations scaling, early stop off"),
     Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
     Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LAYERWISE, ITERATIONS), ("prac", "lt"),
