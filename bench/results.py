@@ -68,6 +68,8 @@ SETTINGS = [
             note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
     Setting("lenet-cet-only-iterations", LENET, (NO_AUG, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
             note="the paper's ablation: PrAC without CEP, iterations scaling"),
+    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", "prac.schedule_scaling=epochs"), ("prac", "lt"),
+            note="the preset before this study: random crop (padding 4) and flip, epoch scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             note="LR 0.05 for both arms, iterations scaling"),
     Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
