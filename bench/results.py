@@ -76,8 +76,6 @@ SETTINGS = [
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
     Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LAYERWISE, ITERATIONS), ("prac", "lt"),
             note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
-    Setting("lenet-layerwise-epochs", LENET, (NO_AUG, LAYERWISE, "prac.schedule_scaling=epochs"), ("prac", "lt"),
-            note="layerwise magnitude pruning, epoch scaling"),
 ]
 
 
