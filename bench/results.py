@@ -32,6 +32,7 @@ from prac.run_paths import run_paths
 
 SEEDS = (0, 1, 2)
 NO_AUG = "data.augment=false"
+LR01 = "train.lr=0.1"  # the preset's LR before this study; the preset now has 0.05
 ITERATIONS = "prac.schedule_scaling=iterations"
 E24 = ("train.epochs=24", "train.milestones=[12,18]")
 LAYERWISE = "prune.scope=layerwise"
@@ -54,27 +55,28 @@ class Setting:
 
 LENET = "fashion-lenet"
 SETTINGS = [
-    Setting("lenet-epochs", LENET, (NO_AUG, "prac.schedule_scaling=epochs"),
+    Setting("lenet-epochs", LENET, (NO_AUG, LR01, "prac.schedule_scaling=epochs"),
             note="the reference code's epoch scaling: a round on |P| of D0 trains E0·|P|/|D0| epochs"),
-    Setting("lenet-iterations", LENET, (NO_AUG, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-iterations", LENET, (NO_AUG, LR01, ITERATIONS), ("prac", "lt"),
             note="the paper's formula: |P|/|D0| of the full schedule's iterations"),
-    Setting("lenet-epochs-floor7", LENET, (NO_AUG, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
+    Setting("lenet-epochs-floor7", LENET, (NO_AUG, LR01, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
             ("prac", "lt"),
             note="epoch scaling with at least 7 epochs (window + 2)"),
-    Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, ITERATIONS, "prac.early_stop=false"),
+    Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, LR01, ITERATIONS, "prac.early_stop=false"),
             ("prac", "lt"),
             note="iterations scaling, early stop off"),
-    Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
+    Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, LR01, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
             note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
-    Setting("lenet-cet-only-iterations", LENET, (NO_AUG, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
+    Setting("lenet-cet-only-iterations", LENET, (NO_AUG, LR01, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
             note="the paper's ablation: PrAC without CEP, iterations scaling"),
-    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", "prac.schedule_scaling=epochs"), ("prac", "lt"),
+    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", LR01, "prac.schedule_scaling=epochs"),
+            ("prac", "lt"),
             note="the preset before this study: random crop (padding 4) and flip, epoch scaling"),
     Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
             note="LR 0.05 for both arms, iterations scaling"),
-    Setting("lenet-e24-iterations", LENET, (NO_AUG, *E24, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-e24-iterations", LENET, (NO_AUG, LR01, *E24, ITERATIONS), ("prac", "lt"),
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
-    Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LAYERWISE, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LR01, LAYERWISE, ITERATIONS), ("prac", "lt"),
             note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
 ]
 
