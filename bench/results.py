@@ -72,8 +72,9 @@ SETTINGS = [
     Setting("lenet-augmented-epochs", LENET, ("data.augment=true", LR01, "prac.schedule_scaling=epochs"),
             ("prac", "lt"),
             note="the preset before this study: random crop (padding 4) and flip, epoch scaling"),
-    Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS), ("prac", "lt"),
-            note="LR 0.05 for both arms, iterations scaling"),
+    Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS),
+            note="LR 0.05 for both arms, iterations scaling: the preset's defaults now (`prac-lth compare "
+                 "fashion-lenet --seeds 0,1,2 --methods prac,lt,random --engine-only` finds these runs)"),
     Setting("lenet-e24-iterations", LENET, (NO_AUG, LR01, *E24, ITERATIONS), ("prac", "lt"),
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
     Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LR01, LAYERWISE, ITERATIONS), ("prac", "lt"),

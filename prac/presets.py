@@ -45,16 +45,22 @@ _OFFLINE: dict[str, dict[str, Any]] = {
         "prune": {"rounds": 8, "rewind_epoch": 1, "prune_linear": True},
         "prac": {"early_stop_eps": 0.01},
     },
-    # Real data offline (Debian dataset-fashion-mnist): benchmarks and science checks.
+    # Real data offline (Debian dataset-fashion-mnist): benchmarks and science checks. Chosen from the
+    # measurements in docs/results.md: a CPU-sized schedule (E0 = 12), so PrAC rounds scale by iterations
+    # (the paper's formula; the epoch rule leaves them 2-4 epochs); 15 rounds reach 96.5 % sparsity.
     "fashion-lenet": {
-        "data": {"dataset": "fashion-mnist"}, "model": {"name": "lenet300"},
-        "train": {"epochs": 12, "batch_size": 128, "lr": 0.1, "milestones": [6, 9]},
+        # No crop/flip: an MLP sees a shifted image as another input; LR 0.05 trains it better than 0.1
+        # in 12 epochs.
+        "data": {"dataset": "fashion-mnist", "augment": False}, "model": {"name": "lenet300"},
+        "train": {"epochs": 12, "batch_size": 128, "lr": 0.05, "milestones": [6, 9]},
         "prune": {"rounds": 15, "rewind_epoch": 1, "prune_linear": True},
+        "prac": {"schedule_scaling": "iterations"},
     },
-    "fashion-conv": {
+    "fashion-conv": {  # not measured (a GPU job): the same reasoning, augmentation kept for a conv net
         "data": {"dataset": "fashion-mnist"}, "model": {"name": "conv4"},
         "train": {"epochs": 12, "batch_size": 128, "lr": 0.05, "milestones": [6, 9]},
-        "prune": {"rounds": 10, "rewind_epoch": 1},
+        "prune": {"rounds": 15, "rewind_epoch": 1},
+        "prac": {"schedule_scaling": "iterations"},
     },
 }
 

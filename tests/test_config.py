@@ -124,6 +124,12 @@ def test_offline_presets():
     assert lenet.data.dataset == "fashion-mnist" and lenet.model.name == "lenet300"
     assert lenet.prune.prune_linear, "LeNet-300-100 has no conv layers: its linear layers must be prunable"
     assert preset_config("fashion-conv").data.dataset == "fashion-mnist"
+    # The defaults docs/results.md measured: no crop/flip for the MLP, LR 0.05, the paper's iteration
+    # scaling (12-epoch rounds scaled by epochs leave PrAC 2-4 epochs); rounds to at least 95 % sparsity.
+    assert (lenet.data.augment, lenet.train.lr, lenet.prac.schedule_scaling) == (False, 0.05, "iterations")
+    for name in ("fashion-lenet", "fashion-conv"):
+        config = preset_config(name)
+        assert 1 - (1 - config.prune.rate) ** config.prune.rounds >= 0.95, name
 
 
 def test_preset_config_returns_independent_configs():
