@@ -82,20 +82,21 @@ def tradeoff_figure(settings: dict[str, pd.DataFrame], title: str, method: str =
                     at: tuple[float, ...] = (0.79, 0.965)) -> Figure:
     """One point per setting and target sparsity: the iterations saved up to that sparsity against the
     ticket's accuracy gap to lt there, with lt's std over seeds as the error bar (inside it: matched)."""
-    fig, axes = plt.subplots(1, len(at), figsize=(5.2 * len(at), 4.6), layout="constrained", sharey=True)
-    for ax, target in zip(list(axes) if len(at) > 1 else [axes], at):
-        for name, table in settings.items():
+    fig, axes = plt.subplots(1, len(at), figsize=(5 * len(at) + 2.5, 4.6), layout="constrained", sharey=True,
+                             squeeze=False)
+    markers = "osD^v<>pXh"
+    for ax, target in zip(axes[0], at):
+        for i, (name, table) in enumerate(settings.items()):
             both = comparison.curve(table, method)
             row = both.iloc[(both["sparsity"] - target).abs().argmin()]
-            ax.errorbar(100 * row["saving"], 100 * row["gap"], yerr=100 * row["reference_std"], fmt="o", capsize=3,
-                        label=name)
-            ax.annotate(name, (100 * row["saving"], 100 * row["gap"]), fontsize=7, xytext=(4, 3),
-                        textcoords="offset points")
+            ax.errorbar(100 * row["saving"], 100 * row["gap"], yerr=100 * row["reference_std"], capsize=3,
+                        fmt=markers[i % len(markers)], color=f"C{i % 10}", label=name)
         ax.axhline(0, color="black", lw=1)
         ax.set_xlabel(f"iterations saved vs lt up to {100 * target:.1f} % sparsity (%)")
         ax.set_title(f"at {100 * target:.1f} % sparsity", fontsize=9)
         ax.grid(alpha=0.3)
-    (axes[0] if len(at) > 1 else axes).set_ylabel(f"{method} − lt ticket accuracy (points; bar: lt's std)")
+    axes[0][0].set_ylabel(f"{method} − lt ticket accuracy (points; bar: lt's std)")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.suptitle(title, fontsize=10)
     return fig
 
