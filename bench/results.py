@@ -11,22 +11,24 @@ import argparse
 import shlex
 import sys
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
-
-from itertools import combinations
 
 from prac import comparison
 from prac.artifacts import read_mask
 from prac.artifacts.atomic import atomic_write
 from prac.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
                                      tradeoff_figure)
+from prac.errors import UserError
 from prac.experiment import compare_in_process, finished_rounds
+from prac.imp_steps import method_snapshot
+from prac.masks import mask_similarity
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
 from prac.round_file import load_round
-from prac.masks import mask_similarity
 from prac.report import dense_line, match_line
 from prac.run_paths import run_paths
 
@@ -93,7 +95,7 @@ def table_of(setting: Setting, output_dir: str | None, run: bool) -> pd.DataFram
     missing = [c for c in wanted if finished_rounds(c) is None]
     if missing and not run:
         names = ", ".join(f"{c.method}/seed {c.seed}" for c in missing)
-        raise SystemExit(f"results: {setting.name} has unfinished experiments ({names}); run without --no-run")
+        raise UserError(f"{setting.name} has unfinished experiments ({names}); run without --no-run")
     return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr)))
 
 
@@ -103,7 +105,11 @@ def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
     by = {(c.method, c.seed): c for c in configs(setting, output_dir)}
     any_config = next(iter(by.values()))
     rounds, rate = any_config.prune.rounds, any_config.prune.rate
-    mask = lambda key, r: read_mask(run_paths(by[key]).round(r) / "mask.parquet").mask  # noqa: E731
+
+    @cache  # lt's masks take part in every pair
+    def mask(key: tuple[str, int], r: int):
+        return read_mask(run_paths(by[key]).round(r) / "mask.parquet").mask
+
     rows = []
     for r in range(rounds):
         for method in (m for m in setting.methods if m != "lt"):
@@ -126,13 +132,14 @@ def layer_analysis(setting: Setting, output_dir: str | None, rounds: tuple[int, 
         if config.method not in ("prac", "lt"):
             continue
         paths = run_paths(config)
-        rewind = load_round(paths.shared_round0 / "train.pt").rewind_state
+        round0 = load_round(paths.shared_round0 / "train.pt")
         for r in rounds:
-            result = load_round(paths.shared_round0 / "train.pt" if r == 0 else paths.round(r) / "train.pt")
-            pruned_from = (result.early if r == 0 and config.method == "prac" and result.early else result.final)
+            result = round0 if r == 0 else load_round(paths.round(r) / "train.pt")
+            pruned_from, _ = method_snapshot(config.method, result, r)  # what the arm pruned
             mask = read_mask(paths.round(r) / "mask.parquet").mask
             for layer, kept in mask.items():
-                grown = pruned_from.last_state[layer][kept].abs().mean() / rewind[layer][kept].abs().mean()
+                rewind = round0.rewind_state[layer][kept]
+                grown = pruned_from.last_state[layer][kept].abs().mean() / rewind.abs().mean()
                 rows.append({"method": config.method, "seed": config.seed, "round": r, "layer": layer,
                              "sparsity": 1 - float(kept.float().mean()), "growth": float(grown)})
     frame = pd.DataFrame(rows)
@@ -244,7 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown setting {unknown}; known: {', '.join(known)}")
     settings = [known[n] for n in args.only] if args.only else SETTINGS
-    write_results(settings, Path(args.out), args.output_dir, run=not args.no_run)
+    try:
+        write_results(settings, Path(args.out), args.output_dir, run=not args.no_run)
+    except UserError as error:  # bad input: one line, exit 2
+        print(f"results: error: {error}", file=sys.stderr)
+        return 2
     print(f"figures and tables.md written to {args.out}")
     return 0
 

@@ -28,7 +28,9 @@ def _digest(payload: dict[str, Any]) -> str:
 _HASHED_WHEN_SET = {"prune": {"scope": "global"}}
 
 
-def _without_unset(fields: dict[str, Any]) -> dict[str, Any]:
+def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:
+    """Every field that can change a result, settings added later only when they are set."""
+    fields = config.model_dump(mode="json", exclude=_NOT_RESULTS)
     for section, defaults in _HASHED_WHEN_SET.items():
         for name, default in defaults.items():
             if fields[section].get(name) == default:
@@ -48,8 +50,7 @@ def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> di
 
 def result_fields(config: ExperimentConfig) -> dict[str, Any]:
     """The fields that change this experiment's result: not runtime, not what its method never reads."""
-    fields = _without_unset(config.model_dump(mode="json", exclude=_NOT_RESULTS))
-    return _without(fields, _NOT_READ_BY.get(config.method, {}))
+    return _without(_hashed_fields(config), _NOT_READ_BY.get(config.method, {}))
 
 
 def fingerprint(config: ExperimentConfig) -> str:
@@ -59,7 +60,7 @@ def fingerprint(config: ExperimentConfig) -> str:
 
 def round0_fingerprint(config: ExperimentConfig) -> str:
     """Hash of what round 0 depends on: equal for the prac, lt and random arms of one experiment."""
-    return _digest(_without(_without_unset(config.model_dump(mode="json", exclude=_NOT_RESULTS)), _NOT_ROUND0))
+    return _digest(_without(_hashed_fields(config), _NOT_ROUND0))
 
 
 def seed_for(seed: int, *labels: object) -> int:

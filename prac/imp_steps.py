@@ -44,10 +44,15 @@ def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
 
 
 def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
-    """(the snapshot this arm uses, whether it stopped early). The prac arm takes the shared round 0
+    """(the snapshot this arm uses, whether it stopped early)."""
+    return method_snapshot(ctx.config.method, result, round_index)
+
+
+def method_snapshot(method: str, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
+    """(the snapshot `method` uses, whether it stopped early). The prac arm takes the shared round 0
     as if it had stopped where early stop fired."""
     if round_index == 0:
-        if ctx.config.method == "prac" and result.early is not None:
+        if method == "prac" and result.early is not None:
             return result.early, True
         return result.final, False
     return result.final, result.early is not None

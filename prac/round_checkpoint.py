@@ -89,6 +89,8 @@ def round_identity(spec: RoundSpec, train: TrainConfig, size: int, kept_weights:
         "early_stop": None if early_stop is None else {
             "eps": early_stop.eps, "window": early_stop.window,
             "prune_rate": early_stop.prune_rate, "stop": early_stop.stop,
+            # Added later: recorded only when not the default, as in the fingerprint, so a round checkpointed
+            # before the setting existed still resumes.
             **({"prune_scope": early_stop.prune_scope} if early_stop.prune_scope != "global" else {})},
     }
 

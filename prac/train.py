@@ -27,7 +27,7 @@ from prac.fingerprint import seed_for
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
 from prac.placement import require_on
-from prac.pruning import magnitude_prune
+from prac.pruning import Scope, magnitude_prune
 from prac.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
 from prac.schedule import RoundSchedule, steps_per_epoch
 
@@ -40,7 +40,7 @@ class EarlyStopSpec:
     window: int
     prune_rate: float  # the candidate mask is what pruning at this rate would give now
     stop: bool  # stop training when it fires; else only note where it fired (shared round 0)
-    prune_scope: str = "global"  # the candidate's pruning scope (prac.pruning)
+    prune_scope: Scope = "global"  # the candidate's pruning scope
 
 
 @dataclass(frozen=True)

@@ -107,9 +107,8 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     configs = [_validated(preset, method, seed, overrides) for seed in seeds for method in methods]
     if args.engine_only:
-        from prac.report import print_comparison
-
         from prac.experiment import compare_in_process
+        from prac.report import print_comparison
 
         print_comparison(compare_in_process(configs))
         return

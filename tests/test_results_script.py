@@ -8,6 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pytest
 
+from prac.errors import UserError
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
 import results  # noqa: E402
 
@@ -18,8 +20,9 @@ TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "l
 
 def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
     runs, out = tmp_path / "runs", tmp_path / "out"
-    with pytest.raises(SystemExit, match="unfinished experiments"):
+    with pytest.raises(UserError, match="unfinished experiments"):
         results.write_results([TINY], out, str(runs), run=False)
+    assert results.main(["--only", "lenet-epochs", "--no-run", "--output-dir", str(runs), "--out", str(out)]) == 2
     tables = results.write_results([TINY], out, str(runs), run=True)
     text = (out / "tables.md").read_text()
     assert TINY.command() in text and "--engine-only" in TINY.command()

@@ -13,9 +13,9 @@ from device_runs import BATCH, short_config
 from prac.artifacts import load_torch, read_mask, write_mask
 from prac.context import build_context
 from prac.masks import full_mask
-from prac.placement import map_tensors
+from prac.placement import map_tensors, to_cpu
 from prac.precision import autocast_dtype
-from prac.pruning import magnitude_prune
+from prac.pruning import magnitude_prune, random_prune
 from prac.round_file import load_round, save_round
 from prac.schedule import RoundSchedule, full_schedule
 from prac.train import EarlyStopSpec, RoundSpec, prunable_weights, train_round
@@ -137,3 +137,19 @@ def test_files_written_from_device_tensors_read_back_equal_on_the_cpu(ctx, tmp_p
         assert original.keys() == loaded.keys()
         assert all(loaded[k].device.type == "cpu" and torch.equal(loaded[k], v.cpu()) for k, v in original.items())
     np.testing.assert_array_equal(back.final.forget_events, result.final.forget_events)
+
+
+def test_layerwise_pruning_on_the_device_keeps_the_mask_there_and_equals_the_cpu(ctx):
+    model, mask = pruned_start(ctx)
+    weights = prunable_weights(model, mask)
+    layerwise = magnitude_prune(weights, mask, 0.3, "layerwise")
+    assert all(m.device.type == ctx.device.type for m in layerwise.values())
+    for name, kept in mask.items():  # each tensor loses round(0.3 × its kept weights)
+        before = int(kept.sum())
+        assert int(layerwise[name].sum()) == before - round(0.3 * before), name
+    on_cpu = magnitude_prune(to_cpu(weights), to_cpu(mask), 0.3, "layerwise")
+    assert all(torch.equal(layerwise[n].cpu(), on_cpu[n]) for n in mask)
+    randomly = random_prune(mask, 0.3, torch.Generator().manual_seed(1), "layerwise")
+    assert all(m.device.type == ctx.device.type for m in randomly.values())
+    same_on_cpu = random_prune(to_cpu(mask), 0.3, torch.Generator().manual_seed(1), "layerwise")
+    assert all(torch.equal(randomly[n].cpu(), same_on_cpu[n]) for n in mask)
