@@ -3,13 +3,16 @@ from __future__ import annotations
 
 from prac.config import ExperimentConfig
 from prac.errors import UserError
+from prac.imp_steps import check_inputs
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
 
 
 def experiment_config(preset: str, method: str, seed: int, overrides: list[str] | None) -> ExperimentConfig:
-    """Raises UserError (one line) for an unknown preset, method, key or value."""
-    return apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *(overrides or [])])
+    """Raises UserError (one line) for an unknown preset, method, key or value, or a bad transfer source."""
+    config = apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *(overrides or [])])
+    check_inputs(config)
+    return config
 
 
 def check_deployment_dataset(config: ExperimentConfig, deployment_name: str | None) -> None:

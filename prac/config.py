@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from prac.methods import METHODS
+
 
 class _Strict(BaseModel):
     # Unknown keys are errors: a typo in --set must not be silently ignored.
@@ -66,6 +68,13 @@ class PracConfig(_Strict):
     use_cep: bool = True
 
 
+class TransferConfig(_Strict):
+    """The `transfer` method's source: the run whose per-round PrAC sets it trains on, as
+    `<preset>/<fingerprint>` under the output dir (or that folder's path)."""
+
+    source: str | None = None
+
+
 class RuntimeConfig(_Strict):
     """Where and how to run: never part of the fingerprint. PRAC_OUTPUT_DIR and PRAC_DATA_DIR set the
     defaults of a machine (e.g. a worker's shared volume)."""
@@ -86,13 +95,14 @@ class RuntimeConfig(_Strict):
 
 class ExperimentConfig(_Strict):
     preset: str
-    method: Literal["prac", "lt", "random"] = "prac"
+    method: Literal[tuple(METHODS)] = "prac"  # type: ignore[valid-type]  # prac.methods.METHODS
     seed: int = 0
     data: DataConfig
     model: ModelConfig
     train: TrainConfig
     prune: PruneConfig = PruneConfig()
     prac: PracConfig = PracConfig()
+    transfer: TransferConfig = TransferConfig()
     runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
 
     @model_validator(mode="after")

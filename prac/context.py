@@ -12,6 +12,7 @@ from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
 from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
+from prac.methods import Method, get_method
 from prac.models import build_model
 from prac.placement import to_device
 from prac.precision import autocast_dtype
@@ -40,6 +41,10 @@ class ExperimentContext:
     def round0_fingerprint(self) -> str:
         return round0_fingerprint(self.config)
 
+    @property
+    def method(self) -> Method:
+        return get_method(self.config.method)
+
     def place(self, tree: T) -> T:
         """What was read from disk (CPU tensors), on the training device: the one place it is moved."""
         return to_device(tree, self.device)
@@ -64,10 +69,14 @@ class ExperimentContext:
             self._compiled.load_state_dict(self._theta0)
         return self._compiled
 
-    def _build(self) -> nn.Module:
+    def reinit_state(self) -> dict[str, torch.Tensor]:
+        """A fresh random initialisation, independent of θ0 (the random-reinit method's tickets)."""
+        return self._build("reinit").state_dict()
+
+    def _build(self, init: str = "init") -> nn.Module:
         channels, height, _ = self.data.image_shape
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed_for(self.config.seed, "init"))
+            torch.manual_seed(seed_for(self.config.seed, init))
             model = build_model(self.config.model.name, in_channels=channels,
                                 num_classes=self.data.num_classes, image_size=height)
         return model.to(self.device)

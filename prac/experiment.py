@@ -12,6 +12,7 @@ from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.imp_loop import run_rounds
+from prac.methods import get_method
 from prac.round_record import RoundRecord, round_record
 from prac.run_paths import run_paths
 
@@ -29,7 +30,7 @@ class ExperimentResult:
 def short_schedule_note(config: ExperimentConfig) -> str | None:
     """Early stop needs window + 2 epochs to fire: say so rather than silently never stopping."""
     need = MaskDistanceEarlyStop.minimum_epochs(config.prac.early_stop_window)
-    if config.method == "prac" and config.prac.early_stop and config.train.epochs < need:
+    if get_method(config.method).early_stop and config.prac.early_stop and config.train.epochs < need:
         return f"note: early stop needs at least {need} epochs to fire; with {config.train.epochs} epochs it never will"
     return None
 

@@ -3,19 +3,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from prac.config import ExperimentConfig
+from prac.methods import PRAC_SETTINGS, get_method
 
 # Fields that never change a result: where things run and are written.
 _NOT_RESULTS = {"runtime", "preset"}
 # Round 0 (dense training on D0) is shared by the arms: what only later rounds use is left out.
-_NOT_ROUND0 = {"method": None, "prune": {"rounds"},
+_NOT_ROUND0 = {"method": None, "prune": {"rounds"}, "transfer": None,
                "prac": {"forget_threshold", "schedule_scaling", "min_epochs", "use_cep"}}
-# What a method never reads: lt and random train every round on D0 for the full schedule (CET is still
-# computed, with forget_threshold), so a sweep of PrAC's settings reuses their runs.
-_PRAC_ROUNDS_ONLY = {"early_stop", "early_stop_eps", "early_stop_window", "schedule_scaling", "min_epochs", "use_cep"}
-_NOT_READ_BY = {"lt": {"prac": _PRAC_ROUNDS_ONLY}, "random": {"prac": _PRAC_ROUNDS_ONLY}}
+
+
+# What a method never reads stays out of its fingerprint (prac.methods: `reads`): lt and random train every
+# round on D0 for the full schedule, so a sweep of PrAC's settings reuses their runs.
+def _not_read_by(method: str) -> dict[str, set[str] | None]:
+    described = get_method(method)
+    return {"prac": set(PRAC_SETTINGS - described.reads), **({} if described.reads_transfer else {"transfer": None})}
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -25,7 +30,7 @@ def _digest(payload: dict[str, Any]) -> str:
 
 # Settings added after results existed: hashed only when set to something other than their default, so the
 # results of every earlier configuration keep their names (OpenLTH's rule for new hyperparameters).
-_HASHED_WHEN_SET = {"prune": {"scope": "global"}}
+_HASHED_WHEN_SET = {"prune": {"scope": "global"}, "transfer": {"source": None}}
 
 
 def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:
@@ -35,6 +40,10 @@ def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:
         for name, default in defaults.items():
             if fields[section].get(name) == default:
                 fields[section].pop(name)
+        if not fields[section]:
+            fields.pop(section)
+    if "transfer" in fields:  # the source run by what it is (<preset>/<fingerprint>), not where it lies
+        fields["transfer"]["source"] = "/".join(Path(fields["transfer"]["source"]).parts[-2:])
     return fields
 
 
@@ -44,13 +53,13 @@ def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> di
             fields.pop(key, None)
         else:
             for name in sub:
-                fields[key].pop(name, None)
+                fields.get(key, {}).pop(name, None)
     return fields
 
 
 def result_fields(config: ExperimentConfig) -> dict[str, Any]:
     """The fields that change this experiment's result: not runtime, not what its method never reads."""
-    return _without(_hashed_fields(config), _NOT_READ_BY.get(config.method, {}))
+    return _without(_hashed_fields(config), _not_read_by(config.method))
 
 
 def fingerprint(config: ExperimentConfig) -> str:

@@ -7,6 +7,7 @@ from typing import Callable, Protocol
 
 from prac.artifacts.refs import ArtifactRef
 from prac.config import ExperimentConfig
+from prac.methods import get_method
 from prac.round_record import RoundRecord, ticket_accuracy
 
 
@@ -39,19 +40,20 @@ def ticket_wanted(config: ExperimentConfig, round_index: int) -> bool:
 def run_rounds(config: ExperimentConfig, steps: Steps,
                on_round: Callable[[RoundOutputs], None] = lambda _: None,
                on_late_ticket: Callable[[RoundOutputs], None] = lambda _: None) -> list[RoundOutputs]:
-    rounds, lt_like = config.prune.rounds, config.method != "prac"
+    method = get_method(config.method)
+    rounds, lt_like = config.prune.rounds, method.ticket_is_next_round
     outputs: list[RoundOutputs] = []
     mask = prac_set = dense = None
     for r in range(rounds):
         train = steps.train(r, mask, prac_set)
-        if r == 0 and config.method == "prac" and config.prac.use_cep:
+        if r == 0 and (method.uses_cep(config.prac.use_cep) or method.needs_el2n):
             dense = steps.dense_predictions(train)
         cet = steps.select_cet(r, train, prac_set)
         new_mask = steps.prune(r, train, mask)
         new_prac_set = steps.select_cep(r, train, cet, dense)
         if lt_like and r >= 1 and ticket_wanted(config, r - 1):
             # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,
-            # schedule and data order): its ticket is known only now.
+            # schedule and data order): its ticket is known only now (prac.methods).
             before = outputs[r - 1]
             before.ticket = steps.ticket_from_next_round(r - 1, train)
             before.record.ticket_test_acc = ticket_accuracy(before.ticket)

@@ -13,14 +13,17 @@ import pyarrow.parquet as pq
 
 from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, write_mask, write_prac_set
 from prac.artifacts.refs import ArtifactRef, checked_path, make_ref
+from prac.config import ExperimentConfig
 from prac.context import ExperimentContext
 from prac.masks import Mask, full_mask
 from prac.placement import to_numpy
 from prac.round_file import load_round, save_round
 from prac.run_paths import run_paths
-from prac.stages import (cet_over_d0, predictions_on_d0, prune, retrain, select_cep_stage, train_dense_round,
-                         train_sparse_round)
+from prac.methods import get_method
+from prac.stages import (cet_over_d0, el2n_on_d0, next_training_set, predictions_on_d0, prune, retrain,
+                         select_cep_stage, train_dense_round, train_sparse_round)
 from prac.train import RoundResult, Snapshot
+from prac.transfer import check_source
 
 Log = Callable[[str], None] | None
 
@@ -30,8 +33,15 @@ def write_json(path: Path, payload: object) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=float))
 
 
+def check_inputs(config: ExperimentConfig) -> None:
+    """What a run reads besides its config and data, checked before any training (one-line UserError)."""
+    if get_method(config.method).reads_transfer:
+        check_source(config)
+
+
 def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
     """config.json and split.parquet (the saved validation split) in the run's folder."""
+    check_inputs(ctx.config)
     paths = run_paths(ctx.config)
     write_json(paths.root / "config.json", {"fingerprint": ctx.fingerprint,
                                             "round0_fingerprint": ctx.round0_fingerprint,
@@ -49,10 +59,10 @@ def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) 
 
 
 def method_snapshot(method: str, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
-    """(the snapshot `method` uses, whether it stopped early). The prac arm takes the shared round 0
-    as if it had stopped where early stop fired."""
+    """(the snapshot `method` uses, whether it stopped early). Methods that stop early take the shared
+    round 0 as if it had stopped where early stop fired."""
     if round_index == 0:
-        if method == "prac" and result.early is not None:
+        if get_method(method).early_stop and result.early is not None:
             return result.early, True
         return result.final, False
     return result.final, result.early is not None
@@ -64,7 +74,7 @@ def _round(ctx: ExperimentContext, ref: ArtifactRef | Path) -> RoundResult:
 
 
 def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndarray | None:
-    if ctx.config.method != "prac" or prac_set_ref is None:
+    if ctx.method.next_set == "all" or prac_set_ref is None:
         return None
     prac_set = read_prac_set(checked_path(prac_set_ref)).prac_set
     return np.flatnonzero(prac_set.in_prac)  # rows are D0 in order: row number = position in D0
@@ -135,26 +145,39 @@ def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
 
 
 def dense_predictions_step(ctx: ExperimentContext, round0_ref: ArtifactRef) -> ArtifactRef:
-    """The dense reference of CEP: predictions on D0 of round 0's best model (as this arm sees it)."""
-    snap, _ = arm_snapshot(ctx, _round(ctx, round0_ref), 0)
-    predictions = predictions_on_d0(ctx, snap.best_state)
+    """The dense reference of CEP: predictions on D0 of round 0's best model (as this arm sees it); for
+    methods that rank by EL2N also each sample's EL2N score (column `el2n`)."""
+    result = _round(ctx, round0_ref)
+    snap, _ = arm_snapshot(ctx, result, 0)
+    columns = {"prediction": predictions_on_d0(ctx, snap.best_state).astype(np.int64)}
+    if ctx.method.needs_el2n:
+        columns["el2n"] = el2n_on_d0(ctx, el2n_state(ctx, result))
     path = run_paths(ctx.config).root / "dense_predictions.parquet"
     with atomic_write(path) as tmp:
-        pq.write_table(pa.table({"prediction": predictions.astype(np.int64)}), tmp)
+        pq.write_table(pa.table(columns), tmp)
     return make_ref(path)
+
+
+def el2n_state(ctx: ExperimentContext, round0: RoundResult):
+    """The dense model early in training that EL2N is scored with: θ_rewind when the rewind point is past
+    initialisation (k ≥ 1), else where round 0's early stop fired, else round 0's end."""
+    if ctx.config.prune.rewind_epoch >= 1:
+        return round0.rewind_state
+    return (round0.early or round0.final).last_state
 
 
 def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef, cet_ref: ArtifactRef,
                     dense_ref: ArtifactRef | None, log: Log = None) -> ArtifactRef:
-    """select-CEP and the next round's set: PrAC = CET ∪ CEP (prac arm); all of D0 otherwise."""
+    """select-CEP and the next round's training set (column in_prac) by the method's rule: prac's is
+    CET ∪ CEP; lt's all of D0 (prac.methods)."""
     cet = read_prac_set(checked_path(cet_ref), expected_fingerprint=ctx.fingerprint).prac_set
     in_cep = np.zeros_like(cet.in_cet)
-    prac_arm = ctx.config.method == "prac"
-    if prac_arm and round_index >= 1 and dense_ref is not None:
+    dense = pq.read_table(checked_path(dense_ref)) if dense_ref is not None else None
+    if ctx.method.uses_cep(ctx.config.prac.use_cep) and round_index >= 1 and dense is not None:
         snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
-        dense = pq.read_table(checked_path(dense_ref)).column("prediction").to_numpy()
-        in_cep = select_cep_stage(ctx, dense, snap.best_state)
-    in_prac = (cet.in_cet | in_cep) if prac_arm else np.ones_like(cet.in_cet)
+        in_cep = select_cep_stage(ctx, dense.column("prediction").to_numpy(), snap.best_state)
+    el2n_scores = dense.column("el2n").to_numpy() if dense is not None and "el2n" in dense.column_names else None
+    in_prac = next_training_set(ctx, round_index, cet.in_cet, in_cep, el2n_scores)
     if not in_prac.any():
         if log:
             log(f"round {round_index}: the PrAC set is empty; the next round trains on this round's set again")

@@ -51,8 +51,10 @@ def round_record(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRe
     prac_set = read_prac_set(checked_path(prac_set_ref)).prac_set
     sparsity = read_mask(checked_path(mask_ref)).sparsity
     d0 = len(prac_set.index)
-    cep_passes = d0 if ctx.config.method == "prac" and ctx.config.prac.use_cep else 0
-    # CEP needs the dense predictions once (round 0) and this round's predictions (rounds ≥ 1).
+    # CEP needs the dense predictions once (round 0) and this round's predictions (rounds ≥ 1); EL2N one
+    # pass of the early dense model (round 0).
+    cep_passes = d0 if ctx.method.uses_cep(ctx.config.prac.use_cep) else 0
+    cep_passes += d0 if ctx.method.needs_el2n and round_index == 0 else 0
     return RoundRecord(
         round=round_index, sparsity=sparsity, trained_sparsity=previous_sparsity,
         train_set_size=int(prac_set.trained.sum()), prac_set_size=int(prac_set.in_prac.sum()),

@@ -9,13 +9,14 @@ import numpy as np
 import torch
 
 from prac.context import ExperimentContext
-from prac.evaluate import predict
+from prac.evaluate import predict, probabilities
 from prac.fingerprint import seed_for
 from prac.masks import Mask, MaskEnforcer, full_mask
 from prac.placement import to_numpy
 from prac.pruning import magnitude_prune, random_prune
 from prac.schedule import full_schedule, scaled_schedule
-from prac.selection import select_cep, select_cet
+from prac.selection import el2n, highest_scores, random_subset, select_cep, select_cet
+from prac.transfer import transferred_set
 from prac.train import EarlyStopSpec, RoundResult, RoundSpec, StateDict, load_start_state, train_round
 
 Log = Callable[[str], None] | None
@@ -43,17 +44,16 @@ def train_dense_round(ctx: ExperimentContext, log: Log = None,
 
 def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Mask,
                        subset: np.ndarray | None, log: Log = None, checkpoint_path: Path | None = None) -> RoundResult:
-    """Round r ≥ 1: m ⊙ θ_rewind trained on the subset (None: all of D0). The prac arm scales its
-    schedule to the subset and may stop early; lt and random train the full schedule."""
-    config = ctx.config
-    prac_arm = config.method == "prac"
-    if prac_arm and subset is not None:
+    """Round r ≥ 1: m ⊙ θ_rewind trained on the subset (None: all of D0). Methods that scale their schedule
+    train |subset|/|D0| of it; those that stop early stop when the mask settles (prac.methods)."""
+    config, method = ctx.config, ctx.method
+    if method.scales_schedule and subset is not None:
         schedule = scaled_schedule(config.train, len(subset), len(ctx.data.train), config.prac.schedule_scaling,
                                    config.prac.min_epochs)
     else:
         schedule = full_schedule(config.train)
     spec = RoundSpec(schedule, seed=config.seed, subset=subset,
-                     early_stop=_early_stop_spec(ctx, stop=True) if prac_arm else None)
+                     early_stop=_early_stop_spec(ctx, stop=True) if method.early_stop else None)
     model = load_start_state(ctx.new_model(), rewind_state, mask)
     return train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
 
@@ -70,26 +70,58 @@ def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.nd
 
 
 def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int) -> Mask:
-    """prune: global magnitude pruning of the round's last weights (random for the random arm: its draws
-    come from a CPU generator, so a seed gives the same mask on any device). Weights and mask on the
-    training device; so is the new mask."""
+    """prune: magnitude pruning of the round's last weights (at random for methods that prune at random:
+    the draws come from a CPU generator, so a seed gives the same mask on any device). Weights and mask on
+    the training device; so is the new mask."""
     rate = ctx.config.prune.rate
-    if ctx.config.method == "random":
+    if ctx.method.pruning == "random":
         generator = torch.Generator().manual_seed(seed_for(ctx.config.seed, "random-prune", round_index))
         return random_prune(mask, rate, generator, ctx.config.prune.scope)
     return magnitude_prune({n: weights[n] for n in mask}, mask, rate, ctx.config.prune.scope)
 
 
-def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | None = None) -> np.ndarray:
-    """Eval-mode predicted classes of every D0 sample (no augmentation)."""
+def _model_at(ctx: ExperimentContext, state: StateDict, mask: Mask | None) -> torch.nn.Module:
     model = ctx.new_model()
     model.load_state_dict(state)
     if mask is not None:
         MaskEnforcer(model, mask).apply_to_weights()
-    channels_last = ctx.config.train.channels_last
-    if channels_last:
+    if ctx.config.train.channels_last:
         model.to(memory_format=torch.channels_last)
-    return to_numpy(predict(model, ctx.data.train, ctx.data, channels_last))
+    return model
+
+
+def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | None = None) -> np.ndarray:
+    """Eval-mode predicted classes of every D0 sample (no augmentation)."""
+    channels_last = ctx.config.train.channels_last
+    return to_numpy(predict(_model_at(ctx, state, mask), ctx.data.train, ctx.data, channels_last))
+
+
+def el2n_on_d0(ctx: ExperimentContext, state: StateDict) -> np.ndarray:
+    """EL2N score of every D0 sample under the (dense) weights `state`, eval mode, no augmentation."""
+    channels_last = ctx.config.train.channels_last
+    probs = to_numpy(probabilities(_model_at(ctx, state, None), ctx.data.train, ctx.data, channels_last))
+    return el2n(probs, to_numpy(ctx.data.train.labels).astype(np.int64))
+
+
+def next_training_set(ctx: ExperimentContext, round_index: int, in_cet: np.ndarray, in_cep: np.ndarray,
+                      el2n_scores: np.ndarray | None) -> np.ndarray:
+    """The next round's training set over D0, by the method's rule (prac.methods `next_set`)."""
+    rule = ctx.method.next_set
+    if rule == "all":
+        return np.ones_like(in_cet)
+    if rule == "cet":
+        return in_cet.copy()
+    in_prac = in_cet | in_cep
+    if rule == "prac":
+        return in_prac
+    if rule == "transfer":
+        return transferred_set(ctx.config, round_index, ctx.data.train_index.astype(np.int64))
+    if rule == "random-subset":
+        generator = np.random.default_rng(seed_for(ctx.config.seed, "random-subset", round_index))
+        return random_subset(len(in_prac), int(in_prac.sum()), generator)
+    if el2n_scores is None:
+        raise ValueError("el2n-subset needs the EL2N scores of round 0")
+    return highest_scores(el2n_scores, int(in_prac.sum()))
 
 
 def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, sparse_best: StateDict) -> np.ndarray:
@@ -97,9 +129,14 @@ def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, spar
     return select_cep(dense_predictions, predictions_on_d0(ctx, sparse_best))
 
 
+def ticket_start_state(ctx: ExperimentContext, rewind_state: StateDict) -> StateDict:
+    """The weights a ticket starts from: θ_rewind, or a fresh initialisation (prac.methods `ticket_start`)."""
+    return ctx.reinit_state() if ctx.method.ticket_start == "reinit" else rewind_state
+
+
 def retrain(ctx: ExperimentContext, mask: Mask, rewind_state: StateDict, log: Log = None,
             checkpoint_path: Path | None = None) -> RoundResult:
-    """Ticket evaluation: m ⊙ θ_rewind on all of D0, full schedule, best-validation checkpoint."""
+    """Ticket evaluation: m ⊙ θ_start on all of D0, full schedule, best-validation checkpoint."""
     spec = RoundSpec(full_schedule(ctx.config.train), seed=ctx.config.seed)
-    model = load_start_state(ctx.new_model(), rewind_state, mask)
+    model = load_start_state(ctx.new_model(), ticket_start_state(ctx, rewind_state), mask)
     return train_round(model, mask, ctx.data, ctx.config.train, spec, log, checkpoint_path=checkpoint_path)

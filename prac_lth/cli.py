@@ -6,6 +6,7 @@ import sys
 
 from prac.config import ExperimentConfig
 from prac.errors import UserError
+from prac.methods import METHODS
 from prac.overrides import apply_overrides
 from prac.presets import PRESETS, preset_config
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
@@ -32,7 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("presets", help="list the named presets")
     run = commands.add_parser("run", help="run one experiment (preset × method × seed) through the flow")
     _add_common(run)
-    run.add_argument("--method", choices=["prac", "lt", "random"], default="prac")
+    run.add_argument("--method", choices=list(METHODS), default="prac")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--engine-only", action="store_true",
                      help="run in-process without Prefect or MLflow (same steps, same files)")
@@ -59,7 +60,11 @@ def _runtime_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _validated(preset: str, method: str, seed: int, overrides: list[str]) -> ExperimentConfig:
-    return apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *overrides])
+    from prac.imp_steps import check_inputs
+
+    config = apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *overrides])
+    check_inputs(config)  # e.g. a transfer source of another dataset: before anything runs
+    return config
 
 
 def _int_list(text: str, what: str) -> list[int]:

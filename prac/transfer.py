@@ -1,0 +1,68 @@
+"""The `transfer` method's input: the per-round PrAC sets of another run (e.g. found with another model on
+the same data), refused in one line unless they are sets over this run's D0."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from prac.artifacts import read_prac_set
+from prac.config import ExperimentConfig
+from prac.errors import ArtifactError, UserError
+
+
+def source_folder(config: ExperimentConfig) -> Path:
+    """`transfer.source` as a folder: a path as given if it is one, else `<output_dir>/<preset>/<fingerprint>`."""
+    source = config.transfer.source
+    if source is None:
+        raise UserError("method 'transfer' needs transfer.source=<preset>/<fingerprint> (the run whose PrAC sets it trains on)")
+    given = Path(source).expanduser()
+    return given if given.is_dir() else Path(config.runtime.output_dir) / source
+
+
+def _source_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    if not path.is_file():
+        raise UserError(f"transfer.source {folder} is not a run folder (no config.json)")
+    return json.loads(path.read_text())
+
+
+# What decides D0 (the training split, row for row): equal in the source, or its sets are over other samples.
+_SPLIT_FIELDS = ("dataset", "val_fraction", "split_seed", "train_limit")
+
+
+def check_source(config: ExperimentConfig) -> None:
+    """Before any training, from the configs alone: the source split the same dataset the same way (the same
+    D0), and it has a PrAC set for every round this run trains on a subset (rounds 1..R-1 read 0..R-2)."""
+    folder = source_folder(config)
+    source = _source_config(folder)
+    ours = config.data.model_dump()
+    for field in _SPLIT_FIELDS:
+        if source["data"].get(field) != ours[field]:
+            raise UserError(f"transfer.source {folder} has data.{field}={source['data'].get(field)!r}, this run "
+                            f"{ours[field]!r}: its PrAC sets are over another training set")
+    needed = config.prune.rounds - 1
+    if needed > 0 and not (folder / f"round_{needed - 1:02d}" / "prac_set.parquet").is_file():
+        raise UserError(f"transfer.source {folder} has no PrAC set of round {needed - 1} "
+                        f"(this run trains {config.prune.rounds} rounds; finish the source first)")
+
+
+def _read(folder: Path, round_index: int, source_fingerprint: str):
+    path = folder / f"round_{round_index:02d}" / "prac_set.parquet"
+    if not path.is_file():
+        raise UserError(f"transfer.source {folder} has no PrAC set of round {round_index} ({path} is missing)")
+    try:
+        return read_prac_set(path, expected_fingerprint=source_fingerprint).prac_set
+    except ArtifactError as error:
+        raise UserError(f"transfer.source: {error}") from None
+
+
+def transferred_set(config: ExperimentConfig, round_index: int, train_index: np.ndarray) -> np.ndarray:
+    """The source's round `round_index` PrAC set (the training set of its round r+1), over this run's D0."""
+    folder = source_folder(config)
+    prac_set = _read(folder, round_index, _source_config(folder)["fingerprint"])
+    if not np.array_equal(prac_set.index, train_index):
+        raise UserError(f"transfer.source {folder}: its PrAC set of round {round_index} covers {len(prac_set.index)} "
+                        f"training samples, not this run's D0 of {len(train_index)}")
+    return prac_set.in_prac.copy()
