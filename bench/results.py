@@ -11,8 +11,6 @@ import argparse
 import shlex
 import sys
 from dataclasses import dataclass, field
-from functools import cache
-from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
@@ -22,10 +20,10 @@ from prac.artifacts import read_mask
 from prac.artifacts.atomic import atomic_write
 from prac.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
                                      tradeoff_figure)
+from prac.comparison_inputs import mask_similarity_frame, runs_of
 from prac.errors import UserError
 from prac.experiment import compare_in_process, finished_rounds
 from prac.imp_steps import method_snapshot
-from prac.masks import mask_similarity
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
 from prac.round_file import load_round
@@ -102,25 +100,7 @@ def table_of(setting: Setting, output_dir: str | None, run: bool) -> pd.DataFram
 def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
     """Per round, the mean |mi ∩ mj| / |mi ∪ mj| of: each method's mask and lt's of the same seed, and lt's
     masks of two seeds (how far apart two equally good tickets are)."""
-    by = {(c.method, c.seed): c for c in configs(setting, output_dir)}
-    any_config = next(iter(by.values()))
-    rounds, rate = any_config.prune.rounds, any_config.prune.rate
-
-    @cache  # lt's masks take part in every pair
-    def mask(key: tuple[str, int], r: int):
-        return read_mask(run_paths(by[key]).round(r) / "mask.parquet").mask
-
-    rows = []
-    for r in range(rounds):
-        for method in (m for m in setting.methods if m != "lt"):
-            values = [mask_similarity(mask((method, s), r), mask(("lt", s), r)) for s in setting.seeds]
-            rows.append({"round": r, "pair": f"{method} vs lt, same seed", "similarity": sum(values) / len(values)})
-        pairs = list(combinations(setting.seeds, 2))
-        if pairs:
-            values = [mask_similarity(mask(("lt", a), r), mask(("lt", b), r)) for a, b in pairs]
-            rows.append({"round": r, "pair": "lt vs lt, two seeds", "similarity": sum(values) / len(values)})
-    frame = pd.DataFrame(rows)
-    return frame.assign(sparsity=[1 - (1 - rate) ** (r + 1) for r in frame["round"]])
+    return mask_similarity_frame(runs_of(configs(setting, output_dir)), across_seeds=["lt"])
 
 
 def layer_analysis(setting: Setting, output_dir: str | None, rounds: tuple[int, ...]) -> pd.DataFrame:

@@ -1,34 +1,69 @@
-"""The flow `prac-lth-compare`: methods × seeds of one preset as subflows, their per-round figures
-gathered into one table logged to MLflow as a comparison run (tag prac.kind=comparison)."""
+"""The flow `prac-lth-compare`: methods × seeds of one preset as subflows, then their comparison logged to MLflow as
+a comparison run (tag prac.kind=comparison: conclusions as metrics, tables, figures) and shown on the flow run
+as Prefect artifacts (progress while the experiments run, the summary with the run's link, the per-sparsity
+table)."""
 from __future__ import annotations
 
+import json
+import re
 from typing import Any
 
 import pandas as pd
 from prefect import flow, get_run_logger
+from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
+                               update_progress_artifact)
 
 from flows.config_params import experiment_config
-from flows.prac_lth import prac_lth
-from tasks import tracking
+from flows.experiments import run_experiments
+from prac.comparison import per_sparsity
+from prac.report import summary_markdown
+from tasks import comparison_logging, tracking
+
+
+def artifact_key(preset: str, what: str) -> str:
+    """Prefect artifact keys take lowercase letters, digits and dashes only."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"prac-lth-compare-{preset}-{what}".lower())
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Rows of plain JSON values (numpy scalars are not; NaN becomes null), four decimals."""
+    return json.loads(table.round(4).to_json(orient="records"))
 
 
 @flow(name="prac-lth-compare", log_prints=True)
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
-            overrides: list[str] | None = None) -> list[dict[str, Any]]:
+            overrides: list[str] | None = None, parallel: int = 1) -> list[dict[str, Any]]:
+    """`parallel` experiments at once, as separate processes (flows/experiments.py); 1: one after another."""
     methods, seeds = methods or ["prac", "lt"], seeds if seeds is not None else [0]
-    for method in methods:  # validate every combination before training any
-        for seed in seeds:
-            experiment_config(preset, method, seed, overrides)
-    rows: list[dict[str, Any]] = []
-    for seed in seeds:
-        for method in methods:
-            records = prac_lth(preset=preset, method=method, seed=seed, overrides=overrides)
-            rows += [{"method": method, "seed": seed, **record} for record in records]
+    # every combination validated before training any
+    configs = [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
+    logger = get_run_logger()
+    title = f"{preset}: {', '.join(methods)} · seeds {','.join(map(str, seeds))}"
+    progress = create_progress_artifact(0.0, key=artifact_key(preset, "progress"),
+                                        description=f"{title}: 0 of {len(configs)} experiments finished")
+    finished: list[str] = []
+
+    def on_done(method: str, seed: int, records: list[dict[str, Any]]) -> None:
+        finished.append(f"{method} · seed {seed}")
+        update_progress_artifact(progress, 100.0 * len(finished) / len(configs),
+                                 description=f"{title}: {len(finished)} of {len(configs)} experiments finished "
+                                             f"(last: {finished[-1]})")
+
+    results = run_experiments(preset, methods, seeds, overrides, parallel, on_done)
+    rows = [{"method": c.method, "seed": c.seed, **record} for c in configs for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
-    run_id = tracking.comparison_run(experiment_id, f"compare {','.join(methods)} seeds {seeds}",
-                                     {"preset": preset, "methods": ",".join(methods),
-                                      "seeds": ",".join(map(str, seeds)), "overrides": " ".join(overrides or [])})
-    tracking.log_table(run_id, pd.DataFrame(rows), "rounds.json")
+    run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(preset, methods, seeds, overrides))
+    try:
+        comparison_logging.log_comparison_task(run_id, rows, [c.model_dump(mode="json") for c in configs], title)
+    except BaseException:
+        tracking.finish_run(run_id, "FAILED")
+        raise
     tracking.finish_run(run_id)
-    get_run_logger().info(f"comparison table logged to MLflow run {run_id}")
+    link = comparison_logging.link(experiment_id, run_id)
+    table = per_sparsity(rows)
+    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command()),
+                             key=artifact_key(preset, "summary"), description=f"{title}: conclusions")
+    create_table_artifact(_records(table), key=artifact_key(preset, "per-sparsity"),
+                          description=f"{title}: per method and round, tickets as mean and std over seeds")
+    logger.info(f"comparison logged to MLflow run {run_id}: {link}")
     return rows

@@ -16,6 +16,7 @@ from tasks import stage_tasks as st
 from tasks import tracking
 from tasks.caching import stage_cache_policy
 from tasks.round_logging import log_round_task, log_ticket_task
+from tasks.ticket_logging import log_ticket_model_task
 
 
 class TaskSteps:
@@ -77,6 +78,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
             logger.info(round_line(out.record))
             log_round_task(config_dict, experiment_id, run_id, out.record.round, out.record.metrics(),
                            out.train, [out.mask, out.prac_set])
+            log_ticket_model_task(config_dict, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
         def on_late_ticket(out: RoundOutputs) -> None:
             log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)

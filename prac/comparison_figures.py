@@ -3,6 +3,7 @@ line (paper Fig. 3 top), cumulative iterations vs sparsity (Fig. 3 bottom), the 
 round (Table A3), and the saving/accuracy trade-off across settings. Input: prac.comparison.per_sparsity."""
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -17,6 +18,16 @@ from prac import comparison  # noqa: E402
 from prac.artifacts.atomic import atomic_write  # noqa: E402
 
 COLORS = {"lt": "tab:blue", "prac": "tab:orange", "random": "tab:gray"}
+# Any other method (random-subset, el2n-subset, cet-only, ...) takes the next of the tab10 colours these three
+# leave, then tab20's light ones, in sorted order: a method keeps its colour across one comparison's figures.
+_FALLBACK = [f"tab:{c}" for c in ("green", "red", "purple", "brown", "pink", "olive", "cyan")] + \
+    [matplotlib.colormaps["tab20"](i) for i in range(1, 20, 2)]
+
+
+def method_colors(methods) -> dict[str, object]:
+    """A colour per method: COLORS for the usual three, the fallback cycle (repeating) for any other."""
+    spare = itertools.cycle(_FALLBACK)
+    return {m: COLORS.get(m) or next(spare) for m in sorted(set(methods))}
 
 
 def _sparsity_axis(ax, table: pd.DataFrame) -> None:
@@ -39,11 +50,12 @@ def _finish(fig: Figure, ax, frame: pd.DataFrame, ylabel: str, title: str) -> Fi
 
 def accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 4.2), layout="constrained")
+    colors = method_colors(table["method"])
     for method, rows in table.groupby("method"):
         rows = rows.dropna(subset=["ticket_mean"])
         mean, std = 100 * rows["ticket_mean"], 100 * rows["ticket_std"]
-        ax.plot(rows["round"], mean, marker="o", ms=3, label=method, color=COLORS.get(method))
-        ax.fill_between(rows["round"], mean - std, mean + std, alpha=0.2, color=COLORS.get(method))
+        ax.plot(rows["round"], mean, marker="o", ms=3, label=method, color=colors[method])
+        ax.fill_between(rows["round"], mean - std, mean + std, alpha=0.2, color=colors[method])
     dense = comparison.dense_accuracy(table)
     if not math.isnan(dense):
         ax.axhline(100 * dense, ls="--", color="black", lw=1, label="dense")
@@ -52,8 +64,9 @@ def accuracy_figure(table: pd.DataFrame, title: str) -> Figure:
 
 def iterations_figure(table: pd.DataFrame, title: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
+    colors = method_colors(table["method"])
     for method, rows in table.groupby("method"):
-        ax.plot(rows["round"], rows["cumulative_iterations"], marker="o", ms=3, label=method, color=COLORS.get(method))
+        ax.plot(rows["round"], rows["cumulative_iterations"], marker="o", ms=3, label=method, color=colors[method])
     return _finish(fig, ax, table, "cumulative training iterations", title)
 
 
@@ -72,8 +85,9 @@ def similarity_figure(frame: pd.DataFrame, title: str) -> Figure:
     """Mask similarity |mi ∩ mj| / |mi ∪ mj| per round (paper Fig. A13); `frame`: round, sparsity, pair,
     similarity."""
     fig, ax = plt.subplots(figsize=(7, 3.6), layout="constrained")
-    for pair, rows in frame.groupby("pair"):
-        ax.plot(rows["round"], rows["similarity"], marker="o", ms=3, label=pair)
+    for pair, rows in frame.groupby("pair"):  # dashed: one method between seeds (lines there often coincide)
+        ax.plot(rows["round"], rows["similarity"], marker="o", ms=3, label=pair,
+                ls="--" if pair.endswith("two seeds") else "-")
     ax.set_ylim(0, 1.02)
     return _finish(fig, ax, frame, "mask similarity (IoU of kept weights)", title)
 

@@ -11,10 +11,11 @@ from prac import imp_steps
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 from prac.early_stop import MaskDistanceEarlyStop
-from prac.imp_loop import run_rounds
+from prac.imp_loop import RoundOutputs, run_rounds
 from prac.methods import get_method
 from prac.round_record import RoundRecord, round_record
 from prac.run_paths import run_paths
+from prac.ticket import report_ticket
 
 Log = Callable[[str], None]
 
@@ -107,7 +108,12 @@ def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResu
     imp_steps.prepare_run(ctx)
     if note := short_schedule_note(config):
         log(note)
-    outputs = run_rounds(config, EngineSteps(ctx, log), on_round=lambda out: log(round_line(out.record)))
+
+    def on_round(out: RoundOutputs) -> None:
+        log(round_line(out.record))
+        report_ticket(ctx, out.record.round)  # round_NN/ticket_sparsity.json, as the flow writes it
+
+    outputs = run_rounds(config, EngineSteps(ctx, log), on_round=on_round)
     records = [out.record for out in outputs]
     write_round_summaries(config, records)
     return ExperimentResult(config, ctx.fingerprint, run_paths(config).root, records)

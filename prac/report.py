@@ -1,6 +1,7 @@
-"""Tables printed at the end of a run or a comparison."""
+"""Tables printed at the end of a run or a comparison, and the comparison's per-method summary (a table, Markdown)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Iterable
 
 import pandas as pd
@@ -97,3 +98,70 @@ def match_line(m: comparison.Match) -> str:
             f"iterations to there {m.iterations:,.0f} vs {m.reference_iterations:,.0f}: saving "
             f"{100 * m.iteration_saving:.1f} % ({without}); "
             f"extra forward passes {m.extra_forward_passes:,.0f} vs {m.reference_extra_forward_passes:,.0f}")
+
+
+def method_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: where its tickets end, what they cost, and how they match lt (NaN for lt itself and
+    where nothing matched) and the dense network. Logged with the comparison; read by summary_markdown."""
+    matched = {m.method: m for m in comparison.matches(table)}
+    rows = []
+    for method, own in table.groupby("method", sort=False):
+        last = own.dropna(subset=["ticket_mean"]).sort_values("round").tail(1)
+        m = matched.get(method)
+        rows.append({
+            "method": method, "seeds": int(own["seeds"].max()), "rounds": len(own),
+            "final_sparsity": float(own["sparsity"].max()),
+            "final_ticket_mean": float(last["ticket_mean"].iloc[0]) if len(last) else math.nan,
+            "final_ticket_std": float(last["ticket_std"].iloc[0]) if len(last) else math.nan,
+            "cumulative_iterations": float(own.sort_values("round")["cumulative_iterations"].iloc[-1]),
+            "dense_accuracy": comparison.dense_accuracy(table),
+            "dense_matched_sparsity": comparison.dense_matched_sparsity(table, method),
+            "matched_sparsity": m.matched_sparsity if m else math.nan,
+            "matched_through": m.matched_through if m else math.nan,
+            "iterations_to_match": m.iterations if m else math.nan,
+            "reference_iterations_to_match": m.reference_iterations if m else math.nan,
+            "iteration_saving": m.iteration_saving if m else math.nan,
+            "iteration_saving_without_round0": m.iteration_saving_without_round0 if m else math.nan,
+            "extra_forward_passes": m.extra_forward_passes if m else math.nan,
+            "reference_extra_forward_passes": m.reference_extra_forward_passes if m else math.nan,
+        })
+    return pd.DataFrame(rows)
+
+
+def _pct(value: float, nan: str = "–") -> str:
+    return nan if value != value else f"{100 * value:.1f} %"
+
+
+def _counts(own: float, reference: float) -> str:
+    """'own (lt's)', or one dash where there is nothing to count (lt itself, no match)."""
+    return "–" if own != own else f"{own:,.0f} ({reference:,.0f})"
+
+
+def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
+                     ui_command: str | None = None) -> str:
+    """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact)."""
+    summary = method_summary(table)
+    lines = [f"# {title}", "",
+             f"Dense network (round 0, best validation): **{_pct(comparison.dense_accuracy(table))}** test accuracy; "
+             f"tickets: mean ± std over {int(table['seeds'].max())} seed(s).", "",
+             "| method | matched lt up to (every round through) | iteration saving there | without round 0 | "
+             "iterations to there (lt) | extra forward passes (lt) | last ticket | within one std of dense up to |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, row in summary.iterrows():
+        reference = row["method"] == comparison.REFERENCE
+        matched = "reference" if reference else (
+            "nowhere" if row["matched_sparsity"] != row["matched_sparsity"]
+            else f"{_pct(row['matched_sparsity'])} ({_pct(row['matched_through'], 'not round 0')})")
+        ticket = (f"{_pct(row['final_ticket_mean'])} ± {100 * row['final_ticket_std']:.1f} at "
+                  f"{_pct(row['final_sparsity'])}")
+        lines.append(
+            f"| {row['method']} | {matched} | {_pct(row['iteration_saving'])} | "
+            f"{_pct(row['iteration_saving_without_round0'])} | "
+            f"{_counts(row['iterations_to_match'], row['reference_iterations_to_match'])} | "
+            f"{_counts(row['extra_forward_passes'], row['reference_extra_forward_passes'])} | {ticket} | "
+            f"{_pct(row['dense_matched_sparsity'], 'nowhere')} |")
+    if link:
+        lines += ["", f"Figures, tables and metrics: [the comparison run in MLflow]({link})"]
+        if ui_command:
+            lines += ["", f"(a local store: start its UI first with `{ui_command}`)"]
+    return "\n".join(lines) + "\n"

@@ -41,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     _add_common(compare)
     compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (default prac,lt)")
+    compare.add_argument("--parallel", type=int, default=1, metavar="N",
+                         help="N experiments at once, as processes (e.g. 3 on one GPU; default 1: one after another)")
     compare.add_argument("--engine-only", action="store_true",
                          help="run in-process without Prefect or MLflow; experiments that finished before are read back")
     commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
@@ -110,6 +112,10 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     overrides = _runtime_overrides(args)
     seeds = _int_list(args.seeds, "seeds")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not seeds or not methods:
+        raise UserError(f"--seeds and --methods need at least one value each, got '{args.seeds}' and '{args.methods}'")
+    if args.parallel < 1:
+        raise UserError(f"--parallel must be at least 1, got {args.parallel}")
     configs = [_validated(preset, method, seed, overrides) for seed in seeds for method in methods]
     if args.engine_only:
         from prac.experiment import compare_in_process
@@ -120,8 +126,14 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     _preflight(configs[-1])
     from flows.compare import compare
     from prac.report import print_comparison
+    from tasks import comparison_logging, tracking
 
-    print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides))
+    print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel))
+    link = comparison_logging.find_link(preset, methods, seeds, overrides)
+    if link:
+        print(f"MLflow comparison run (figures, tables, metrics): {link}")
+        if command := tracking.ui_command():  # a local store: nothing serves the UI yet
+            print(f"start the MLflow UI first: {command}")
 
 
 def _presets() -> None:

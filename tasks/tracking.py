@@ -4,7 +4,8 @@ Every function builds its own ``MlflowClient(tracking_uri=tracking_uri())`` and 
 ids, so nothing relies on MLflow's global active run and several tasks or processes can log side by
 side. Everything is idempotent: a resumed or re-run flow finds its experiment, parent run and round
 runs again, and never logs a metric value twice at one step nor re-uploads an identical artifact.
-Run lookup and creation live in ``tasks.tracking_runs`` and are re-exported here.
+Run lookup and creation live in ``tasks.tracking_runs`` and are re-exported here; ``run_link`` and
+``ui_command`` tell users where to see a run in the MLflow UI.
 """
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import json
 import math
 import os
 import posixpath
+import shlex
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -187,10 +190,76 @@ def log_table(run_id: str, table, artifact_file: str) -> None:
         c.set_tag(run_id, LOGGED_ARTIFACTS_TAG, json.dumps([*logged, entry]))
 
 
-from tasks.tracking_runs import comparison_run, parent_run, round_child_run  # noqa: E402  (re-exports)
+def log_metrics(run_id: str, metrics: Mapping[str, float]) -> list[str]:
+    """Log run-level values (a comparison's conclusions). A key gets a value when it has none yet, or when its
+    latest value differs (then at the next step, so the history shows the change); NaN and None are skipped.
+    Logging the same values again logs nothing. Returns the keys logged."""
+    c = client()
+    now = int(time.time() * 1000)
+    new: list[Metric] = []
+    for key, value in metrics.items():
+        if value is None or math.isnan(float(value)):
+            continue
+        history = c.get_metric_history(run_id, key)
+        latest = max(history, key=lambda m: (m.step, m.timestamp)) if history else None
+        if latest is not None and latest.value == float(value):
+            continue
+        new.append(Metric(key=key, value=float(value), timestamp=now, step=latest.step + 1 if latest else 0))
+    _log_metrics(c, run_id, new)
+    return [m.key for m in new]
+
+
+def log_figure(run_id: str, figure, artifact_file: str) -> None:
+    """Log a matplotlib figure as a PNG artifact (``MlflowClient.log_figure``); a figure at the same path is
+    replaced. The figure is closed afterwards."""
+    import matplotlib.pyplot as plt  # late: only comparisons draw
+
+    try:
+        client().log_figure(run_id, figure, artifact_file, save_kwargs={"dpi": 110})
+    finally:
+        plt.close(figure)
+
+
+# MLflow 3.17's UI opens an experiment on its GenAI overview (a per-browser setting); this query parameter opens
+# the "Model training" view instead: runs, charts, artifacts (DESIGN.md §3).
+MACHINE_LEARNING_VIEW = "workflowType=machine_learning"
+UI_URL_ENV = "MLFLOW_UI_URL"
+DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
+
+
+def _is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def ui_url(uri: str | None = None) -> str:
+    """The MLflow UI's address: the tracking server itself, or, for a local store (SQLite, files), where the
+    user serves it: ``MLFLOW_UI_URL``, else ``mlflow ui``'s default."""
+    uri = uri or tracking_uri()
+    return (uri if _is_server(uri) else os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+
+
+def run_link(experiment_id: str, run_id: str, artifact: str | None = None, uri: str | None = None) -> str:
+    """The UI link of a run; with ``artifact``, its artifacts tab showing that file (a PNG shows as an image)."""
+    page = f"#/experiments/{experiment_id}/runs/{run_id}" + (f"/artifacts/{artifact}" if artifact else "")
+    return f"{ui_url(uri)}/{page}?{MACHINE_LEARNING_VIEW}"
+
+
+def ui_command(uri: str | None = None) -> str | None:
+    """For a local store, the command that serves its UI where ``ui_url`` points; None for a tracking server."""
+    uri = uri or tracking_uri()
+    if _is_server(uri):
+        return None
+    address = urllib.parse.urlsplit(ui_url(uri))
+    port = address.port or (443 if address.scheme == "https" else 80)
+    return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --host {address.hostname} --port {port}"
+
+
+from tasks.tracking_runs import (comparison_run, find_comparison_run, parent_run,  # noqa: E402  (re-exports)
+                                 round_child_run)
 
 __all__ = [
     "check_tracking_reachable", "client", "comparison_run", "ensure_experiment", "experiment_name",
-    "finish_run", "log_epoch_curves", "log_round_artifacts", "log_round_metrics", "log_table",
-    "parent_run", "round_artifact_dir", "round_child_run", "tracking_uri",
+    "find_comparison_run", "finish_run", "log_epoch_curves", "log_figure", "log_metrics", "log_round_artifacts",
+    "log_round_metrics", "log_table", "parent_run", "round_artifact_dir", "round_child_run", "run_link",
+    "tracking_uri", "ui_command", "ui_url",
 ]

@@ -88,11 +88,23 @@ def round_child_run(experiment_id: str, parent_run_id: str, round_index: int) ->
     return _reopen(c, run)
 
 
+def _comparison_tags(name: str, params: Mapping[str, ParamValue]) -> dict[str, str]:
+    key = hashlib.sha256(json.dumps({k: str(v) for k, v in params.items()}, sort_keys=True).encode()).hexdigest()[:16]
+    return {"prac.kind": "comparison", "prac.comparison_key": key, "mlflow.runName": name}
+
+
+def find_comparison_run(experiment_id: str, name: str, params: Mapping[str, ParamValue]) -> str | None:
+    """The id of the comparison run ``comparison_run`` gives for this name and params, if there is one
+    (found, not reopened: for printing its link after the flow)."""
+    run = _find(_client(), experiment_id, _comparison_tags(name, params))
+    return run.info.run_id if run is not None else None
+
+
 def comparison_run(experiment_id: str, name: str, params: Mapping[str, ParamValue]) -> str:
     """A ``prac.kind=comparison`` run; the same name and params find the same run again."""
     c = _client()
-    key = hashlib.sha256(json.dumps({k: str(v) for k, v in params.items()}, sort_keys=True).encode()).hexdigest()[:16]
-    tags = {"prac.kind": "comparison", "prac.comparison_key": key, "mlflow.runName": name}
+    tags = _comparison_tags(name, params)
+    key = tags["prac.comparison_key"]
     run = _find(c, experiment_id, tags)
     if run is None:
         run = c.create_run(experiment_id, run_name=name, tags={"prac.kind": "comparison", "prac.comparison_key": key})

@@ -223,3 +223,13 @@ def test_a_transfer_source_without_enough_rounds_is_refused(runs, tmp_path, caps
     code = main(["run", "digits-smoke", "--method", "transfer", "--engine-only", "--set", f"transfer.source={source}",
                  "--set", "prune.rounds=3", "--output-dir", str(tmp_path / "out")])
     assert code == 2 and "has no PrAC set of round 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_engine_writes_each_rounds_ticket_sparsity_from_its_zeros(runs):
+    configs, records = runs
+    for method in ("prac", "random-reinit"):
+        for record in records[method]:
+            report = json.loads((run_paths(configs[method]).round(record["round"]) / "ticket_sparsity.json").read_text())
+            assert report["sparsity"] == pytest.approx(record["sparsity"], abs=1e-6)
+            assert report["ticket"].endswith("theta_reinit" if method == "random-reinit" else "theta_rewind")

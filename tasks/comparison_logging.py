@@ -1,0 +1,87 @@
+"""What a comparison run in MLflow holds (DESIGN.md §3): its conclusions as metrics, its tables as Parquet and its
+figures as PNG under figures/. Idempotent: the same comparison finds its run again, logs no metric value twice,
+and replaces its tables and figures."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from prac import comparison
+from prac.comparison_figure_set import HEADLINE, figure_set
+from prac.comparison_inputs import runs_of
+from prac.config import ExperimentConfig
+from prac.report import method_summary
+from tasks import tracking
+
+CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")
+HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names
+FIGURES = "figures"
+TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet")
+
+
+def identity(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None
+             ) -> tuple[str, dict[str, str]]:
+    """The comparison run's name and params: the same comparison finds the same run (tracking.comparison_run)."""
+    return (f"compare {','.join(methods)} seeds {seeds}",
+            {"preset": preset, "methods": ",".join(methods), "seeds": ",".join(map(str, seeds)),
+             "overrides": " ".join(overrides or [])})
+
+
+def conclusions(table: pd.DataFrame) -> dict[str, float]:
+    """Every method's match with lt as `<name>/<method>`, prac's also as `<name>`; NaN (no match) left out."""
+    metrics: dict[str, float] = {}
+    for match in comparison.matches(table):
+        for name in CONCLUSIONS:
+            value = getattr(match, name)
+            if math.isnan(value):
+                continue
+            metrics[f"{name}/{match.method}"] = value
+            if match.method == HEADLINE_METHOD:
+                metrics[name] = value
+    return metrics
+
+
+def figure_path(name: str) -> str:
+    return f"{FIGURES}/{name}.png"
+
+
+def log_comparison(run_id: str, rows: list[dict[str, Any]], configs: list[ExperimentConfig], title: str,
+                   note=print) -> list[str]:
+    """Log the comparison of `rows` (per-round rows with method and seed) to its run; `configs` locate the
+    experiments' masks and PrAC sets. Returns the figures' artifact paths."""
+    frame, table = pd.DataFrame(rows), comparison.per_sparsity(rows)
+    tracking.log_table(run_id, frame, "rounds.json")  # what earlier versions logged; readers may rely on it
+    for artifact, data in zip(TABLES, (frame, table, method_summary(table))):
+        tracking.log_table(run_id, data, artifact)
+    tracking.log_metrics(run_id, conclusions(table))
+    paths = []
+    for name, figure in figure_set(rows, runs_of(configs), title, note).items():
+        tracking.log_figure(run_id, figure, figure_path(name))
+        paths.append(figure_path(name))
+    return paths
+
+
+@task(name="log-comparison", cache_policy=NO_CACHE)
+def log_comparison_task(run_id: str, rows: list[dict[str, Any]], configs: list[dict[str, Any]], title: str
+                        ) -> list[str]:
+    logger = get_run_logger()
+    return log_comparison(run_id, rows, [ExperimentConfig.model_validate(c) for c in configs], title,
+                          note=logger.warning)
+
+
+def link(experiment_id: str, run_id: str) -> str:
+    """The comparison run in the MLflow UI, opened on its headline figure (the figures/ folder beside it)."""
+    return tracking.run_link(experiment_id, run_id, artifact=figure_path(HEADLINE))
+
+
+def find_link(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None) -> str | None:
+    """The link of this comparison's run, if it was logged (for the CLI, after the flow)."""
+    experiment = tracking.client().get_experiment_by_name(tracking.experiment_name(preset))
+    if experiment is None:
+        return None
+    run_id = tracking.find_comparison_run(experiment.experiment_id, *identity(preset, methods, seeds, overrides))
+    return link(experiment.experiment_id, run_id) if run_id else None

@@ -1,0 +1,228 @@
+"""The comparison as users see it, end to end: `prac-lth compare` (real Prefect in local mode, a real MLflow SQLite
+store) prints a link; the comparison run behind it holds the conclusions, tables and figures; the Prefect flow
+run shows the summary, the per-sparsity table and the progress; and the link, opened in headless Chromium against
+the `mlflow ui` command the CLI printed, shows the headline figure.
+
+Chromium (Debian's /usr/bin/chromium) is not on every machine: without it the browser test is skipped, unless
+PRAC_REQUIRE_BROWSER=1 (CI sets it) makes that a failure."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from prac.comparison import match, per_sparsity
+from tests.test_pipeline import BIN, Workspace, _free_port, _stop, make_workspace
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+REQUIRE_BROWSER = os.environ.get("PRAC_REQUIRE_BROWSER") == "1"
+FIGURES = {"accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"}
+# Wide enough that MLflow's artifact preview shows the 770-pixel figure at its own size (narrower, it scales it down)
+WINDOW = "2400,1400"
+LINK = re.compile(r"^MLflow comparison run \(figures, tables, metrics\): (http://127\.0\.0\.1:(\d+)/#/experiments/(\w+)/"
+                  r"runs/([0-9a-f]{32})/artifacts/figures/accuracy\.png\?workflowType=machine_learning)$", re.M)
+START_UI = re.compile(r"^start the MLflow UI first: (mlflow ui .*)$", re.M)
+
+
+@dataclass
+class Compared:
+    ws: Workspace
+    port: int
+    stdout: str
+    link: str
+    experiment_id: str
+    run_id: str
+
+
+# The issue's command (`compare digits --seeds 0,1 --methods ...`), its schedule cut to CI's time (3 rounds of
+# 8 epochs instead of 8 of 30), two experiments at once (the process pool of flows/experiments.py).
+METHODS = ["prac", "lt", "random", "random-subset", "el2n-subset", "cet-only"]
+SEEDS = [0, 1]
+SHORT = ["--set", "train.epochs=8", "--set", "train.milestones=[6]", "--set", "prune.rounds=3"]
+
+
+@pytest.fixture(scope="module")
+def compared(tmp_path_factory) -> Compared:
+    ws = make_workspace(tmp_path_factory, "compare-ui")
+    port = _free_port()
+    result = ws.run_ok("compare", "digits", "--seeds", "0,1", "--methods", ",".join(METHODS), *SHORT,
+                       "--parallel", "2", env=ws.env(MLFLOW_UI_URL=f"http://127.0.0.1:{port}"))
+    found = LINK.search(result.stdout)
+    assert found, result.stdout
+    link, link_port, experiment_id, run_id = found.groups()
+    assert int(link_port) == port
+    return Compared(ws, port, result.stdout, link, experiment_id, run_id)
+
+
+def test_cli_prints_the_link_of_the_comparison_run_after_the_summary(compared):
+    client = compared.ws.client()
+    (run,) = client.search_runs([client.get_experiment_by_name("prac-lth/digits").experiment_id],
+                                filter_string="tags.`prac.kind` = 'comparison'")
+    assert (run.info.run_id, run.info.experiment_id) == (compared.run_id, compared.experiment_id)
+    assert compared.stdout.index("prac vs lt:") < compared.stdout.index(compared.link)
+    assert START_UI.search(compared.stdout).group(1) == (
+        f"mlflow ui --backend-store-uri {compared.ws.tracking_uri} --host 127.0.0.1 --port {compared.port}")
+
+
+def test_comparison_run_holds_conclusions_tables_and_figures(compared):
+    client = compared.ws.client()
+    run = client.get_run(compared.run_id)
+    assert run.info.status == "FINISHED"
+    local = client.download_artifacts(compared.run_id, "rounds.parquet", str(compared.ws.root / "download"))
+    rows = pd.read_parquet(local)
+    assert sorted(set(zip(rows["method"], rows["seed"]))) == sorted((m, s) for m in METHODS for s in SEEDS)
+    assert sorted(set(rows["round"])) == [0, 1, 2]
+    table = per_sparsity(rows.to_dict("records"))
+    expected = {}
+    for method in METHODS[:1] + METHODS[2:]:
+        m = match(table, method)
+        conclusions = {"matched_sparsity": m.matched_sparsity, "iteration_saving": m.iteration_saving,
+                       "iteration_saving_without_round0": m.iteration_saving_without_round0}
+        conclusions = {k: v for k, v in conclusions.items() if v == v}  # NaN (no match on a tiny run): not logged
+        expected |= {f"{k}/{method}": v for k, v in conclusions.items()}
+        if method == "prac":
+            expected |= conclusions
+    assert run.data.metrics == expected
+    # Two at a time, each experiment still has exactly one parent run, and each method's ticket models.
+    parents = client.search_runs([compared.experiment_id], filter_string="tags.`prac.kind` = 'experiment'")
+    assert sorted((r.data.tags["prac.method"], int(r.data.tags["prac.seed"])) for r in parents) == sorted(
+        (m, s) for m in METHODS for s in SEEDS)
+    assert all(r.info.status == "FINISHED" for r in parents)
+    assert {f.path for f in client.list_artifacts(compared.run_id)} >= {
+        "rounds.parquet", "per_sparsity.parquet", "summary.parquet", "figures"}
+    assert {Path(f.path).stem for f in client.list_artifacts(compared.run_id, "figures")} == FIGURES
+
+
+_READ_ARTIFACTS = """
+import json
+from prefect import get_client
+from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+with get_client(sync_client=True) as client:
+    (flow_run,) = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["prac-lth-compare"])))
+    artifacts = [a for a in client.read_artifacts() if a.flow_run_id == flow_run.id]
+    print(json.dumps({"state": flow_run.state.type.value, "artifacts": [
+        {"key": a.key, "type": a.type, "data": a.data, "description": a.description} for a in artifacts]}))
+"""
+
+
+def test_prefect_flow_run_shows_summary_table_and_progress(compared):
+    """Read back through Prefect's own client, on the flow run's database (a temporary server of its own)."""
+    result = subprocess.run([sys.executable, "-c", _READ_ARTIFACTS], cwd=compared.ws.root, env=compared.ws.env(),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    read = json.loads(result.stdout.strip().splitlines()[-1])
+    assert read["state"] == "COMPLETED"
+    by_type = {a["type"]: a for a in read["artifacts"]}
+    assert set(by_type) == {"markdown", "table", "progress"}, read["artifacts"]
+    summary = by_type["markdown"]
+    assert summary["key"] == "prac-lth-compare-digits-summary"
+    assert compared.link in summary["data"] and "| prac |" in summary["data"] and "| lt | reference |" in summary["data"]
+    table = json.loads(by_type["table"]["data"])
+    assert sorted((row["method"], row["round"]) for row in table) == sorted((m, r) for m in METHODS for r in range(3))
+    assert {"ticket_mean", "ticket_std", "cumulative_iterations", "prac_set_size"} <= set(table[0])
+    progress = by_type["progress"]
+    assert progress["data"] == 100.0 and "12 of 12 experiments finished" in progress["description"]
+
+
+# --------------------------------------------------------------------------------------------------
+# The link in a browser
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"mlflow ui ended with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=5) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"mlflow ui not ready at {url} after {timeout} s:\n{log.read_text()[-4000:]}")
+
+
+def _chromium(root: Path, url: str, *mode: str, timeout: float = 120.0) -> subprocess.CompletedProcess:
+    profile = root / f"chromium-profile-{time.monotonic_ns()}"  # fresh each time: no state from an earlier load
+    command = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={WINDOW}",
+               "--virtual-time-budget=20000", *mode, url]
+    try:
+        return subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=root)
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def find_image(screen: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:
+    """Where `image` appears pixel for pixel in `screen` (both RGB uint8), or None. Candidates: the screen's
+    pixels of the image's rarest colour on screen; each is checked over the whole image."""
+    pack = lambda a: (a[..., 0].astype(np.int64) << 16) | (a[..., 1].astype(np.int64) << 8) | a[..., 2]  # noqa: E731
+    screen_codes, image_codes = pack(screen), pack(image)
+    colours, counts = np.unique(screen_codes, return_counts=True)
+    on_screen = dict(zip(colours.tolist(), counts.tolist()))
+    candidates = [c for c in np.unique(image_codes).tolist() if c in on_screen]
+    if not candidates:
+        return None
+    rarest = min(candidates, key=on_screen.get)
+    ay, ax = (int(v[0]) for v in np.nonzero(image_codes == rarest))
+    h, w = image_codes.shape
+    for y, x in np.argwhere(screen_codes == rarest)[:10000]:
+        top, left = y - ay, x - ax
+        if 0 <= top <= screen_codes.shape[0] - h and 0 <= left <= screen_codes.shape[1] - w:
+            if (screen_codes[top:top + h, left:left + w] == image_codes).mean() > 0.99:
+                return int(top), int(left)
+    return None
+
+
+def test_the_printed_link_shows_the_figures_in_the_mlflow_ui(compared):
+    if not CHROMIUM.exists():
+        if REQUIRE_BROWSER:
+            pytest.fail(f"PRAC_REQUIRE_BROWSER=1 but there is no {CHROMIUM} (apt-get install chromium)")
+        pytest.skip(f"no {CHROMIUM} (apt-get install chromium; PRAC_REQUIRE_BROWSER=1 makes this a failure)")
+    ws, root = compared.ws, compared.ws.root
+    figure = ws.client().download_artifacts(compared.run_id, "figures/accuracy.png", str(root / "figure"))
+    figure = np.asarray(Image.open(figure).convert("RGB"))
+    start = shlex.split(START_UI.search(compared.stdout).group(1))  # the command the CLI told the user to run
+    assert start[0] == "mlflow"
+    log = root / "mlflow-ui.log"
+    server = ws.popen([str(BIN / "mlflow"), *start[1:], "--workers", "1"], log=log)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{compared.port}", server, log)
+        dom = ""
+        for attempt in range(3):  # a first load can outlast the virtual time budget on a busy machine
+            dom = _chromium(root, compared.link, "--dump-dom").stdout
+            if 'alt="figures/accuracy.png"' in dom:
+                break
+        assert re.search(r'<img alt="figures/accuracy\.png" src="blob:', dom), dom[-3000:]
+        shot = root / "mlflow-comparison.png"
+        where = None
+        for attempt in range(3):
+            shot.unlink(missing_ok=True)
+            _chromium(root, compared.link, f"--screenshot={shot}")
+            if shot.exists():
+                where = find_image(np.asarray(Image.open(shot).convert("RGB")), figure)
+                if where is not None:
+                    break
+        assert shot.exists(), "Chromium wrote no screenshot"
+        assert where is not None, f"the accuracy figure is not on the screenshot {shot}"
+    finally:
+        _stop(server)

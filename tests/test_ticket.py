@@ -1,0 +1,254 @@
+"""The ticket users take away: m ⊙ θ_rewind in plain PyTorch in one call (prac.ticket), its per-layer
+sparsity measured from its zeros, and the same ticket as an MLflow model of the parent run, logged once.
+
+A tiny digits-smoke experiment (2 rounds of 3 epochs) runs once in-process for the fast tests; the
+slow test runs the Prefect flow twice through the CLI, as a user does, against its own sqlite store."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import mlflow.pytorch
+import pytest
+import torch
+from mlflow import MlflowClient
+from mlflow.entities import LoggedModelStatus
+
+from prac.artifacts import read_mask
+from prac.errors import ArtifactError, UserError
+from prac.experiment import run_experiment
+from prac.models.small_conv import SmallConv
+from prac.overrides import apply_overrides
+from prac.presets import preset_config
+from prac.round_file import load_round
+from prac.run_paths import run_paths
+from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
+from tasks import tracking
+from tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
+
+ROUNDS = 2
+SETTINGS = [f"prune.rounds={ROUNDS}", "train.epochs=3", "train.milestones=[2]", "runtime.evaluate_tickets=none"]
+
+
+def _run(out: Path, method: str):
+    """(config, run folder, round records) of a finished engine run."""
+    config = apply_overrides(preset_config("digits-smoke"), [f"runtime.output_dir={out}", "runtime.device=cpu",
+                                                              f"method={method}", *SETTINGS])
+    result = run_experiment(config, log=lambda _: None)
+    return config, result.output_dir, result.rounds
+
+
+@pytest.fixture(scope="module")
+def out(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("ticket-runs")
+
+
+@pytest.fixture(scope="module")
+def experiment(out):
+    return _run(out, "prac")
+
+
+@pytest.fixture(scope="module")
+def reinit_experiment(out, experiment):
+    return _run(out, "random-reinit")  # after prac: reuses its round 0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ticket-mlflow")
+    uri = f"sqlite:///{root}/mlflow.db"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        mp.chdir(root)  # MLflow's default artifact root is ./mlruns
+        yield MlflowClient(tracking_uri=uri)
+
+
+def _rewind_state(config) -> dict[str, torch.Tensor]:
+    return load_round(run_paths(config).shared_round0 / "train.pt").rewind_state
+
+
+def _mask(config, r: int):
+    return read_mask(run_paths(config).round(r) / "mask.parquet")
+
+
+# --------------------------------------------------------------------------------------------------
+# prac.ticket
+
+
+def test_ticket_is_the_mask_applied_to_theta_rewind(experiment):
+    config, folder, _ = experiment
+    rewind = _rewind_state(config)
+    for r in range(ROUNDS):
+        ticket = load_ticket(folder, r)
+        assert isinstance(ticket, SmallConv) and not ticket.training
+        state = ticket.state_dict()
+        assert all(t.device.type == "cpu" for t in state.values())
+        mask = _mask(config, r).mask
+        assert set(mask) == {"features.conv1.weight", "features.conv2.weight", "fc1.weight", "fc2.weight",
+                             "fc3.weight"}
+        for name, value in state.items():
+            if name in mask:
+                assert torch.equal(value == 0, ~mask[name]), f"round {r} {name}: zeros are not the mask's"
+                assert torch.equal(value[mask[name]], rewind[name][mask[name]]), f"round {r} {name}"
+            else:  # biases, BN parameters and statistics: θ_rewind's, never pruned
+                assert torch.equal(value, rewind[name]), f"round {r} {name}"
+
+
+def test_random_reinit_tickets_start_from_its_fresh_initialisation(reinit_experiment):
+    config, folder, _ = reinit_experiment
+    reinit = ticket_context(config).reinit_state()
+    rewind = _rewind_state(config)
+    ticket = load_ticket(folder, ROUNDS - 1).state_dict()
+    mask = _mask(config, ROUNDS - 1).mask
+    for name, kept in mask.items():
+        assert torch.equal(ticket[name] == 0, ~kept)
+        assert torch.equal(ticket[name][kept], reinit[name][kept])
+        assert not torch.equal(ticket[name][kept], rewind[name][kept])
+    ctx = ticket_context(config)
+    path = write_sparsity_report(ctx, ROUNDS - 1, layer_sparsity(load_ticket(ctx, ROUNDS - 1), True))
+    assert json.loads(path.read_text())["ticket"] == "mask applied to theta_reinit"
+
+
+def test_ticket_from_config_equals_ticket_from_folder(experiment, tmp_path, monkeypatch):
+    config, folder, _ = experiment
+    from_config = load_ticket(config, ROUNDS - 1).state_dict()
+    monkeypatch.chdir(tmp_path)  # a run folder is read from anywhere
+    from_folder = load_ticket(str(folder), ROUNDS - 1).state_dict()
+    assert from_config.keys() == from_folder.keys()
+    assert all(torch.equal(from_config[k], from_folder[k]) for k in from_config)
+
+
+def test_loading_a_ticket_leaves_the_global_rng_alone(experiment):
+    _, folder, _ = experiment
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_ticket(folder, 0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_sparsity_report_matches_the_mask(experiment):
+    config, folder, records = experiment
+    for r in range(ROUNDS):
+        mask_file = _mask(config, r)
+        layers = layer_sparsity(load_ticket(folder, r), prune_linear=True)
+        assert [row.layer for row in layers] == list(mask_file.mask)
+        for row in layers:
+            kept = mask_file.mask[row.layer]
+            assert row.numel == kept.numel() and row.zeros == int((~kept).sum())
+            assert row.sparsity == pytest.approx(row.zeros / row.numel)
+        assert total_sparsity(layers) == pytest.approx(mask_file.sparsity, abs=1e-12)
+        assert total_sparsity(layers) == pytest.approx(records[r].sparsity, abs=1e-12)
+    assert 0 < total_sparsity(layer_sparsity(load_ticket(folder, 0), True)) < total_sparsity(layers)
+
+
+def test_sparsity_is_counted_from_zeros_not_from_the_rate(experiment):
+    _, folder, _ = experiment
+    ticket = load_ticket(folder, 0)
+    before = {row.layer: row.zeros for row in layer_sparsity(ticket, True)}
+    with torch.no_grad():
+        ticket.fc3.weight.zero_()
+    after = {row.layer: row for row in layer_sparsity(ticket, True)}
+    assert after["fc3.weight"].zeros == after["fc3.weight"].numel and after["fc3.weight"].sparsity == 1.0
+    assert all(after[k].zeros == before[k] for k in before if k != "fc3.weight")
+    conv_only = layer_sparsity(ticket, prune_linear=False)
+    assert [row.layer for row in conv_only] == ["features.conv1.weight", "features.conv2.weight"]
+
+
+def test_bad_requests_are_one_line_errors(experiment, tmp_path):
+    config, folder, _ = experiment
+    with pytest.raises(UserError, match="rounds 0..1"):
+        load_ticket(folder, ROUNDS)
+    with pytest.raises(ArtifactError, match="not a run folder"):
+        load_ticket(tmp_path, 0)
+
+
+# --------------------------------------------------------------------------------------------------
+# MLflow (tasks.ticket_logging), against a temporary sqlite store
+
+
+def test_logged_ticket_loads_with_its_sparsity_and_is_logged_once(experiment, store):
+    config, folder, records = experiment
+    experiment_id = tracking.ensure_experiment("ticket-test")
+    run_id = tracking.parent_run(experiment_id, "fp-ticket", "prac", 0, {"train.lr": 0.05}, run_name="prac-seed0")
+    source = ticket_context(config)
+    for r in range(ROUNDS):
+        tracking.log_round_metrics(run_id, r, {"sparsity": records[r].sparsity})
+    ids = [log_round_ticket(source, experiment_id, run_id, r) for r in range(ROUNDS)]
+    report = run_paths(config).round(ROUNDS - 1) / "ticket_sparsity.json"
+    stamp = report.stat().st_mtime_ns
+    assert [log_round_ticket(source, experiment_id, run_id, r) for r in range(ROUNDS)] == ids  # found again
+    assert report.stat().st_mtime_ns == stamp, "an unchanged report must not be rewritten"
+    assert mlflow.active_run() is None
+
+    models = store.search_logged_models([experiment_id])
+    assert sorted(m.name for m in models) == [model_name(r) for r in range(ROUNDS)]
+    assert {m.model_id for m in models} == set(ids)
+    assert all(m.source_run_id == run_id and m.status == LoggedModelStatus.READY for m in models)
+    outputs = store.get_run(run_id).outputs.model_outputs
+    assert sorted((o.model_id, o.step) for o in outputs) == sorted(zip(ids, range(ROUNDS)))
+
+    recorded = {m.step: m.value for m in store.get_metric_history(run_id, "sparsity")}
+    for r, model_id in enumerate(ids):
+        loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
+        assert isinstance(loaded, SmallConv)
+        assert total_sparsity(layer_sparsity(loaded, True)) == pytest.approx(recorded[r], abs=1e-12)
+        expected = load_ticket(folder, r).state_dict()
+        assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
+        table = store.load_table(experiment_id, f"round_{r:02d}/ticket_sparsity.json", run_ids=[run_id])
+        assert list(table.columns) == ["layer", "numel", "zeros", "sparsity"]
+        local = json.loads((run_paths(config).round(r) / "ticket_sparsity.json").read_text())
+        assert table[["layer", "numel", "zeros"]].to_dict("records") == [
+            {k: row[k] for k in ("layer", "numel", "zeros")} for row in local["layers"]]
+        # (pandas' JSON writer keeps 10 decimals)
+        assert table["sparsity"].tolist() == pytest.approx([row["sparsity"] for row in local["layers"]], abs=1e-9)
+        assert local["sparsity"] == pytest.approx(recorded[r], abs=1e-12) and local["round"] == r
+    info = mlflow.models.get_model_info(f"models:/{ids[-1]}")
+    assert info.metadata["round"] == ROUNDS - 1 and len(info.metadata["mean"]) == 1
+    requirements = Path(mlflow.pyfunc.get_model_dependencies(f"models:/{ids[-1]}")).read_text().split()
+    assert {"torch", "cloudpickle", "prac-lth"} <= {line.split("==")[0] for line in requirements}
+
+
+def test_a_model_left_pending_by_an_interrupted_attempt_is_replaced(experiment, store):
+    config, _, _ = experiment
+    experiment_id = tracking.ensure_experiment("ticket-pending")
+    run_id = tracking.parent_run(experiment_id, "fp-pending", "prac", 0, {}, run_name="prac-seed0")
+    stale = store.create_logged_model(experiment_id, name=model_name(0), source_run_id=run_id)  # PENDING
+    model_id = log_round_ticket(ticket_context(config), experiment_id, run_id, 0)
+    assert model_id != stale.model_id
+    assert [m.model_id for m in find_ticket_model(experiment_id, run_id, 0)] == [model_id]
+
+
+# --------------------------------------------------------------------------------------------------
+# The flow, as a user runs it
+
+
+@pytest.mark.slow
+def test_flow_logs_every_rounds_ticket_once(tmp_path, monkeypatch):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1",
+               PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore")
+    argv = [str(Path(sys.executable).parent / "prac-lth"), "run", "digits-smoke", "--output-dir", str(tmp_path / "out"),
+            *[arg for item in SETTINGS for arg in ("--set", item)]]
+    for attempt in ("first", "re-run"):
+        done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+        assert done.returncode == 0, f"{attempt}: exit {done.returncode}\n{done.stdout}\n{done.stderr[-6000:]}"
+        assert "log-ticket-model-r01' - Finished in state Completed" in done.stdout + done.stderr
+
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.get_experiment_by_name("prac-lth/digits-smoke").experiment_id
+    (parent,) = client.search_runs([experiment_id], filter_string="tags.`prac.kind` = 'experiment'")
+    models = client.search_logged_models([experiment_id])
+    assert sorted(m.name for m in models) == [model_name(r) for r in range(ROUNDS)], "a re-run logged a model twice"
+    assert len(client.get_run(parent.info.run_id).outputs.model_outputs) == ROUNDS
+    final = next(m for m in models if m.name == model_name(ROUNDS - 1))
+    assert final.source_run_id == parent.info.run_id and final.tags["prac.round"] == str(ROUNDS - 1)
+    recorded = {m.step: m.value for m in client.get_metric_history(parent.info.run_id, "sparsity")}
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # models:/ URIs resolve through the process-wide one
+    loaded = mlflow.pytorch.load_model(f"models:/{final.model_id}")
+    assert total_sparsity(layer_sparsity(loaded, True)) == pytest.approx(recorded[ROUNDS - 1], abs=1e-12)
