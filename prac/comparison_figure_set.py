@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Iterable
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from prac import comparison
@@ -15,13 +16,18 @@ from prac.comparison_inputs import (Runs, class_share_frame, mask_similarity_fra
 from prac.errors import ArtifactError, DataError
 from prac.set_figures import class_share_figure, sample_grid_figure
 
-HEADLINE = "accuracy"  # the figure a link to the comparison opens on
+HEADLINE = "overview"  # the figure a link to the comparison opens on: all the others on one page
+OVERVIEW_DPI = 110  # the figures' own resolution (the comparison run saves them at it), so none is blurred
 
 
 def figure_set(rows: Iterable[dict[str, Any]], runs: Runs, title: str,
                note: Callable[[str], None] = print) -> dict[str, Figure]:
-    table = comparison.per_sparsity(rows)
-    figures = {HEADLINE: accuracy_figure(table, title), "iterations": iterations_figure(table, title)}
+    figures = _figures(comparison.per_sparsity(rows), runs, title, note)
+    return {HEADLINE: overview_figure(figures, title), **figures}
+
+
+def _figures(table, runs: Runs, title: str, note: Callable[[str], None]) -> dict[str, Figure]:
+    figures = {"accuracy": accuracy_figure(table, title), "iterations": iterations_figure(table, title)}
     method = set_method(table)
     try:
         similarity = mask_similarity_frame(runs)
@@ -49,3 +55,30 @@ def figure_set(rows: Iterable[dict[str, Any]], runs: Runs, title: str,
     except (ArtifactError, DataError) as error:
         note(f"PrAC-set figures left out: {error}")
     return figures
+
+
+def _pixels(figure: Figure) -> np.ndarray:
+    figure.set_dpi(OVERVIEW_DPI)
+    figure.canvas.draw()
+    return np.asarray(figure.canvas.buffer_rgba())
+
+
+def overview_figure(figures: dict[str, Figure], title: str, columns: int = 2, cell: int = 770) -> Figure:
+    """Every figure of the comparison in one image, `columns` per row, each `cell` pixels wide (wider ones
+    scaled down): the one page a link opens, narrow enough for the MLflow UI to show it at its own size."""
+    images = [_pixels(figure) for figure in figures.values()]
+    heights = [image.shape[0] * cell / image.shape[1] for image in images]
+    rows = [heights[r:r + columns] for r in range(0, len(images), columns)]
+    title_px = 36
+    width, height = columns * cell, title_px + sum(max(row) for row in rows)
+    overview = Figure(figsize=(width / OVERVIEW_DPI, height / OVERVIEW_DPI), dpi=OVERVIEW_DPI)
+    overview.text(0.5, 1 - 0.5 * title_px / height, f"{title}: every figure of the comparison (each also under "
+                  "figures/)", ha="center", va="center", fontsize=11)
+    top = title_px
+    for r, row in enumerate(rows):
+        for c, h in enumerate(row):
+            ax = overview.add_axes((c * cell / width, 1 - (top + h) / height, cell / width, h / height))
+            ax.imshow(images[r * columns + c], interpolation="antialiased")
+            ax.axis("off")
+        top += max(row)
+    return overview

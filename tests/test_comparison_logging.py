@@ -15,7 +15,7 @@ from prac.report import method_summary, summary_markdown
 from tasks import comparison_logging, tracking
 from tests import synthetic_runs as synthetic
 
-FIGURES = ["accuracy", "class_shares", "iterations", "mask_similarity", "samples", "set_sizes"]
+FIGURES = ["accuracy", "class_shares", "iterations", "mask_similarity", "overview", "samples", "set_sizes"]
 IDENTITY = ("digits-smoke", list(synthetic.METHODS), list(synthetic.SEEDS), ["prune.rounds=4"])
 
 
@@ -106,7 +106,7 @@ def test_logging_again_finds_the_run_and_duplicates_nothing(store, logged, tmp_p
 def test_link_opens_the_headline_figure_in_the_machine_learning_view(store, logged, monkeypatch):
     experiment_id, run_id, _, _ = logged
     link = comparison_logging.find_link(*IDENTITY)
-    assert link == (f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}/artifacts/figures/accuracy.png"
+    assert link == (f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs/{run_id}/artifacts/figures/overview.png"
                     "?workflowType=machine_learning")
     assert tracking.ui_command() == (f"mlflow ui --backend-store-uri {tracking.tracking_uri()} "
                                      "--host 127.0.0.1 --port 5000")

@@ -32,11 +32,12 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 REQUIRE_BROWSER = os.environ.get("PRAC_REQUIRE_BROWSER") == "1"
-FIGURES = {"accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"}
-# Wide enough that MLflow's artifact preview shows the 770-pixel figure at its own size (narrower, it scales it down)
-WINDOW = "2400,1400"
+FIGURES = {"overview", "accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"}
+# Large enough that MLflow's artifact preview shows the 1540-pixel overview whole at its own size (narrower, it
+# scales it down; shorter, its bottom is cut)
+WINDOW = "3600,2000"
 LINK = re.compile(r"^MLflow comparison run \(figures, tables, metrics\): (http://127\.0\.0\.1:(\d+)/#/experiments/(\w+)/"
-                  r"runs/([0-9a-f]{32})/artifacts/figures/accuracy\.png\?workflowType=machine_learning)$", re.M)
+                  r"runs/([0-9a-f]{32})/artifacts/figures/overview\.png\?workflowType=machine_learning)$", re.M)
 START_UI = re.compile(r"^start the MLflow UI first: (mlflow ui .*)$", re.M)
 
 
@@ -199,7 +200,7 @@ def test_the_printed_link_shows_the_figures_in_the_mlflow_ui(compared):
             pytest.fail(f"PRAC_REQUIRE_BROWSER=1 but there is no {CHROMIUM} (apt-get install chromium)")
         pytest.skip(f"no {CHROMIUM} (apt-get install chromium; PRAC_REQUIRE_BROWSER=1 makes this a failure)")
     ws, root = compared.ws, compared.ws.root
-    figure = ws.client().download_artifacts(compared.run_id, "figures/accuracy.png", str(root / "figure"))
+    figure = ws.client().download_artifacts(compared.run_id, "figures/overview.png", str(root / "figure"))
     figure = np.asarray(Image.open(figure).convert("RGB"))
     start = shlex.split(START_UI.search(compared.stdout).group(1))  # the command the CLI told the user to run
     assert start[0] == "mlflow"
@@ -210,9 +211,9 @@ def test_the_printed_link_shows_the_figures_in_the_mlflow_ui(compared):
         dom = ""
         for attempt in range(3):  # a first load can outlast the virtual time budget on a busy machine
             dom = _chromium(root, compared.link, "--dump-dom").stdout
-            if 'alt="figures/accuracy.png"' in dom:
+            if 'alt="figures/overview.png"' in dom:
                 break
-        assert re.search(r'<img alt="figures/accuracy\.png" src="blob:', dom), dom[-3000:]
+        assert re.search(r'<img alt="figures/overview\.png" src="blob:', dom), dom[-3000:]
         shot = root / "mlflow-comparison.png"
         where = None
         for attempt in range(3):
@@ -223,6 +224,6 @@ def test_the_printed_link_shows_the_figures_in_the_mlflow_ui(compared):
                 if where is not None:
                     break
         assert shot.exists(), "Chromium wrote no screenshot"
-        assert where is not None, f"the accuracy figure is not on the screenshot {shot}"
+        assert where is not None, f"the overview figure is not on the screenshot {shot}"
     finally:
         _stop(server)

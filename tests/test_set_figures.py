@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.colors import to_rgba
+from PIL import Image
 
 from prac.comparison import per_sparsity
 from prac.comparison_figure_set import figure_set
@@ -132,10 +133,16 @@ def test_every_method_gets_its_own_colour():
 def test_figure_set_of_a_comparison(runs, tmp_path):
     notes = []
     figures = figure_set(synthetic.ROWS, runs, "synthetic", note=notes.append)
-    assert list(figures) == ["accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"]
+    assert list(figures) == ["overview", "accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares",
+                             "samples"]
     assert notes == []
     for name, fig in figures.items():
         assert_png_drawn(save(fig, tmp_path / f"{name}.png"))
+    # The overview holds the others side by side, two per row, at their own width (770 px at 110 dpi).
+    overview = np.asarray(Image.open(tmp_path / "overview.png").convert("RGB"))
+    accuracy = np.asarray(Image.open(tmp_path / "accuracy.png").convert("RGB"))
+    assert overview.shape[1] == 2 * accuracy.shape[1]
+    assert overview.shape[0] > 3 * min(accuracy.shape[0], 396)
     similarity = similarity_figure(mask_similarity_frame(runs), "synthetic")
     styles = {line.get_label(): line.get_linestyle() for line in similarity.axes[0].get_lines()}
     assert styles["prac vs lt, same seed"] == "-" and styles["lt vs lt, two seeds"] == "--"
@@ -146,7 +153,7 @@ def test_figure_set_without_proper_subsets_or_files(tmp_path):
     full = [dict(r, prac_set_fraction=1.0) for r in synthetic.ROWS]
     notes = []
     figures = figure_set(full, runs_of(synthetic.configs(tmp_path)), "nothing written", note=notes.append)
-    assert list(figures) == ["accuracy", "iterations"]  # no masks on disk, no set worth showing
+    assert list(figures) == ["overview", "accuracy", "iterations"]  # no masks on disk, no set worth showing
     assert notes == ["no method selected a proper subset of D0: no PrAC-set figures"]
     for fig in figures.values():
         plt.close(fig)
