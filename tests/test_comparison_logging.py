@@ -8,12 +8,12 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from prac.comparison import match, per_sparsity
 from prac.report import method_summary, summary_markdown
 from tasks import comparison_logging, tracking
 from tests import synthetic_runs as synthetic
+from tests.mlflow_store import temporary_store
 
 FIGURES = ["accuracy", "class_shares", "iterations", "mask_similarity", "overview", "samples", "set_sizes"]
 IDENTITY = ("digits-smoke", list(synthetic.METHODS), list(synthetic.SEEDS), ["prune.rounds=4"])
@@ -21,13 +21,8 @@ IDENTITY = ("digits-smoke", list(synthetic.METHODS), list(synthetic.SEEDS), ["pr
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.delenv("MLFLOW_UI_URL", raising=False)
-        mp.chdir(root)  # MLflow's default artifact root is ./mlruns
-        yield root, MlflowClient(tracking_uri=uri)
+    with temporary_store(tmp_path_factory) as (root, _, client):
+        yield root, client
 
 
 @pytest.fixture(scope="module")

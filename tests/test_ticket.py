@@ -29,6 +29,7 @@ from prac.run_paths import run_paths
 from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
 from tasks import tracking
 from tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
+from tests.mlflow_store import temporary_store
 
 ROUNDS = 2
 SETTINGS = [f"prune.rounds={ROUNDS}", "train.epochs=3", "train.milestones=[2]", "runtime.evaluate_tickets=none"]
@@ -59,12 +60,8 @@ def reinit_experiment(out, experiment):
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ticket-mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.chdir(root)  # MLflow's default artifact root is ./mlruns
-        yield MlflowClient(tracking_uri=uri)
+    with temporary_store(tmp_path_factory, "ticket-mlflow") as (_, _, client):
+        yield client
 
 
 def _rewind_state(config) -> dict[str, torch.Tensor]:

@@ -8,20 +8,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from prac.errors import ArtifactError, UserError
 from tasks import tracking
+from tests.mlflow_store import temporary_store
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLFLOW_TRACKING_URI", uri)
-        mp.chdir(root)  # MLflow's default artifact root is ./mlruns
-        yield root, uri, MlflowClient(tracking_uri=uri)
+    with temporary_store(tmp_path_factory) as store:
+        yield store
 
 
 @pytest.fixture(scope="module")
