@@ -46,6 +46,9 @@ class Setting:
     methods: tuple[str, ...] = ("prac", "lt", "random")
     seeds: tuple[int, ...] = SEEDS
     note: str = field(default="", compare=False)
+    # The setting whose prac and lt runs this one reuses (the same fingerprints): its row in the summary and its
+    # point in the trade-off figure are that setting's, so they are not drawn twice.
+    repeats: str | None = None
 
     def command(self) -> str:
         sets = " ".join(f"--set {shlex.quote(o)}" for o in self.overrides)
@@ -79,6 +82,11 @@ SETTINGS = [
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
     Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LR01, LAYERWISE, ITERATIONS), ("prac", "lt"),
             note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
+    Setting("lenet-baselines", LENET, (), ("prac", "lt", "random-subset", "el2n-subset", "cet-only", "early-bird",
+                                          "random-reinit"),
+            note="the preset's defaults (the runs of lenet-lr0.05-iterations) against the baselines: other samples as "
+                 "many as PrAC's set (random, highest EL2N), PrAC without CEP, the early stop alone, lt's masks "
+                 "from a fresh initialisation", repeats="lenet-lr0.05-iterations"),
 ]
 
 
@@ -144,6 +152,22 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+def methods_markdown(table: pd.DataFrame) -> str:
+    """Per method against lt: the ticket's gap (mean − mean, points) where sparsity is nearest 79 % and at the
+    last round, and the iterations of all rounds and their saving."""
+    lines = ["| method | gap at 79 % (points) | gap at the last round | iterations, all rounds | saving |",
+             "|---|---|---|---|---|"]
+    for method in (m for m in table["method"].unique() if m != comparison.REFERENCE):
+        both = comparison.curve(table, method)
+        if both.empty:
+            continue
+        at79, last = both.iloc[(both["sparsity"] - 0.79).abs().argmin()], both.iloc[-1]
+        rows = table[table["method"] == method]
+        lines.append(f"| {method} | {100 * at79['gap']:+.2f} | {100 * last['gap']:+.2f} | "
+                     f"{rows['cumulative_iterations'].max():,.0f} | {_pct(last['saving'])} % |")
+    return "\n".join(lines)
+
+
 def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
     grid = comparison.accuracy_grid(table)
     lines = [f"### {setting.name}", "", setting.note, "", f"`{setting.command()}`", "",
@@ -154,6 +178,8 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
         lines.append(f"| {r} | {100 * sparsity:.1f} | " + " | ".join(map(str, cells)) + " |")
     lines += ["", *[f"- {match_line(m)}" for m in comparison.matches(table)],
               *[f"- {dense_line(table, m)}" for m in setting.methods], ""]
+    if (table["method"] == comparison.REFERENCE).any() and len(setting.methods) > 2:
+        lines += [methods_markdown(table), ""]
     prac = table[table["method"] == "prac"]
     if len(prac):
         lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
@@ -175,7 +201,7 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
              "gap at 79 % (points) | gap at the last round | prac iterations to the last round vs lt | "
              "prac / lt within one std of dense up to (sparsity %) |",
              "|---|---|---|---|---|---|---|---|"]
-    for setting, table in tables.items():
+    for setting, table in ((s, t) for s, t in tables.items() if s.repeats is None):
         m = comparison.match(table, "prac")
         both = comparison.curve(table, "prac")
         at79 = both.iloc[(both["sparsity"] - 0.79).abs().argmin()]
@@ -201,14 +227,15 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
             save(set_sizes_figure(table, title), out / f"{setting.name}-sets.png")
         if (table["method"] == "lt").any():
             save(similarity_figure(similarity(setting, output_dir), title), out / f"{setting.name}-masks.png")
-    with_prac = {s.name: t for s, t in tables.items() if (t["method"] == "prac").any() and (t["method"] == "lt").any()}
+    with_prac = {s.name: t for s, t in tables.items()
+                 if s.repeats is None and (t["method"] == "prac").any() and (t["method"] == "lt").any()}
     if with_prac:
         save(tradeoff_figure(with_prac, "PrAC's saving and accuracy gap to lt, per setting (means over seeds)"),
              out / "tradeoff.png")
     text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables)]
     for setting, table in tables.items():
         text.append(setting_markdown(setting, table))
-        if {"prac", "lt"} <= set(setting.methods):
+        if {"prac", "lt"} <= set(setting.methods) and setting.repeats is None:
             last = int(table["round"].max())
             rounds = tuple(sorted({0, last // 2, last}))
             text += ["Per layer (means over seeds): the sparsity of the round's mask, and the growth of the weights "
