@@ -1,8 +1,10 @@
-"""The deployments prac-lth/<dataset>, served from this process with `flow.serve`-style runners."""
+"""The deployments prac-lth/<dataset> (one experiment) and prac-lth-compare/<dataset> (methods × seeds, N at
+once), served from this process with `flow.serve`-style runners."""
 from __future__ import annotations
 
 from prefect import serve
 
+from flows.compare import compare
 from flows.prac_lth import prac_lth
 
 # Deployment name -> default preset (a run may pass another preset of the same dataset, e.g. a variant).
@@ -16,10 +18,16 @@ DEPLOYMENTS = {
 
 
 def deployments():
-    return [prac_lth.to_deployment(name=name, parameters={"preset": preset, "method": "prac", "seed": 0},
-                                   description=f"IMP with PrAC sets; default preset {preset}",
-                                   tags=["prac-lth", name])
-            for name, preset in DEPLOYMENTS.items()]
+    experiments = [prac_lth.to_deployment(name=name, parameters={"preset": preset, "method": "prac", "seed": 0},
+                                          description=f"IMP with PrAC sets; default preset {preset}",
+                                          tags=["prac-lth", name])
+                   for name, preset in DEPLOYMENTS.items()]
+    comparisons = [compare.to_deployment(name=name, parameters={"preset": preset, "methods": ["prac", "lt"],
+                                                                "seeds": [0, 1, 2], "parallel": 1},
+                                         description=f"prac against lt over seeds, N at once; default preset {preset}",
+                                         tags=["prac-lth", name])
+                   for name, preset in DEPLOYMENTS.items()]
+    return experiments + comparisons
 
 
 def serve_all() -> None:

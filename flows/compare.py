@@ -12,8 +12,9 @@ import pandas as pd
 from prefect import flow, get_run_logger
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
                                update_progress_artifact)
+from prefect.runtime import deployment
 
-from flows.config_params import experiment_config
+from flows.config_params import check_deployment_dataset, experiment_config
 from flows.experiments import run_experiments
 from prac.comparison import per_sparsity
 from prac.report import summary_markdown
@@ -37,6 +38,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     methods, seeds = methods or ["prac", "lt"], seeds if seeds is not None else [0]
     # every combination validated before training any
     configs = [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
+    check_deployment_dataset(configs[0], deployment.name)
     logger = get_run_logger()
     title = f"{preset}: {', '.join(methods)} · seeds {','.join(map(str, seeds))}"
     progress = create_progress_artifact(0.0, key=artifact_key(preset, "progress"),

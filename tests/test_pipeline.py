@@ -387,6 +387,13 @@ def _get(url: str, timeout: float = 5.0):
         return response.status, json.loads(response.read() or b"null")
 
 
+def _post(url: str, payload: dict, timeout: float = 10.0):
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
 def _wait_for(url: str, proc: subprocess.Popen, log: Path, what: str, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -442,6 +449,22 @@ def test_served_deployment_end_to_end(tmp_path_factory):
         read_mask(local / "mask.parquet", expected_fingerprint=parent.data.tags["prac.fingerprint"])
         read_prac_set(local / "prac_set.parquet", expected_fingerprint=parent.data.tags["prac.fingerprint"])
         assert (ws.out / PRESET / parent.data.tags["prac.fingerprint"] / "round_01" / "mask.parquet").exists()
+
+        # prac-lth-compare/digits, two experiments at once: as processes of the serving worker, reporting to
+        # the same server; the comparison run logged, each experiment one parent run.
+        params = {"preset": PRESET, "methods": ["prac", "lt"], "seeds": [1], "parallel": 2,
+                  "overrides": ["prune.rounds=2", "runtime.evaluate_tickets=last", f"runtime.output_dir={ws.out}"]}
+        result = ws.run("deployment", "run", "prac-lth-compare/digits", "--params", json.dumps(params), "--watch",
+                        "--watch-timeout", str(RUN_TIMEOUT_S - 60), command=PREFECT, env=client_env,
+                        output_dir=False)
+        assert result.returncode == 0 and "Completed" in result.stdout, f"{result.stdout[-6000:]}\n{result.stderr[-3000:]}"
+        (comparison,) = ws.runs("comparison")
+        assert comparison.info.status == "FINISHED" and comparison.data.params["seeds"] == "1"
+        seeds = [r.data.tags["prac.seed"] for r in ws.runs("experiment") if r.data.tags["prac.seed"] == "1"]
+        assert sorted(seeds) == ["1", "1"]
+        flow_names = {f["id"]: f["name"] for f in _post(f"{api}/flows/filter", {})}
+        runs = [flow_names[r["flow_id"]] for r in _post(f"{api}/flow_runs/filter", {})]
+        assert runs.count("prac-lth-compare") == 1 and runs.count("prac-lth") == 3  # the subflows on this server
 
         # A preset of another dataset on prac-lth/digits: the flow refuses it, naming the mismatch.
         result = ws.run("deployment", "run", "prac-lth/digits", "--params", json.dumps({"preset": "fashion-lenet"}),
