@@ -51,7 +51,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
                                  description=f"{title}: {len(finished)} of {len(configs)} experiments finished "
                                              f"(last: {finished[-1]})")
 
-    results = run_experiments(preset, methods, seeds, overrides, parallel, on_done)
+    results = run_experiments(configs, overrides, parallel, on_done)
     rows = [{"method": c.method, "seed": c.seed, **record} for c in configs for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
     run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(preset, methods, seeds, overrides))

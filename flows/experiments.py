@@ -1,9 +1,8 @@
 """A comparison's experiments (methods × seeds), one after another or several at once.
 
 At once means separate processes (Prefect's process pool: each has its own torch threads and data, so
-they share a GPU or a many-core CPU). The arms of one seed share round 0, so one arm per seed runs first
-and trains it; the seed's other arms start when it is done and reuse it instead of training it again
-side by side. Each experiment is the `prac-lth` flow, a subflow of the comparison either way."""
+they share a GPU or a many-core CPU), in prac.concurrency's order (one arm per shared round 0 first). Each
+experiment is the `prac-lth` flow, a subflow of the comparison either way."""
 from __future__ import annotations
 
 import os
@@ -15,6 +14,8 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from flows.prac_lth import prac_lth
+from prac.concurrency import round0_first
+from prac.config import ExperimentConfig
 from tasks import tracking
 
 Records = list[dict[str, Any]]
@@ -37,39 +38,30 @@ def _share_local_server() -> None:
         os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
 
 
-def run_experiments(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
-                    parallel: int, on_done: Done = lambda method, seed, records: None) -> dict[tuple[str, int], Records]:
-    """Every method × seed; `on_done` sees each as it finishes. Returns the records by (method, seed)."""
+def run_experiments(configs: list[ExperimentConfig], overrides: list[str] | None, parallel: int,
+                    on_done: Done = lambda method, seed, records: None) -> dict[tuple[str, int], Records]:
+    """Every experiment of `configs` (as the flow's parameters: preset, method, seed, overrides); `on_done`
+    sees each as it finishes. Returns the records by (method, seed)."""
     results: dict[tuple[str, int], Records] = {}
 
-    def finished(method: str, seed: int, records: Records) -> None:
-        results[(method, seed)] = records
-        on_done(method, seed, records)
+    def finished(config: ExperimentConfig, records: Records) -> None:
+        results[(config.method, config.seed)] = records
+        on_done(config.method, config.seed, records)
+
+    def parameters(config: ExperimentConfig) -> dict[str, Any]:
+        return {"preset": config.preset, "method": config.method, "seed": config.seed, "overrides": overrides}
 
     if parallel <= 1:
-        for seed in seeds:
-            for method in methods:
-                finished(method, seed, prac_lth(preset=preset, method=method, seed=seed, overrides=overrides))
+        for config in configs:
+            finished(config, prac_lth(**parameters(config)))
         return results
     _share_local_server()
     # The store and the experiment are created here, once: processes creating one store at the same
     # moment race on its schema.
     tracking.check_tracking_reachable(tracking.tracking_uri())
-    tracking.ensure_experiment(preset)
+    tracking.ensure_experiment(configs[0].preset)
     with ProcessPoolTaskRunner(max_workers=parallel) as runner:
-        def submit(method: str, seed: int):
-            future = runner.submit(experiment_task, {"preset": preset, "method": method, "seed": seed,
-                                                     "overrides": overrides})
-            pending[future] = (method, seed)
-            return future
-
-        pending: dict[Any, tuple[str, int]] = {}
-        waiting = [submit(methods[0], seed) for seed in seeds]  # round 0 of each seed, trained once
-        while waiting:
-            future = next(iter(as_completed(waiting)))
-            waiting.remove(future)
-            method, seed = pending.pop(future)
-            finished(method, seed, future.result())
-            if method == methods[0]:
-                waiting += [submit(other, seed) for other in methods[1:]]
+        for config, future in round0_first(configs, lambda c: runner.submit(experiment_task, parameters(c)),
+                                           lambda futures: next(iter(as_completed(futures)))):
+            finished(config, future.result())
     return results

@@ -3,6 +3,8 @@ steps called directly. The Prefect flow (flows/) runs the same loop with the ste
 from __future__ import annotations
 
 import json
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -11,6 +13,7 @@ from prac import imp_steps
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 from prac.early_stop import MaskDistanceEarlyStop
+from prac.concurrency import round0_first
 from prac.imp_loop import RoundOutputs, run_rounds
 from prac.methods import get_method
 from prac.round_record import RoundRecord, round_record
@@ -88,19 +91,30 @@ def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
     return records if len(records) == config.prune.rounds else None
 
 
-def compare_in_process(configs: list[ExperimentConfig], log: Log = print) -> list[dict]:
-    """The experiments one after the other, each read back if it finished before: per-round rows with
-    `method` and `seed` (what prac.comparison summarises)."""
-    rows: list[dict] = []
-    for config in configs:
-        records = finished_rounds(config)
-        if records is None:
-            log(f"== {config.method} · seed {config.seed}")
-            records = run_experiment(config, log).rounds
-        else:
-            log(f"== {config.method} · seed {config.seed}: finished earlier, read from {run_paths(config).root}")
-        rows += [{"method": config.method, "seed": config.seed, **asdict(r)} for r in records]
-    return rows
+def compare_in_process(configs: list[ExperimentConfig], log: Log = print, parallel: int = 1) -> list[dict]:
+    """The experiments, each read back if it finished before (one after another, or `parallel` at once as
+    processes, in prac.concurrency's order): per-round rows with `method` and `seed` (what prac.comparison
+    summarises), in the order of `configs`."""
+    records: dict[tuple[str, int], list[RoundRecord]] = {}
+    if parallel <= 1:
+        for config in configs:
+            records[(config.method, config.seed)] = _records(config, log)
+    else:
+        with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for config, future in round0_first(configs, lambda c: pool.submit(_records, c),
+                                               lambda futures: next(as_completed(futures))):
+                records[(config.method, config.seed)] = future.result()
+                log(f"== {config.method} · seed {config.seed}: done")
+    return [{"method": c.method, "seed": c.seed, **asdict(r)} for c in configs for r in records[(c.method, c.seed)]]
+
+
+def _records(config: ExperimentConfig, log: Log = print) -> list[RoundRecord]:
+    records = finished_rounds(config)
+    if records is None:
+        log(f"== {config.method} · seed {config.seed}")
+        return run_experiment(config, log).rounds
+    log(f"== {config.method} · seed {config.seed}: finished earlier, read from {run_paths(config).root}")
+    return records
 
 
 def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResult:

@@ -121,7 +121,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         from prac.experiment import compare_in_process
         from prac.report import print_comparison
 
-        print_comparison(compare_in_process(configs))
+        print_comparison(compare_in_process(configs, parallel=args.parallel))
         return
     _preflight(configs[-1])
     from flows.compare import compare
