@@ -3,7 +3,6 @@ tables as Parquet, figures under figures/, all logged again without duplicates; 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
