@@ -17,7 +17,7 @@ class _Strict(BaseModel):
 class DataConfig(_Strict):
     dataset: str
     val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
-    split_seed: int = 0  # the train/validation split; shared by every seed and arm so D0 is one set
+    split_seed: int = Field(0, ge=0)  # the train/validation split; shared by every seed and arm so D0 is one set
     augment: bool = True  # random crop (dataset's padding) and flip where the dataset has them
     train_limit: int | None = Field(None, ge=10)  # keep only the first N train images (benchmarks)
 
@@ -96,7 +96,7 @@ class RuntimeConfig(_Strict):
 class ExperimentConfig(_Strict):
     preset: str
     method: Literal[tuple(METHODS)] = "prac"  # type: ignore[valid-type]  # prac.methods.METHODS
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     data: DataConfig
     model: ModelConfig
     train: TrainConfig

@@ -18,7 +18,7 @@ from prac.context import ExperimentContext
 from prac.masks import Mask, full_mask
 from prac.placement import to_numpy
 from prac.round_file import load_round, save_round
-from prac.run_paths import run_paths
+from prac.run_paths import check_output_dir, run_paths
 from prac.methods import get_method
 from prac.stages import (cet_over_d0, el2n_on_d0, next_training_set, predictions_on_d0, prune, retrain,
                          select_cep_stage, train_dense_round, train_sparse_round)
@@ -34,9 +34,11 @@ def write_json(path: Path, payload: object) -> None:
 
 
 def check_inputs(config: ExperimentConfig) -> None:
-    """What a run reads besides its config and data, checked before any training (one-line UserError)."""
+    """What a run reads besides its config and data, and where it writes, checked before any training
+    (one-line UserError)."""
     if get_method(config.method).reads_transfer:
         check_source(config)
+    check_output_dir(config.runtime.output_dir)  # last: a refused run creates no folder
 
 
 def prepare_run(ctx: ExperimentContext) -> ArtifactRef:

@@ -1,10 +1,12 @@
 """Where an experiment's files live: named by fingerprints, so a run is found by what it is."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from prac.config import ExperimentConfig
+from prac.errors import UserError, one_line
 from prac.fingerprint import fingerprint, round0_fingerprint
 
 
@@ -20,3 +22,14 @@ class RunPaths:
 def run_paths(config: ExperimentConfig) -> RunPaths:
     base = Path(config.runtime.output_dir) / config.preset
     return RunPaths(base / fingerprint(config), base / f"round0-{round0_fingerprint(config)}")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """The output folder exists (created if missing) and can be written, else one line before anything runs."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"output directory {path} cannot be created ({one_line(error, 200)})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"output directory {path} is not writable")

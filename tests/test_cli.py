@@ -83,6 +83,22 @@ def test_bad_method(tmp_path):
 
 def test_bad_seed(tmp_path):
     assert_user_error(cli("run", "digits-smoke", "--seed", "zero", "--output-dir", str(tmp_path)), "zero")
+    assert_user_error(cli("run", "digits-smoke", "--seed", "-1", "--output-dir", str(tmp_path)), "seed")
+    assert_user_error(cli("compare", "digits-smoke", "--seeds", "0,-2", "--engine-only", "--output-dir", str(tmp_path)),
+                      "seed")
+
+
+@pytest.mark.parametrize("where, message", [("/proc/nope", "cannot be created"), ("/proc/nope/deeper", "cannot be created")])
+def test_an_output_directory_that_cannot_be_written(where, message):
+    for command in (("run", "digits-smoke", "--engine-only"), ("run", "digits-smoke"),
+                    ("compare", "digits-smoke", "--engine-only")):
+        assert_user_error(cli(*command, "--output-dir", where), message)
+
+
+def test_empty_seeds_or_methods(tmp_path):
+    for flag in ("--seeds", "--methods"):
+        assert_user_error(cli("compare", "digits-smoke", flag, ",", "--engine-only", "--output-dir", str(tmp_path)),
+                          "at least one value")
 
 
 def test_no_command_and_unknown_command():
