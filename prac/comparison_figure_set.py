@@ -10,14 +10,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from prac import comparison
-from prac.comparison_figures import accuracy_figure, iterations_figure, set_sizes_figure, similarity_figure
+from prac.comparison_figures import (FIGURE_DPI, accuracy_figure, iterations_figure, set_sizes_figure,
+                                     similarity_figure)
 from prac.comparison_inputs import (Runs, class_share_frame, mask_similarity_frame, prac_sets, sample_images,
                                     set_method, showcase_round)
 from prac.errors import ArtifactError, DataError
 from prac.set_figures import class_share_figure, sample_grid_figure
 
 HEADLINE = "overview"  # the figure a link to the comparison opens on: all the others on one page
-OVERVIEW_DPI = 110  # the figures' own resolution (the comparison run saves them at it), so none is blurred
 
 
 def figure_set(rows: Iterable[dict[str, Any]], runs: Runs, title: str,
@@ -58,7 +58,7 @@ def _figures(table, runs: Runs, title: str, note: Callable[[str], None]) -> dict
 
 
 def _pixels(figure: Figure) -> np.ndarray:
-    figure.set_dpi(OVERVIEW_DPI)
+    figure.set_dpi(FIGURE_DPI)
     figure.canvas.draw()
     return np.asarray(figure.canvas.buffer_rgba())
 
@@ -71,7 +71,7 @@ def overview_figure(figures: dict[str, Figure], title: str, columns: int = 2, ce
     rows = [heights[r:r + columns] for r in range(0, len(images), columns)]
     title_px = 36
     width, height = columns * cell, title_px + sum(max(row) for row in rows)
-    overview = Figure(figsize=(width / OVERVIEW_DPI, height / OVERVIEW_DPI), dpi=OVERVIEW_DPI)
+    overview = Figure(figsize=(width / FIGURE_DPI, height / FIGURE_DPI), dpi=FIGURE_DPI)
     overview.text(0.5, 1 - 0.5 * title_px / height, f"{title}: every figure of the comparison (each also under "
                   "figures/)", ha="center", va="center", fontsize=11)
     top = title_px

@@ -17,6 +17,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from prac import comparison  # noqa: E402
 from prac.artifacts.atomic import atomic_write  # noqa: E402
 
+FIGURE_DPI = 110  # every comparison figure's resolution, on disk and in MLflow (the overview places them 1:1)
 COLORS = {"lt": "tab:blue", "prac": "tab:orange", "random": "tab:gray"}
 # Any other method (random-subset, el2n-subset, cet-only, ...) takes the next of the tab10 colours these three
 # leave, then tab20's light ones, in sorted order: a method keeps its colour across one comparison's figures.
@@ -118,6 +119,6 @@ def tradeoff_figure(settings: dict[str, pd.DataFrame], title: str, method: str =
 def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
+        fig.savefig(tmp, dpi=FIGURE_DPI, format="png")
     plt.close(fig)
     return path

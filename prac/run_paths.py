@@ -16,7 +16,12 @@ class RunPaths:
     shared_round0: Path  # <output_dir>/<preset>/round0-<round-0 fingerprint>: shared by the arms
 
     def round(self, round_index: int) -> Path:
-        return self.root / f"round_{round_index:02d}"
+        return round_folder(self.root, round_index)
+
+
+def round_folder(run_root: Path, round_index: int) -> Path:
+    """A round's folder in a run folder (also one read by path: a transfer source)."""
+    return run_root / f"round_{round_index:02d}"
 
 
 def run_paths(config: ExperimentConfig) -> RunPaths:

@@ -10,6 +10,7 @@ import numpy as np
 from prac.artifacts import read_prac_set
 from prac.config import ExperimentConfig
 from prac.errors import ArtifactError, UserError
+from prac.run_paths import round_folder
 
 
 def source_folder(config: ExperimentConfig) -> Path:
@@ -43,13 +44,13 @@ def check_source(config: ExperimentConfig) -> None:
             raise UserError(f"transfer.source {folder} has data.{field}={source['data'].get(field)!r}, this run "
                             f"{ours[field]!r}: its PrAC sets are over another training set")
     needed = config.prune.rounds - 1
-    if needed > 0 and not (folder / f"round_{needed - 1:02d}" / "prac_set.parquet").is_file():
+    if needed > 0 and not (round_folder(folder, needed - 1) / "prac_set.parquet").is_file():
         raise UserError(f"transfer.source {folder} has no PrAC set of round {needed - 1} "
                         f"(this run trains {config.prune.rounds} rounds; finish the source first)")
 
 
 def _read(folder: Path, round_index: int, source_fingerprint: str):
-    path = folder / f"round_{round_index:02d}" / "prac_set.parquet"
+    path = round_folder(folder, round_index) / "prac_set.parquet"
     if not path.is_file():
         raise UserError(f"transfer.source {folder} has no PrAC set of round {round_index} ({path} is missing)")
     try:
