@@ -23,6 +23,7 @@ QUICK_ARGS = {
     "machine_fraction": ["--threads", "1"],
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
     "orchestration": ["--threads", "1"],
+    "parallel": [],  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)  # digits-smoke through the flow (temporary Prefect server) and alone
 }
 

@@ -3,6 +3,7 @@ short digits run per method — what each round trained on, how the next set was
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -19,6 +20,7 @@ from prac.overrides import apply_overrides
 from prac.presets import preset_config
 from prac.run_paths import run_paths
 from prac.selection import el2n, highest_scores, random_subset
+from prac.ticket import load_ticket
 from prac_lth.cli import main
 
 ROUNDS = 2
@@ -137,8 +139,13 @@ def test_early_bird_trains_on_all_of_d0_and_stops_where_prac_does(runs):
     bird, prac, lt = records["early-bird"], records["prac"], records["lt"]
     d0 = len(sets(configs["lt"], 0).index)
     assert [r["train_set_size"] for r in bird] == [d0] * ROUNDS
-    assert bird[0]["epochs_run"] == prac[0]["epochs_run"] < lt[0]["epochs_run"]  # round 0 at early stop
-    assert bird[0]["early_stopped"] and not lt[0]["early_stopped"]
+    # Round 0 taken where early stop fired, as prac takes it (whether it fires depends on the machine's numerics).
+    assert (bird[0]["epochs_run"], bird[0]["early_stopped"]) == (prac[0]["epochs_run"], prac[0]["early_stopped"])
+    assert not lt[0]["early_stopped"]
+    if bird[0]["early_stopped"]:
+        assert bird[0]["epochs_run"] < lt[0]["epochs_run"]
+    else:
+        assert bird[0]["epochs_run"] == lt[0]["epochs_run"]
     assert ticket_source(configs["early-bird"], 0) == "retrain"  # its next round may stop early: no ticket
 
 
@@ -150,7 +157,12 @@ def test_random_reinit_keeps_lt_masks_and_retrains_them_from_a_fresh_initialisat
         lt = read_mask(run_paths(configs["lt"]).round(r) / "mask.parquet").mask
         assert all(torch.equal(reinit[n], lt[n]) for n in lt)
     assert ticket_source(configs["random-reinit"], 0) == "retrain" and ticket_source(configs["lt"], 0) != "retrain"
-    assert records["random-reinit"][0]["ticket_test_acc"] != records["lt"][0]["ticket_test_acc"]
+    # Its ticket starts from other weights than lt's (an accuracy could coincide by chance; the weights cannot).
+    reinit, lt = (dict(load_ticket(configs[m], 0).named_parameters()) for m in ("random-reinit", "lt"))
+    mask = read_mask(run_paths(configs["lt"]).round(0) / "mask.parquet").mask
+    assert all(torch.equal(reinit[n][~mask[n]], lt[n][~mask[n]]) for n in mask)  # both zero where pruned
+    assert not any(torch.equal(reinit[n][mask[n]], lt[n][mask[n]]) for n in mask)  # other weights where kept
+    assert math.isfinite(records["random-reinit"][0]["ticket_test_acc"])  # its own retrain evaluated it
 
 
 def test_the_cli_offers_every_method_and_refuses_others(capsys):
