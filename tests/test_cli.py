@@ -99,6 +99,8 @@ def test_empty_seeds_or_methods(tmp_path):
     for flag in ("--seeds", "--methods"):
         assert_user_error(cli("compare", "digits-smoke", flag, ",", "--engine-only", "--output-dir", str(tmp_path)),
                           "at least one value")
+    assert_user_error(cli("compare", "digits-smoke", "--parallel", "0", "--engine-only", "--output-dir", str(tmp_path)),
+                      "--parallel must be at least 1")
 
 
 def test_no_command_and_unknown_command():
