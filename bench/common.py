@@ -420,7 +420,7 @@ def step_flops(ours: FastPath) -> tuple[int, int]:
     format included), counted by FlopCounterMode: matrix multiplications and convolutions only."""
     data = ours.data
     generator = torch.Generator(device=data.train.images.device).manual_seed(0)
-    images = data.prepare(data.train.images[:BATCH], generator, ours.train.channels_last)
+    images = data.prepare(data.train.images[:BATCH], data.draw_augmentation(BATCH, generator), ours.train.channels_last)
     labels = data.train.labels[:BATCH]
     if ours.train.channels_last:
         ours.model.to(memory_format=torch.channels_last)

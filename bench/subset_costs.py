@@ -85,9 +85,11 @@ def isolated_costs(ours: FastPath) -> dict[str, float]:
     labels = torch.randint(0, data.num_classes, (ours.images,), generator=generator)
     logits = [torch.randn(min(common.BATCH, ours.images - s), data.num_classes, generator=generator) for s in starts]
 
+    visits = [torch.arange(s, s + len(batch_logits)) for s, batch_logits in zip(starts, logits)]
+
     def record_epoch() -> None:
-        for start, batch_logits in zip(starts, logits):
-            record.record_batch(start, batch_logits)
+        for batch_visits, batch_logits in zip(visits, logits):
+            record.record_batch(batch_visits, batch_logits)
         record.end_epoch(0, order, labels)
 
     enforcer = MaskEnforcer(ours.model, ours.mask)

@@ -83,9 +83,12 @@ class RuntimeConfig(_Strict):
     # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores this process may use
     # (affinity and container quota: prac.device.usable_cores).
     threads: int | None = Field(None, ge=1)
-    # Forward passes autocast to: "auto" is bfloat16 on a CUDA GPU with bf16, float32 on the CPU.
+    # Forward passes autocast to: "auto" is bfloat16 where measured faster (a CUDA GPU with bf16, a CPU with
+    # native bf16 instructions), else float32 (prac.precision). The resolved precision keys results.
     precision: Literal["auto", "float32", "bfloat16"] = "auto"
-    compile: bool = False  # torch.compile the model (worth it on a GPU for long runs; minutes to compile)
+    compile: bool = False  # torch.compile the model (measured slower than the default on a GPU: BENCHMARKS.md)
+    # On a CUDA device, capture the training step as a CUDA graph and replay it (prac.train_step); not with compile.
+    cuda_graphs: bool = True
     output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"))
     data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False

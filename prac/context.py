@@ -86,5 +86,6 @@ def build_context(config: ExperimentConfig) -> ExperimentContext:
     device = select_device(config.runtime.device)
     configure_threads(config.runtime.threads)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
-    data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device))
+    data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device, config.model.name))
+    data.graphs = config.runtime.cuda_graphs and not config.runtime.compile
     return ExperimentContext(config, data, device)

@@ -13,6 +13,11 @@ from prac.errors import UserError
 def select_device(choice: str) -> torch.device:
     if choice == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' was asked for but no CUDA device is available")
+    return training_device(choice)
+
+
+def training_device(choice: str) -> torch.device:
+    """The device `runtime.device` means on this machine (select_device, without the availability check)."""
     if choice == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(choice)

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from prac.config import ExperimentConfig
+from prac.device import training_device
 from prac.methods import PRAC_SETTINGS, get_method
+from prac.precision import resolve_precision
 
-# Fields that never change a result: where things run and are written.
+# Fields that never change a result: where things run and are written (the precision `runtime` resolves to
+# does, and is hashed apart: precision_of).
 _NOT_RESULTS = {"runtime", "preset"}
 # Round 0 (dense training on D0) is shared by the arms: what only later rounds use is left out.
 _NOT_ROUND0 = {"method": None, "prune": {"rounds"}, "transfer": None,
@@ -44,7 +47,16 @@ def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:
             fields.pop(section)
     if "transfer" in fields:  # the source run by what it is (<preset>/<fingerprint>), not where it lies
         fields["transfer"]["source"] = "/".join(Path(fields["transfer"]["source"]).parts[-2:])
+    precision = precision_of(config)
+    if precision != "float32":  # float32 results, from before precision was chosen, keep their names
+        fields["precision"] = precision
     return fields
+
+
+def precision_of(config: ExperimentConfig) -> str:
+    """The precision this experiment trains in on this machine (`runtime.precision` resolved for its device
+    and model): it changes the numbers, so it is hashed although the rest of `runtime` is not."""
+    return resolve_precision(config.runtime.precision, training_device(config.runtime.device), config.model.name)
 
 
 def _without(fields: dict[str, Any], excluded: dict[str, set[str] | None]) -> dict[str, Any]:

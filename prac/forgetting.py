@@ -25,10 +25,11 @@ class CorrectnessRecord:
     def record(self, epoch: int, positions: torch.Tensor, correct: torch.Tensor) -> None:
         self.correct[epoch].index_put_((positions,), correct)
 
-    def record_batch(self, start: int, logits: torch.Tensor) -> None:
-        """Keep the predicted classes of the epoch's visits start .. start + len(logits) - 1 (the training
-        forward pass's logits: no extra pass)."""
-        torch.argmax(logits.detach(), dim=1, out=self._predicted[start:start + logits.shape[0]])
+    def record_batch(self, visits: torch.Tensor, logits: torch.Tensor) -> None:
+        """Keep the predicted classes of the epoch's visits `visits` (positions in visiting order, a device
+        tensor: the step reads it from its cursor, so it needs no host value) from the training forward
+        pass's logits: no extra pass."""
+        self._predicted.index_copy_(0, visits, torch.argmax(logits.detach(), dim=1))
 
     def end_epoch(self, epoch: int, order: torch.Tensor, labels: torch.Tensor) -> None:
         """Write epoch `epoch`: its i-th visit was sample order[i], labelled labels[i], predicted as kept by

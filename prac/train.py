@@ -1,9 +1,10 @@
 """One training round: SGD on (a subset of) D0 with the mask enforced, recording what PrAC needs.
 
-The whole loop is here: per epoch a seeded shuffle of the subset's positions, batches gathered from
-the device tensor, augmented and normalised on the device; per step the LR of the schedule and the
-pruned gradients zeroed (which keeps pruned weights at exactly zero; the mask is re-applied after each
-epoch as a guard); per batch the predicted classes kept, per epoch one scatter into the correctness record.
+The whole loop is here and in prac.train_step (the step): per epoch a seeded shuffle of the subset's
+positions and the epoch's augmentation draws; per step a batch gathered from the device tensor, augmented
+and normalised on the device, the LR of the schedule, the pruned gradients zeroed (which keeps pruned
+weights at exactly zero; the mask is re-applied after each epoch as a guard) and the predicted classes
+kept; per epoch one scatter into the correctness record, then validation.
 With a checkpoint path, the loop's state is saved after every epoch and a killed round resumes from it
 (prac.round_checkpoint).
 """
@@ -16,7 +17,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from prac.config import TrainConfig
@@ -30,6 +30,7 @@ from prac.placement import require_on
 from prac.pruning import Scope, magnitude_prune
 from prac.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
 from prac.schedule import RoundSchedule, steps_per_epoch
+from prac.train_step import TrainStep
 
 StateDict = dict[str, torch.Tensor]
 
@@ -135,29 +136,16 @@ def train_round(
         return Snapshot(epochs_run, progress.step, clone_state(model), progress.best_state, progress.best_epoch,
                         progress.best_val, progress.best_test, record.forget_events(epochs_run), progress.eval_samples)
 
+    steps = TrainStep(model, enforcer, optimizer, data, positions, batch, train.channels_last, record, log)
     for epoch in range(progress.epochs_done, schedule.epochs):
         if progress.early is not None and stops_training:
             break  # early stop fired after the previous epoch (possibly before a resume)
         generator = torch.Generator(device=device).manual_seed(seed_for(spec.seed, "epoch", epoch))
         order = torch.randperm(size, generator=generator, device=device)
-        loss_sum = torch.zeros((), device=device)
-        for start in range(0, size, batch):
-            in_subset = order[start:start + batch]
-            index = positions[in_subset]
-            images = data.prepare(data.train.images.index_select(0, index), generator, train.channels_last)
-            labels = data.train.labels.index_select(0, index)
-            for group in optimizer.param_groups:
-                group["lr"] = schedule.learning_rate(progress.step, per_epoch)
-            with data.forward_context():
-                logits = model(images)
-                loss = F.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            enforcer.zero_pruned_gradients()
-            optimizer.step()  # pruned weights stay exactly zero: this optimizer started under the mask
-            record.record_batch(start, logits)
-            loss_sum += loss.detach() * labels.numel()
-            progress.step += 1
+        rates = [schedule.learning_rate(progress.step + i, per_epoch) for i in range(per_epoch)]
+        progress.step += steps.run_epoch(order, generator, rates)
+        for group in optimizer.param_groups:
+            group["lr"] = rates[-1]
         enforcer.apply_to_weights()  # a guard: changes no bit (see MaskEnforcer)
         record.end_epoch(epoch, order, data.train.labels.index_select(0, positions[order]))
 
@@ -182,7 +170,7 @@ def train_round(
 
         progress.curves.append({
             "epoch": epoch + 1,
-            "train_loss": float(loss_sum) / size,
+            "train_loss": float(steps.loss_sum) / size,
             "train_acc": float(record.correct[epoch].float().mean()),
             "val_acc": val_acc,
             "mask_distance": distance,

@@ -10,9 +10,11 @@ import pytest
 
 from prac import overrides
 from prac.config import DataConfig, ExperimentConfig, PracConfig, PruneConfig, RuntimeConfig, TrainConfig
+from prac.device import training_device
 from prac.errors import UserError
 from prac.fingerprint import fingerprint, result_fields as fingerprint_fields, round0_fingerprint, seed_for
 from prac.overrides import apply_overrides, resolve_key
+from prac.precision import resolve_precision
 from prac.presets import PRESETS, preset_config, preset_names
 
 PAPER_MODELS = {
@@ -355,7 +357,7 @@ def _json(value) -> str:
 
 
 def test_fingerprint_ignores_runtime_fields():
-    base = smoke()
+    base = smoke("runtime.precision=float32")  # the precision is pinned: "auto" depends on the device
     for items in (
         ["runtime.output_dir=/somewhere/else"],
         ["runtime.device=cpu"],
@@ -364,15 +366,27 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.download=true"],
         ["runtime.evaluate_tickets=none"],
         ["runtime.threads=1"],
-        ["runtime.precision=bfloat16"],
         ["runtime.compile=true"],
+        ["runtime.cuda_graphs=false"],
     ):
         changed = apply_overrides(base, items)
         assert changed != base
         assert fingerprint(changed) == fingerprint(base), items
         assert round0_fingerprint(changed) == round0_fingerprint(base), items
     assert set(RuntimeConfig.model_fields) == {"device", "output_dir", "data_dir", "download",
-                                               "evaluate_tickets", "verbose", "threads", "precision", "compile"}, "new runtime field: test it above"
+                                               "evaluate_tickets", "verbose", "threads", "precision", "compile",
+                                               "cuda_graphs"}, "new runtime field: test it above"
+
+
+def test_the_precision_trained_in_keys_the_result_and_float32_keeps_the_names_from_before():
+    float32, bfloat16 = smoke("runtime.precision=float32"), smoke("runtime.precision=bfloat16")
+    assert "precision" not in fingerprint_fields(float32)  # earlier float32 runs keep their folders
+    assert fingerprint_fields(bfloat16)["precision"] == "bfloat16"
+    assert fingerprint(float32) != fingerprint(bfloat16)
+    assert round0_fingerprint(float32) != round0_fingerprint(bfloat16)  # round 0 differs in bfloat16 too
+    # "auto" is keyed by what it resolves to on this machine, so it shares the explicit setting's results
+    resolved = resolve_precision("auto", training_device("auto"), "conv2")
+    assert fingerprint(smoke()) == fingerprint(smoke(f"runtime.precision={resolved}"))
 
 
 def test_round0_fingerprint_is_shared_by_the_arms():

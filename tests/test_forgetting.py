@@ -82,7 +82,7 @@ def test_batches_kept_then_written_once_per_epoch_equal_a_scatter_per_batch():
     kept, direct = CorrectnessRecord(2, samples, "cpu"), CorrectnessRecord(2, samples, "cpu")
     for start in range(0, samples, batch):
         stop = min(start + batch, samples)
-        kept.record_batch(start, logits[start:stop])
+        kept.record_batch(torch.arange(start, stop), logits[start:stop])
         direct.record(1, order[start:stop], logits[start:stop].argmax(dim=1) == labels[order[start:stop]])
     kept.end_epoch(1, order, labels[order])
     assert torch.equal(kept.correct, direct.correct)

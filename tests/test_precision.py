@@ -10,6 +10,7 @@ from torch import nn
 
 from prac.context import ExperimentContext
 from prac.masks import full_mask
+from prac import precision
 from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune
 from prac.schedule import RoundSchedule
@@ -18,9 +19,14 @@ from prac.train import RoundSpec, train_round
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_auto_precision_is_float32_on_the_cpu_and_choices_are_honoured():
+def test_auto_precision_is_bfloat16_where_the_cpu_has_it_natively_and_choices_are_honoured(monkeypatch):
     cpu = torch.device("cpu")
-    assert autocast_dtype("auto", cpu) is None
+    for native, expected in ((True, torch.bfloat16), (False, None)):
+        monkeypatch.setattr(precision, "cpu_has_native_bfloat16", lambda: native)
+        assert autocast_dtype("auto", cpu) is expected
+    monkeypatch.setattr(precision, "FLOAT32_FASTER", {("cpu", "conv2")})
+    assert autocast_dtype("auto", cpu, "conv2") is None and autocast_dtype("auto", cpu, "conv4") is expected
+    assert autocast_dtype("bfloat16", cpu, "conv2") is torch.bfloat16  # an explicit choice is honoured
     assert autocast_dtype("float32", cpu) is None
     assert autocast_dtype("bfloat16", cpu) is torch.bfloat16
     if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -30,7 +36,7 @@ def test_auto_precision_is_float32_on_the_cpu_and_choices_are_honoured():
 def test_forward_context_autocasts_only_when_asked(ctx):
     layer = nn.Linear(4, 2)
     x = torch.randn(3, 4)
-    with ctx.data.forward_context():
+    with dataclasses.replace(ctx.data, autocast=None).forward_context():
         assert layer(x).dtype == torch.float32
     with dataclasses.replace(ctx.data, autocast=torch.bfloat16).forward_context():
         assert layer(x).dtype == torch.bfloat16

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from prac.artifacts import load_torch, save_torch
 from prac.early_stop import MaskDistanceEarlyStop
@@ -17,6 +16,7 @@ from prac.errors import ArtifactError
 from prac.masks import full_mask
 from prac.schedule import RoundSchedule
 from prac.train import EarlyStopSpec, RoundResult, RoundSpec, Snapshot, train_round
+from prac.train_step import TrainStep
 
 WINDOW = 2
 
@@ -24,15 +24,17 @@ WINDOW = 2
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-
-
 @pytest.fixture
-def steps():
-    """Counts optimizer steps taken (any optimizer) while the test runs."""
+def steps(monkeypatch):
+    """Counts the training steps taken (TrainStep._step: the optimizer updates) while the test runs."""
     count = [0]
-    handle = register_optimizer_step_pre_hook(lambda *_: count.__setitem__(0, count[0] + 1))
-    yield count
-    handle.remove()
+    step = TrainStep._step
+
+    def counted(self, batch: int) -> None:
+        count[0] += 1
+        step(self, batch)
+    monkeypatch.setattr(TrainStep, "_step", counted)
+    return count
 
 
 class Interrupted(Exception):

@@ -1,36 +1,67 @@
-"""Batched on-device augmentation: one gather per batch, no per-sample Python."""
+"""Batched on-device augmentation: one gather per batch, no per-sample Python.
+
+The random draws are separate from their application (`draw_crop_flip`, `crop_flip`), so that the training
+step can draw a whole epoch's augmentation at the epoch's start and read a batch's rows by index on the
+device (prac.train_step: a step with static shapes, captured as a CUDA graph on a GPU).
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 
-def random_crop_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by `padding`, crop back to HxW at per-sample offsets, and mirror a random half if `flip`.
+@dataclass
+class CropFlip:
+    """Per-sample crop offsets into the zero-padded image and mirror flags; None where not augmented."""
 
-    `images` is uint8 (B, C, H, W); every random draw comes from `generator` (on the images' device),
-    so a fixed generator seed gives identical output.
-    """
-    if padding == 0 and not flip:
+    top: torch.Tensor | None  # (B, 1) int64 in 0..2*padding
+    left: torch.Tensor | None
+    mirrored: torch.Tensor | None  # (B, 1) bool
+
+    def rows(self, index: torch.Tensor) -> "CropFlip":
+        """The draws of the samples at `index` (positions within the drawn batch), on the device."""
+        pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
+        return CropFlip(pick(self.top), pick(self.left), pick(self.mirrored))
+
+
+def draw_crop_flip(count: int, padding: int, flip: bool, generator: torch.Generator,
+                   device: torch.device | str) -> CropFlip:
+    """The random draws of `count` samples from `generator` (on `device`): top, then left, then mirror."""
+    top = left = mirrored = None
+    if padding:
+        top = torch.randint(0, 2 * padding + 1, (count, 1), generator=generator, device=device)
+        left = torch.randint(0, 2 * padding + 1, (count, 1), generator=generator, device=device)
+    if flip:
+        mirrored = torch.randint(0, 2, (count, 1), generator=generator, device=device).bool()
+    return CropFlip(top, left, mirrored)
+
+
+def crop_flip(images: torch.Tensor, padding: int, draws: CropFlip) -> torch.Tensor:
+    """Zero-pad by `padding`, crop back to HxW at the drawn offsets, and mirror the drawn samples.
+    `images` is uint8 (B, C, H, W)."""
+    if draws.top is None and draws.mirrored is None:
         return images
     b, c, h, w = images.shape
     device = images.device
     padded = F.pad(images, (padding, padding, padding, padding)) if padding else images
-    if padding:
-        top = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator, device=device)
-        left = torch.randint(0, 2 * padding + 1, (b, 1), generator=generator, device=device)
-    else:
-        top = left = torch.zeros((b, 1), dtype=torch.long, device=device)
-    rows = top + torch.arange(h, device=device)  # (B, H)
-    cols = left + torch.arange(w, device=device)  # (B, W)
-    if flip:
+    rows = torch.arange(h, device=device).expand(b, h) if draws.top is None else draws.top + torch.arange(h, device=device)
+    cols = torch.arange(w, device=device).expand(b, w) if draws.left is None else draws.left + torch.arange(w, device=device)
+    if draws.mirrored is not None:
         # Mirroring is just reading the crop's columns in reverse order.
-        mirrored = torch.randint(0, 2, (b, 1), generator=generator, device=device).bool()
-        cols = torch.where(mirrored, cols.flip(1), cols)
+        cols = torch.where(draws.mirrored, cols.flip(1), cols)
     # One gather along each sample's flattened padded image (shared by its channels): about 4x faster
     # on the CPU than advanced indexing with four broadcast index tensors, and the same pixels.
     flat = rows[:, :, None] * padded.shape[-1] + cols[:, None, :]  # (B, H, W) positions in a padded plane
-    return padded.flatten(2).gather(2, flat.view(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+    return padded.flatten(2).gather(2, flat.reshape(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
+
+
+def random_crop_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """`crop_flip` with draws from `generator` (on the images' device): a fixed seed gives identical output."""
+    if padding == 0 and not flip:
+        return images
+    return crop_flip(images, padding, draw_crop_flip(images.shape[0], padding, flip, generator, images.device))
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:

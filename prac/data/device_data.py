@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from prac.config import DataConfig
-from prac.data.augment import normalize, random_crop_flip
+from prac.data.augment import CropFlip, crop_flip, draw_crop_flip, normalize
 from prac.data.raw import RawDataset
 from prac.data.registry import DATASETS
 from prac.data.validation_split import split_train_validation
@@ -39,17 +39,23 @@ class DeviceData:
     num_classes: int
     image_shape: tuple[int, int, int]
     autocast: torch.dtype | None = None  # forward passes in this dtype (prac.precision); None: float32
+    graphs: bool = True  # on a CUDA device, capture the training step as a CUDA graph (prac.train_step)
 
-    def forward_context(self) -> contextlib.AbstractContextManager:
-        """Where a model's forward pass (and loss) runs: autocast to `autocast` on the data's device."""
+    def forward_context(self, graph_safe: bool = False) -> contextlib.AbstractContextManager:
+        """Where a model's forward pass (and loss) runs: autocast to `autocast` on the data's device.
+        `graph_safe`: without autocast's cache of cast weights, which must not outlive a captured step."""
         if self.autocast is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.train.images.device.type, dtype=self.autocast)
+        return torch.autocast(self.train.images.device.type, dtype=self.autocast, cache_enabled=not graph_safe)
 
-    def prepare(self, images: torch.Tensor, generator: torch.Generator | None, channels_last: bool) -> torch.Tensor:
-        """uint8 batch -> normalised float batch; augmented when a generator is given."""
-        if generator is not None:
-            images = random_crop_flip(images, self.crop_padding, self.flip, generator)
+    def draw_augmentation(self, count: int, generator: torch.Generator) -> CropFlip:
+        """The random crop offsets and flips of `count` training samples, drawn from `generator`."""
+        return draw_crop_flip(count, self.crop_padding, self.flip, generator, self.train.images.device)
+
+    def prepare(self, images: torch.Tensor, draws: CropFlip | None, channels_last: bool) -> torch.Tensor:
+        """uint8 batch -> normalised float batch; augmented with `draws` (draw_augmentation) when given."""
+        if draws is not None:
+            images = crop_flip(images, self.crop_padding, draws)
         batch = normalize(images, self.mean, self.std)
         return batch.contiguous(memory_format=torch.channels_last) if channels_last else batch
 

@@ -1,4 +1,4 @@
-"""One training round on the device: early stop firing, a round interrupted and resumed from its
+"""One training round on the device: the step captured as a CUDA graph on a GPU, early stop firing, a round interrupted and resumed from its
 checkpoint, bfloat16 autocast, and the files a round writes from device tensors read back equal on the CPU."""
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from prac.pruning import magnitude_prune, random_prune
 from prac.round_file import load_round, save_round
 from prac.schedule import RoundSchedule, full_schedule
 from prac.train import EarlyStopSpec, RoundSpec, prunable_weights, train_round
+from prac.train_step import WARMUP_STEPS, TrainStep
 
 
 class Interrupted(Exception):
@@ -153,3 +154,33 @@ def test_layerwise_pruning_on_the_device_keeps_the_mask_there_and_equals_the_cpu
     assert all(m.device.type == ctx.device.type for m in randomly.values())
     same_on_cpu = random_prune(to_cpu(mask), 0.3, torch.Generator().manual_seed(1), "layerwise")
     assert all(torch.equal(randomly[n].cpu(), same_on_cpu[n]) for n in mask)
+
+
+def test_on_a_gpu_the_step_is_a_cuda_graph_replayed_and_trains_as_the_eager_step(ctx, device, monkeypatch):
+    """prac.train_step: on CUDA the full-batch step is captured after WARMUP_STEPS eager steps and replayed for
+    the rest; the last partial batch of each epoch runs eagerly. On the CPU nothing is captured."""
+    made: list[TrainStep] = []
+    init = TrainStep.__init__
+
+    def recorded(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        made.append(self)
+    monkeypatch.setattr(TrainStep, "__init__", recorded)
+    spec = RoundSpec(full_schedule(ctx.config.train), seed=0)
+    model, mask = pruned_start(ctx)
+    graphed = train_round(model, mask, ctx.data, ctx.config.train, spec)
+    model, mask = pruned_start(ctx)
+    eager = train_round(model, mask, replace(ctx.data, graphs=False), ctx.config.train, spec)
+    epochs, (full, tail) = spec.schedule.epochs, divmod(len(ctx.data.train), BATCH)
+    assert graphed.final.iterations == eager.final.iterations == epochs * (full + (tail > 0))
+    if device == "cuda":
+        assert made[0].graph is not None and made[0].replays == epochs * full - WARMUP_STEPS
+    else:
+        assert made[0].graph is None and made[0].replays == 0
+    assert made[1].graph is None and made[1].replays == 0
+    assert all((graphed.final.last_state[n][~mask[n]] == 0).all() for n in mask)
+    difference = max(float((graphed.final.last_state[k].float() - v.float()).abs().max())
+                     for k, v in eager.final.last_state.items())
+    print(f"largest weight difference, graph against eager: {difference:g}")
+    assert abs(graphed.final.best_val_acc - eager.final.best_val_acc) <= 0.05
+    assert graphed.curves[-1]["train_loss"] == pytest.approx(eager.curves[-1]["train_loss"], rel=0.1)
