@@ -246,12 +246,14 @@ class Workload:
     prune_linear: bool
     lr: float
 
-    def make_data(self, train_count: int, test_count: int = EVAL_SPLIT, device: torch.device | str = "cpu") -> DeviceData:
-        """The workload's data on `device`, with the product's default precision there (bfloat16 autocast on
-        a GPU, float32 on the CPU: prac.precision)."""
+    def make_data(self, train_count: int, test_count: int = EVAL_SPLIT, device: torch.device | str = "cpu",
+                  precision: str = "auto") -> DeviceData:
+        """The workload's data on `device`, with the product's default precision there unless `precision` says
+        otherwise (auto: bfloat16 autocast on a GPU and on a CPU with native bfloat16, where measured faster;
+        prac.precision)."""
         data = fashion_data(train_count, test_count) if self.data == "fashion" else cifar_shaped_data(train_count)
         device = torch.device(device)
-        return dataclasses.replace(to_device(data, device), autocast=autocast_dtype("auto", device))
+        return dataclasses.replace(to_device(data, device), autocast=autocast_dtype(precision, device, self.model))
 
 
 WORKLOADS = {
@@ -451,17 +453,19 @@ def _flops_per_second(op: Callable[[], object], flops: float, device: torch.devi
     return run
 
 
-def matmul_flops_per_second(n: int, device: torch.device | str = "cpu") -> Callable[[int], float]:
-    """float32 n x n matmul (2 n^3 FLOPs) through torch.mm (MKL/OpenBLAS on the CPU, cuBLAS on a GPU)."""
-    a, b, out = (torch.randn(n, n, device=device) for _ in range(3))
+def matmul_flops_per_second(n: int, device: torch.device | str = "cpu",
+                            dtype: torch.dtype = torch.float32) -> Callable[[int], float]:
+    """n x n matmul (2 n^3 FLOPs) through torch.mm (MKL/OpenBLAS/oneDNN on the CPU, cuBLAS on a GPU)."""
+    a, b, out = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(3))
     return _flops_per_second(lambda: torch.mm(a, b, out=out), 2 * n**3, device)
 
 
-def conv_flops_per_second(channels: int, device: torch.device | str = "cpu") -> Callable[[int], float]:
-    """float32 3x3 convolution, channels -> channels, batch 128 of 16x16, channels_last (oneDNN on the CPU,
-    cuDNN on a GPU): the kernels the models train with. FLOPs counted as a direct convolution."""
-    x = torch.randn(BATCH, channels, 16, 16, device=device).contiguous(memory_format=torch.channels_last)
-    w = torch.randn(channels, channels, 3, 3, device=device).contiguous(memory_format=torch.channels_last)
+def conv_flops_per_second(channels: int, device: torch.device | str = "cpu",
+                          dtype: torch.dtype = torch.float32) -> Callable[[int], float]:
+    """3x3 convolution, channels -> channels, batch 128 of 16x16, channels_last (oneDNN on the CPU, cuDNN on
+    a GPU): the kernels the models train with. FLOPs counted as a direct convolution."""
+    x = torch.randn(BATCH, channels, 16, 16, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(channels, channels, 3, 3, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     return _flops_per_second(lambda: F.conv2d(x, w, padding=1), 2 * BATCH * 16 * 16 * channels**2 * 9, device)
 
 
@@ -470,15 +474,17 @@ class ComputePeak:
     flops: float  # the best float32 FLOP/s seen, over kernels, sizes and repeats
     kernel: str  # the kernel and size that reached it
     by_kernel: dict[str, float]  # the best of the repeats for each kernel and size
+    dtype: str = "float32"
 
     def describe(self) -> str:
         rest = ", ".join(f"{k} {f / 1e9:,.0f}" for k, f in self.by_kernel.items())
-        return f"{self.flops / 1e9:,.1f} GFLOP/s ({self.kernel}; best per kernel, GFLOP/s: {rest})"
+        return f"{self.dtype} {self.flops / 1e9:,.1f} GFLOP/s ({self.kernel}; best per kernel, GFLOP/s: {rest})"
 
 
-def compute_peak(quick: bool, repeats: int = 3, device: torch.device | str = "cpu") -> ComputePeak:
-    """The machine's float32 limit on the current threads: the fastest of several matmul sizes and 3x3
-    convolutions, each the best of `repeats` timings. Both kinds, because the libraries differ by machine:
+def compute_peak(quick: bool, repeats: int = 3, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> ComputePeak:
+    """The machine's limit in `dtype` (float32, or bfloat16 for a path that autocasts) on the current threads:
+    the fastest of several matmul sizes and 3x3 convolutions, each the best of `repeats` timings. Both kinds, because the libraries differ by machine:
     on AMD CPUs MKL's sgemm runs at about half the rate of oneDNN's convolutions (seen here: 110 against
     240-280 GFLOP/s on one core), so a matmul alone is a floor that training beats, not a limit. A peak
     is a maximum: one size timed once is no limit either."""
@@ -486,10 +492,10 @@ def compute_peak(quick: bool, repeats: int = 3, device: torch.device | str = "cp
     arms |= {f"conv3x3 {c}ch": (conv_flops_per_second, c) for c in (QUICK_CONV_CHANNELS if quick else CONV_CHANNELS)}
     by_kernel = {}
     for name, (make, size) in arms.items():
-        arm = make(size, device)
+        arm = make(size, device, dtype)
         by_kernel[name] = max(arm(r) for r in range(1 if quick else repeats))
     best = max(by_kernel, key=by_kernel.get)
-    return ComputePeak(by_kernel[best], best, by_kernel)
+    return ComputePeak(by_kernel[best], best, by_kernel, str(dtype).removeprefix("torch."))
 
 
 def synchronize(device: torch.device | str) -> None:

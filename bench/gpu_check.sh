@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# Check and measure the GPU path on a machine with a CUDA GPU, in about five minutes:
+# Check and measure the GPU path on a machine with a CUDA GPU, in about seven minutes:
 #
 #     bench/gpu_check.sh [OUT_DIR]             run from the repository root; OUT_DIR defaults to ./gpu-check
 #     bench/gpu_check.sh --cpu-smoke OUT_DIR   the same steps on the CPU with a few images (checks this script)
 #
 #  1. the GPU test suite: pytest -m gpu tests/device (every method end to end on CIFAR-10 pickle files,
-#     CEP, retrain, early stop, resume, bf16, compile-once, files read back on the CPU);
-#  2. one short cifar10-resnet20 experiment per method (prac, lt, random), engine only, on generated
-#     CIFAR-10 files (4,500 training images), timed;
-#  3. bench/throughput.py --device cuda: our training loop against the DataLoader/PIL/torch-prune baseline
-#     with 2 and 8 workers (pin_memory), batch 128, 45,000 images an epoch: ResNet-20, and Conv-4 and the
-#     LeNet science check when Fashion-MNIST is found (FASHION_DIR, else the Debian package's folder).
-# Everything printed is also written to OUT_DIR/gpu_check.log.
+#     CEP, retrain, early stop, resume, bf16, the step captured as a CUDA graph, files read back on the CPU);
+#  2. cifar10-resnet20 on generated CIFAR-10 files (4,500 training images), engine only: one short experiment
+#     per method (prac, lt, random) one after another, timed, then the three at once sharing the GPU
+#     (`compare --parallel 3`), timed, their masks checked equal to those run one after another;
+#  3. bench/throughput.py --device cuda: our training loop (and its float32, bfloat16 and eager variants)
+#     against the DataLoader/PIL/torch-prune baseline with 2 and 8 workers (pin_memory) and the reference
+#     implementation's loop, batch 128, 45,000 images an epoch: ResNet-20, and Conv-4 and the LeNet
+#     science check when Fashion-MNIST is found (FASHION_DIR, else the Debian package's folder);
+#  4. bench/gpu_share.py: 1, 3 and 6 ResNet-20 trainings sharing the GPU, aggregate images/s.
+# Everything printed is also written to OUT_DIR/gpu_check.log. STEP_SECONDS caps each step (default 200).
 #
 # It uses the python it finds (PYTHON, else .venv/bin/python, else python3) and that python's own torch;
 # the project runs from this source tree (PYTHONPATH), not installed, and needs besides torch only numpy,
@@ -59,39 +62,59 @@ if device == "cuda":
 EOF
 
 if [[ $device == cuda ]]; then
-    train=4500 test=1000 rounds=3 images=45000 quick=()
+    train=4500 test=1000 rounds=3 images=45000 quick=(--repeats 2) share=(--processes 1,3,6)
 else
-    train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1)
+    train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1) share=(--quick)
 fi
+limit=${STEP_SECONDS:-200}
 
 step "1. GPU test suite: pytest -m gpu tests/device"
 set +e
-"$python" -m pytest -m gpu tests/device -q -p no:cacheprovider -o addopts="-ra"
+timeout "$limit" "$python" -m pytest -m gpu tests/device -q -p no:cacheprovider -o addopts="-ra" -s --durations=5
 suite=$?
 set -e
 # pytest exits 5 when every test was deselected or skipped: the CPU smoke has no gpu test to run
-[[ $suite == 0 || ( $device == cpu && $suite == 5 ) ]] || { echo "gpu_check: the GPU test suite failed"; exit 1; }
+[[ $suite == 0 || ( $device == cpu && $suite == 5 ) ]] || { echo "gpu_check: the GPU test suite failed ($suite)"; exit 1; }
 
-step "2. cifar10-resnet20, one short experiment per method ($train training images, engine only)"
+step "2. cifar10-resnet20, one short experiment per method ($train training images, engine only), then the three at once"
 "$python" -m prac.data.cifar_files "$out/cifar" --train "$train" --test "$test"
 # the short schedule the device tests use (tests/device/device_runs.py: SHORT), defined there once
 mapfile -t short < <("$python" -c "import sys; sys.path.insert(0, 'tests/device'); from device_runs import SHORT
 for item in SHORT: print('--set'); print(item)")
+settings=(--data-dir "$out/cifar" "${short[@]}" --set prune.rounds=$rounds --set runtime.device="$device")
 for method in prac lt random; do
     started=$SECONDS
-    "$python" -m prac_lth.cli run cifar10-resnet20 --engine-only --method "$method" --data-dir "$out/cifar" \
-        --output-dir "$out/runs" "${short[@]}" --set prune.rounds=$rounds --set runtime.device="$device"
+    timeout "$limit" "$python" -m prac_lth.cli run cifar10-resnet20 --engine-only --method "$method" \
+        --output-dir "$out/runs" "${settings[@]}"
     echo "$method: $((SECONDS - started)) s"
 done
+started=$SECONDS
+timeout "$limit" "$python" -m prac_lth.cli compare cifar10-resnet20 --engine-only --methods prac,lt,random --seeds 0 \
+    --parallel 3 --output-dir "$out/runs-at-once" "${settings[@]}"
+echo "3 at once: $((SECONDS - started)) s"
+"$python" - "$out/runs" "$out/runs-at-once" <<'EOF'
+import sys, torch
+from pathlib import Path
+from prac.artifacts import read_mask
+one, together = Path(sys.argv[1]), Path(sys.argv[2])
+paths = sorted(p.relative_to(one) for p in one.rglob("mask.parquet"))
+differ = [str(p) for p in paths if not all(torch.equal(a, b) for a, b in zip(
+    read_mask(one / p).mask.values(), read_mask(together / p).mask.values()))]
+print(f"masks of the 3 at once equal to one after another: {len(paths) - len(differ)} of {len(paths)}"
+      + (f"; differ: {differ}" if differ else ""))
+EOF
 
-step "3. throughput on $device: ours vs DataLoader/PIL/torch-prune with 2 and 8 workers"
+step "3. throughput on $device: ours vs DataLoader/PIL/torch-prune with 2 and 8 workers and the reference loop"
 fashion=${FASHION_DIR:-/usr/share/datasets/fashion-mnist}
 models=resnet20 check=(--no-check)
 if compgen -G "$fashion/train-images-idx3-ubyte*" >/dev/null; then
     models=resnet20,conv4 check=()
     export PRAC_FASHION_DIR=$fashion
 fi
-"$python" bench/throughput.py --device "$device" --workers 2,8 --models "$models" --images "$images" \
-    "${check[@]}" "${quick[@]}"
+timeout "$limit" "$python" bench/throughput.py --device "$device" --workers 2,8 --models "$models" --images "$images" \
+    --variants float32,bfloat16,eager "${check[@]}" "${quick[@]}"
+
+step "4. experiments sharing the $device: aggregate images/s"
+timeout "$limit" "$python" bench/gpu_share.py --device "$device" "${share[@]}"
 
 step "done: every step passed; log in $out/gpu_check.log"

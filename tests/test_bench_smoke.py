@@ -23,7 +23,8 @@ QUICK_ARGS = {
     "machine_fraction": ["--threads", "1"],
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
     "orchestration": ["--threads", "1"],
-    "parallel": [],  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
+    "parallel": [],
+    "gpu_share": ["--device", "cpu"],  # 1 and 2 processes sharing the device, 256 images  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)  # digits-smoke through the flow (temporary Prefect server) and alone
 }
 
@@ -48,9 +49,11 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = (out / "gpu_check.log").read_text()
     assert proc.stdout == log  # everything printed is in the log too
-    for line in ("=== 1. GPU test suite", "=== 2. cifar10-resnet20", "=== 3. throughput on cpu", "=== done"):
+    for line in ("=== 1. GPU test suite", "=== 2. cifar10-resnet20", "=== 3. throughput on cpu",
+                 "=== 4. experiments sharing the cpu", "=== done"):
         assert line in log
     for method in ("prac", "lt", "random"):
         assert re.search(rf"^{method}: \d+ s$", log, re.MULTILINE)
     assert (out / "cifar" / "cifar-10-batches-py" / "data_batch_5").is_file()
-    assert "ratio vs 2 workers" in log and "ratio vs 8 workers" in log
+    assert "baseline, 2 workers img/s" in log and "baseline, 8 workers img/s" in log and "reference loop img/s" in log
+    assert "ours eager img/s" in log and "ours float32 img/s" in log
