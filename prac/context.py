@@ -12,6 +12,7 @@ from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
 from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
+from prac.host_memory import keep_freed_memory
 from prac.methods import Method, get_method
 from prac.models import build_model
 from prac.placement import to_device
@@ -85,6 +86,8 @@ class ExperimentContext:
 def build_context(config: ExperimentConfig) -> ExperimentContext:
     device = select_device(config.runtime.device)
     configure_threads(config.runtime.threads)
+    if device.type == "cpu":
+        keep_freed_memory()  # activations are not page-faulted in again every step (1.2-1.25x, BENCHMARKS.md 9)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
     data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device, config.model.name))
     data.graphs = config.runtime.cuda_graphs and not config.runtime.compile

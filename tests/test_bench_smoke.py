@@ -24,7 +24,8 @@ QUICK_ARGS = {
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
     "orchestration": ["--threads", "1"],
     "parallel": [],
-    "gpu_share": ["--device", "cpu"],  # 1 and 2 processes sharing the device, 256 images  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
+    "gpu_share": ["--device", "cpu"],
+    "host_memory": ["--threads", "1"],  # fresh processes, each arm once, 256-512 images  # 1 and 2 processes sharing the device, 256 images  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)  # digits-smoke through the flow (temporary Prefect server) and alone
 }
 
