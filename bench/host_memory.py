@@ -24,7 +24,10 @@ ARMS = {"glibc defaults": False, "freed memory kept": True}
 
 
 def child(model: str, images: int, threads: int, keep: bool) -> None:
-    """One arm in this fresh process: print the median images/s of EPOCHS epochs after a warm-up."""
+    """One arm in this fresh process: print the median images/s of EPOCHS epochs after a warm-up, and the
+    process's peak resident memory in MiB."""
+    import resource
+
     import torch
 
     from prac.host_memory import keep_freed_memory
@@ -35,7 +38,8 @@ def child(model: str, images: int, threads: int, keep: bool) -> None:
     workload = WORKLOADS[model]
     arm = common.FastPath(workload, workload.make_data(images))
     arm.warm_up()
-    print(median([arm.images_per_second(r) for r in range(EPOCHS)]))
+    rate = median([arm.images_per_second(r) for r in range(EPOCHS)])
+    print(rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def add_arguments(parser) -> None:
@@ -55,19 +59,24 @@ def main() -> int:
     for name in [n for n in args.models.split(",") if n]:
         images = SIZES[name][1 if args.quick else 0]
 
-        def arm(keep: bool):
+        peaks: dict[str, list[float]] = {label: [] for label in ARMS}
+
+        def arm(label: str, keep: bool):
             def run(_repeat: int) -> float:
                 out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", name,
                                       str(images), "1" if keep else "0"], capture_output=True, text=True, check=True)
-                return float(out.stdout.strip().splitlines()[-1])
+                rate, peak = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
+                peaks[label].append(peak)
+                return rate
             return run
-        rates = common.interleave({label: arm(keep) for label, keep in ARMS.items()}, repeats)
+        rates = common.interleave({label: arm(label, keep) for label, keep in ARMS.items()}, repeats)
         default, kept = (median(rates[label]) for label in ARMS)
         rows.append([WORKLOADS[name].label, f"{images:,}", repeats, f"{default:,.0f} ({common.spread(rates['glibc defaults'])})",
-                     f"{kept:,.0f} ({common.spread(rates['freed memory kept'])})", f"{kept / default:.2f}x"])
+                     f"{kept:,.0f} ({common.spread(rates['freed memory kept'])})", f"{kept / default:.2f}x",
+                     " / ".join(f"{median(peaks[label]):,.0f}" for label in ARMS)])
         ratios.append(f"{name} {kept / default:.2f}x")
     print(table(["model", "train images", "process pairs", "glibc defaults img/s", "freed memory kept img/s",
-                 "kept / defaults"], rows))
+                 "kept / defaults", "peak RSS MiB (defaults / kept)"], rows))
     return common.finish([], f"freed host memory kept / glibc defaults ({args.threads} threads): " + ", ".join(ratios))
 
 

@@ -76,8 +76,9 @@ class TransferConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    """Where and how to run: never part of the fingerprint. PRAC_OUTPUT_DIR and PRAC_DATA_DIR set the
-    defaults of a machine (e.g. a worker's shared volume)."""
+    """Where and how to run: not part of the fingerprint, except the precision `precision` resolves to on the
+    machine that trains (prac.fingerprint.precision_of). PRAC_OUTPUT_DIR and PRAC_DATA_DIR set the defaults
+    of a machine (e.g. a worker's shared volume)."""
 
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores this process may use

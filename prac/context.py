@@ -87,7 +87,7 @@ def build_context(config: ExperimentConfig) -> ExperimentContext:
     device = select_device(config.runtime.device)
     configure_threads(config.runtime.threads)
     if device.type == "cpu":
-        keep_freed_memory()  # activations are not page-faulted in again every step (1.2-1.25x, BENCHMARKS.md 9)
+        keep_freed_memory()  # activations are not page-faulted in again every step (BENCHMARKS.md 9)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
     data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device, config.model.name))
     data.graphs = config.runtime.cuda_graphs and not config.runtime.compile

@@ -4,8 +4,8 @@ glibc's malloc hands blocks above its mmap threshold (dynamic, at most 32 MiB) t
 and trims the top of the heap back to the OS above its trim threshold. A training step on the CPU frees
 megabytes of activations at the end of every backward pass and allocates them again in the next step, so
 each step touches fresh pages: the elementwise layers then run at page-fault speed. Raising both
-thresholds keeps that memory in the process (peak resident memory is unchanged; it is just not returned
-between steps). Measured by bench/host_memory.py (BENCHMARKS.md, section 9).
+thresholds keeps that memory in the process for the next step (peak resident memory measured within
+30 MiB of the defaults'). Measured by bench/host_memory.py (BENCHMARKS.md, section 9).
 """
 from __future__ import annotations
 
