@@ -51,7 +51,7 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     log = (out / "gpu_check.log").read_text()
     assert proc.stdout == log  # everything printed is in the log too
     for line in ("=== 1. GPU test suite", "=== 2. cifar10-resnet20", "=== 3. throughput on cpu",
-                 "=== 4. experiments sharing the cpu", "=== done"):
+                 "=== 4. experiments sharing the cpu", "=== 5. runtime.compile on cpu", "=== done"):
         assert line in log
     for method in ("prac", "lt", "random"):
         assert re.search(rf"^{method}: \d+ s$", log, re.MULTILINE)
