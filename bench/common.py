@@ -363,17 +363,23 @@ def prune_with_torch(model: nn.Module, mask: Mask) -> None:
         prune.custom_from_mask(modules[module_name], attr, keep)
 
 
+def baseline_start(workload: Workload, data: DeviceData, seed: int) -> tuple[nn.Module, Mask, torch.optim.SGD]:
+    """A baseline's start: the model at FastPath's initial weights, the same mask as torch.nn.utils.prune
+    re-parametrisation, plain SGD."""
+    model = new_model(workload, data, seed)
+    mask = benchmark_mask(model, workload)
+    prune_with_torch(model, mask)
+    return model, mask, torch.optim.SGD(model.parameters(), lr=workload.lr, momentum=MOMENTUM,
+                                        weight_decay=WEIGHT_DECAY)
+
+
 class Baseline:
     """The DataLoader/PIL/torch-prune loop on the same model, initial weights and mask as FastPath."""
 
     def __init__(self, workload: Workload, data: DeviceData, workers: int, seed: int = 0):
         self.workload, self.data = workload, data
         self.device = data.train.images.device
-        self.model = new_model(workload, data, seed)
-        self.mask = benchmark_mask(self.model, workload)
-        prune_with_torch(self.model, self.mask)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=workload.lr, momentum=MOMENTUM,
-                                         weight_decay=WEIGHT_DECAY)
+        self.model, self.mask, self.optimizer = baseline_start(workload, data, seed)
         # pin_memory on a GPU, as the reference implementation's loader has it
         self.loader = DataLoader(PILImages(data.train, baseline_transform(data)), batch_size=BATCH,
                                  shuffle=True, num_workers=workers, pin_memory=self.device.type == "cuda")

@@ -39,8 +39,7 @@ import torch
 import torch.nn.functional as F
 from torchvision import transforms
 
-from common import (BATCH, GAMMA, MOMENTUM, WARMUP_BATCHES, WEIGHT_DECAY, PILImages, Workload, baseline_transform,
-                    benchmark_mask, new_model, prune_with_torch, timed)
+from common import BATCH, GAMMA, WARMUP_BATCHES, PILImages, Workload, baseline_start, baseline_transform, timed
 from prac.data.device_data import DeviceData
 from prac.evaluate import accuracy
 
@@ -73,11 +72,7 @@ class ReferenceLoop:
     def __init__(self, workload: Workload, data: DeviceData, seed: int = 0):
         self.workload, self.data = workload, data
         self.device = data.train.images.device
-        self.model = new_model(workload, data, seed)
-        self.mask = benchmark_mask(self.model, workload)
-        prune_with_torch(self.model, self.mask)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=workload.lr, momentum=MOMENTUM,
-                                         weight_decay=WEIGHT_DECAY)
+        self.model, self.mask, self.optimizer = baseline_start(workload, data, seed)
         # the reference's train transform has no Normalize: NormalizeByChannelMeanStd runs in the model
         no_normalize = [t for t in baseline_transform(data).transforms if not isinstance(t, transforms.Normalize)]
         self.trainset = PILImages(data.train, transforms.Compose(no_normalize))
