@@ -47,13 +47,16 @@ REFERENCE = "reference loop"
 CHECK = {"full": (20_000, 3, 3, 2.0), "quick": (4_096, 2, 1, 5.0)}  # (images, epochs, seeds, tolerance in points)
 
 
-def variant(data, name: str):
-    """Our path's data changed one way (the FastPath arm of `--variants`)."""
-    changes = {"float32": dict(autocast=None), "bfloat16": dict(autocast=torch.bfloat16), "eager": dict(graphs=False)}
-    return dataclasses.replace(data, **changes[name]) if name in changes else data
+# Our path changed one way each (`--variants`): (changes to the data, changes to the training config).
+VARIANTS = {"float32": ({"autocast": None}, {}), "bfloat16": ({"autocast": torch.bfloat16}, {}),
+            "eager": ({"graphs": False}, {}), "nchw": ({}, {"channels_last": False})}
 
 
-VARIANTS = ("float32", "bfloat16", "eager", "nchw")
+def variant_arm(workload, data, name: str) -> FastPath:
+    data_changes, train_changes = VARIANTS[name]
+    arm = FastPath(workload, dataclasses.replace(data, **data_changes))
+    arm.train = arm.train.model_copy(update=train_changes)
+    return arm
 
 
 def add_arguments(parser) -> None:
@@ -78,10 +81,7 @@ def measure(name: str, args) -> dict:
     workload = WORKLOADS[name]
     data = workload.make_data(args.images or SIZES[name][1 if args.quick else 0], device=args.device)
     arms = {"ours": FastPath(workload, data)}
-    for v in args.variant_names:
-        arms[f"ours {v}"] = FastPath(workload, variant(data, v))
-        if v == "nchw":
-            arms[f"ours {v}"].train = arms[f"ours {v}"].train.model_copy(update={"channels_last": False})
+    arms |= {f"ours {v}": variant_arm(workload, data, v) for v in args.variant_names}
     arms |= {baseline_label(w): Baseline(workload, data, workers=w) for w in args.worker_counts}
     if args.reference:
         arms[REFERENCE] = ReferenceLoop(workload, data)

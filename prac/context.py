@@ -11,12 +11,12 @@ from prac.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
-from prac.fingerprint import fingerprint, round0_fingerprint, seed_for
+from prac.fingerprint import fingerprint, precision_of, round0_fingerprint, seed_for
 from prac.host_memory import keep_freed_memory
 from prac.methods import Method, get_method
 from prac.models import build_model
 from prac.placement import to_device
-from prac.precision import autocast_dtype
+from prac.precision import AUTOCAST_DTYPES
 
 T = TypeVar("T")
 
@@ -89,6 +89,7 @@ def build_context(config: ExperimentConfig) -> ExperimentContext:
     if device.type == "cpu":
         keep_freed_memory()  # activations are not page-faulted in again every step (BENCHMARKS.md 9)
     raw = load_dataset(config.data.dataset, config.runtime.data_dir, config.runtime.download)
-    data = to_device_data(raw, config.data, device, autocast_dtype(config.runtime.precision, device, config.model.name))
+    # the precision the fingerprint was keyed by (one resolution for both)
+    data = to_device_data(raw, config.data, device, AUTOCAST_DTYPES[precision_of(config)])
     data.graphs = config.runtime.cuda_graphs and not config.runtime.compile
     return ExperimentContext(config, data, device)

@@ -21,7 +21,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from prac.data.augment import CropFlip, crop_flip
 from prac.data.device_data import DeviceData
 from prac.errors import one_line
 from prac.forgetting import CorrectnessRecord
@@ -69,7 +68,7 @@ class TrainStep:
         `learning_rates[i]`; return the number of steps (the last batch may be partial). The epoch's mean
         loss is in `loss_sum` / size afterwards, its predicted classes in the record."""
         self.order.copy_(order)
-        for buffer, drawn in zip(_tensors(self.draws), _tensors(self.data.draw_augmentation(self.size, generator))):
+        for buffer, drawn in zip(self.draws.tensors(), self.data.draw_augmentation(self.size, generator).tensors()):
             buffer.copy_(drawn)
         self.lrs.copy_(torch.tensor(learning_rates, dtype=torch.float32))
         self.cursor.zero_()
@@ -144,22 +143,23 @@ class TrainStep:
             for g in grads:
                 g.zero_()
 
-    @torch.no_grad()
     def _sgd(self, lr: torch.Tensor) -> None:
-        """torch.optim.SGD's update (dampening 0, not Nesterov) with the learning rate `lr` a 0-dim device
-        tensor: d = g + wd * p; buf = momentum * buf + d; p -= lr * buf."""
-        grads = [p.grad for p in self.params]
-        if self.foreach:
-            steps = torch._foreach_add(grads, self.params, alpha=self.weight_decay) if self.weight_decay else grads
-            torch._foreach_mul_(self.buffers, self.momentum)
-            torch._foreach_add_(self.buffers, steps)
-            torch._foreach_sub_(self.params, torch._foreach_mul(self.buffers, lr))
-            return
-        for p, g, buf in zip(self.params, grads, self.buffers):
-            step = g.add(p, alpha=self.weight_decay) if self.weight_decay else g
-            buf.mul_(self.momentum).add_(step)
-            p.sub_(buf * lr)
+        sgd_update(self.params, self.buffers, lr, self.momentum, self.weight_decay, self.foreach)
 
 
-def _tensors(draws: CropFlip) -> list[torch.Tensor]:
-    return [t for t in (draws.top, draws.left, draws.mirrored) if t is not None]
+@torch.no_grad()
+def sgd_update(params: list[torch.Tensor], buffers: list[torch.Tensor], lr: torch.Tensor, momentum: float,
+               weight_decay: float, foreach: bool) -> None:
+    """torch.optim.SGD's update (dampening 0, not Nesterov) with the learning rate `lr` a 0-dim device tensor:
+    d = g + wd * p; buf = momentum * buf + d; p -= lr * buf. `foreach`: multi-tensor kernels (accelerators)."""
+    grads = [p.grad for p in params]
+    if foreach:
+        steps = torch._foreach_add(grads, params, alpha=weight_decay) if weight_decay else grads
+        torch._foreach_mul_(buffers, momentum)
+        torch._foreach_add_(buffers, steps)
+        torch._foreach_sub_(params, torch._foreach_mul(buffers, lr))
+        return
+    for p, g, buf in zip(params, grads, buffers):
+        step = g.add(p, alpha=weight_decay) if weight_decay else g
+        buf.mul_(momentum).add_(step)
+        p.sub_(buf * lr)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from prac.data.augment import normalize, random_crop_flip
+from prac.data.augment import crop_flip, draw_crop_flip, normalize
 from prac.data.fashion_mnist import DEFAULT_DIR as FASHION_DIR
 from prac.data.registry import DATASETS, load_dataset
 from prac.errors import DataError
@@ -200,6 +200,11 @@ def _windows(image, padding):
             crop = padded[:, top:top + h, left:left + w]
             out[(top, left, False)], out[(top, left, True)] = crop, crop.flip(-1)
     return out
+
+
+def random_crop_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Draws for the batch from `generator`, then applied: what the training step does for an epoch's rows."""
+    return crop_flip(images, padding, draw_crop_flip(len(images), padding, flip, generator, images.device))
 
 
 @pytest.mark.parametrize("padding,flip", [(2, False), (1, True), (4, True)])

@@ -12,7 +12,7 @@ from prac.forgetting import CorrectnessRecord
 from prac.masks import MaskEnforcer, full_mask
 from prac.pruning import magnitude_prune
 from prac.train import prunable_weights
-from prac.train_step import TrainStep
+from prac.train_step import TrainStep, sgd_update
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,17 +30,15 @@ def test_the_sgd_update_is_torch_sgd_and_keeps_pruned_weights_at_zero(foreach):
         MaskEnforcer(model, mask).apply_to_weights()
     sgd = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
     optimizer, torch_sgd = torch.optim.SGD(ours.parameters(), **sgd), torch.optim.SGD(reference.parameters(), **sgd)
-    step = TrainStep.__new__(TrainStep)  # only the update: no data or record needed
-    step.params = list(ours.parameters())
-    step.momentum, step.weight_decay, step.foreach = sgd["momentum"], sgd["weight_decay"], foreach
-    step.buffers = [optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in step.params]
+    params = list(ours.parameters())
+    buffers = [optimizer.state[p].setdefault("momentum_buffer", torch.zeros_like(p)) for p in params]
     x, y = torch.randn(16, 1, 8, 8), torch.randint(0, 10, (16,))
     for i, lr in enumerate((0.1, 0.1, 0.05, 0.01)):  # the schedule changes the LR between steps
         for model in (ours, reference):
             model.zero_grad(set_to_none=False)
             nn.functional.cross_entropy(model(x * (i + 1)), y).backward()
             MaskEnforcer(model, mask).zero_pruned_gradients()
-        step._sgd(torch.tensor(lr))
+        sgd_update(params, buffers, torch.tensor(lr), sgd["momentum"], sgd["weight_decay"], foreach)
         torch_sgd.param_groups[0]["lr"] = lr
         torch_sgd.step()
     for (name, p), q in zip(ours.named_parameters(), reference.parameters()):

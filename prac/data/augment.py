@@ -20,6 +20,10 @@ class CropFlip:
     left: torch.Tensor | None
     mirrored: torch.Tensor | None  # (B, 1) bool
 
+    def tensors(self) -> list[torch.Tensor]:
+        """The draws there are (the buffers a training step refills each epoch)."""
+        return [t for t in (self.top, self.left, self.mirrored) if t is not None]
+
     def rows(self, index: torch.Tensor) -> "CropFlip":
         """The draws of the samples at `index` (positions within the drawn batch), on the device."""
         pick = lambda t: None if t is None else t.index_select(0, index)  # noqa: E731
@@ -55,13 +59,6 @@ def crop_flip(images: torch.Tensor, padding: int, draws: CropFlip) -> torch.Tens
     # on the CPU than advanced indexing with four broadcast index tensors, and the same pixels.
     flat = rows[:, :, None] * padded.shape[-1] + cols[:, None, :]  # (B, H, W) positions in a padded plane
     return padded.flatten(2).gather(2, flat.reshape(b, 1, h * w).expand(b, c, h * w)).view(b, c, h, w)
-
-
-def random_crop_flip(images: torch.Tensor, padding: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
-    """`crop_flip` with draws from `generator` (on the images' device): a fixed seed gives identical output."""
-    if padding == 0 and not flip:
-        return images
-    return crop_flip(images, padding, draw_crop_flip(images.shape[0], padding, flip, generator, images.device))
 
 
 def normalize(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
