@@ -14,8 +14,9 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.runtime import deployment
 
-from flows.config_params import check_deployment_dataset, experiment_config
+from flows.config_params import check_comparison, check_deployment_dataset, experiment_config
 from flows.experiments import run_experiments
+from prac.code_version import code_version_of
 from prac.comparison import per_sparsity
 from prac.report import summary_markdown
 from tasks import comparison_logging, tracking
@@ -31,11 +32,12 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(table.round(4).to_json(orient="records"))
 
 
-@flow(name="prac-lth-compare", log_prints=True)
+@flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # flows.config_params checks them
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1) -> list[dict[str, Any]]:
     """`parallel` experiments at once, as separate processes (flows/experiments.py); 1: one after another."""
-    methods, seeds = methods or ["prac", "lt"], seeds if seeds is not None else [0]
+    methods, seeds = methods if methods is not None else ["prac", "lt"], seeds if seeds is not None else [0]
+    check_comparison(methods, seeds, parallel)
     # every combination validated before training any
     configs = [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
     check_deployment_dataset(configs[0], deployment.name)
@@ -54,7 +56,8 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     results = run_experiments(configs, overrides, parallel, on_done)
     rows = [{"method": c.method, "seed": c.seed, **record} for c in configs for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
-    run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(preset, methods, seeds, overrides))
+    run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(
+        preset, methods, seeds, overrides, code_version_of(configs[0])))
     try:
         comparison_logging.log_comparison_task(run_id, rows, [c.model_dump(mode="json") for c in configs], title)
     except BaseException:

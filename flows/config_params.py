@@ -8,11 +8,41 @@ from prac.overrides import apply_overrides
 from prac.presets import preset_config
 
 
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def experiment_config(preset: str, method: str, seed: int, overrides: list[str] | None) -> ExperimentConfig:
-    """Raises UserError (one line) for an unknown preset, method, key or value, or a bad transfer source."""
+    """Raises UserError (one line) for an unknown preset, method, key or value, or a bad transfer source.
+    The flows check their parameters' types here too (Prefect's own check would fail the run in several lines)."""
+    for name, value in (("preset", preset), ("method", method)):
+        if not isinstance(value, str):
+            raise UserError(f"parameter {name} must be a name, got {_shown(value)}")
+    if not _is_int(seed):
+        raise UserError(f"parameter seed must be an integer, got {_shown(seed)}")
+    if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
+        raise UserError(f"parameter overrides must be a list of 'key=value' strings, got {_shown(overrides)}")
     config = apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *(overrides or [])])
     check_inputs(config)
     return config
+
+
+def check_comparison(methods: list[str], seeds: list[int], parallel: int) -> None:
+    """The comparison's grid: at least one method and seed, each once (one experiment each), `parallel` ≥ 1."""
+    if not (isinstance(methods, list) and methods and all(isinstance(m, str) for m in methods)):
+        raise UserError(f"parameter methods must be a non-empty list of method names, got {_shown(methods)}")
+    if not (isinstance(seeds, list) and seeds and all(_is_int(s) for s in seeds)):
+        raise UserError(f"parameter seeds must be a non-empty list of integers, got {_shown(seeds)}")
+    for name, values in (("methods", methods), ("seeds", seeds)):
+        if twice := sorted({str(v) for v in values if values.count(v) > 1}):
+            raise UserError(f"parameter {name} names {', '.join(twice)} twice: each experiment runs once")
+    if not _is_int(parallel) or parallel < 1:
+        raise UserError(f"parameter parallel must be an integer of at least 1, got {_shown(parallel)}")
 
 
 def check_deployment_dataset(config: ExperimentConfig, deployment_name: str | None) -> None:

@@ -2,77 +2,108 @@
 tracked in MLflow (one parent run, a child run per round) and resumable from cached stages."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 
 from flows.config_params import check_deployment_dataset, experiment_config, flat_params
+from prac.artifacts.refs import ArtifactRef, checked_path
+from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
+from prac.errors import ArtifactError
 from prac.experiment import round_line, short_schedule_note, write_round_summaries
 from prac.fingerprint import fingerprint
 from prac.imp_loop import RoundOutputs, run_rounds
+from prac.recompute import Recompute, is_forced, parse_recompute
 from tasks import stage_tasks as st
 from tasks import tracking
-from tasks.caching import stage_cache_policy
+from tasks.caching import stage_options
+from tasks.experiment_lock import experiment_lock
 from tasks.round_logging import log_round_task, log_ticket_task
 from tasks.ticket_logging import log_ticket_model_task
 
 
 class TaskSteps:
-    """The IMP steps as Prefect tasks, each cached by fingerprint + round + stage."""
+    """The IMP steps as Prefect tasks, each cached by fingerprint + round + stage + code version + inputs
+    (tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
+    whose output file is missing or fails its checksum runs again too, with one line saying so."""
 
-    def __init__(self, config: ExperimentConfig):
+    _FRESH = {"train-round", "retrain"}  # stages that reuse files of their own (round 0, checkpoints)
+
+    def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
         self.config = config.model_dump(mode="json")
-        policy = stage_cache_policy(config.runtime.output_dir)
-        self.tasks = {name: t.with_options(cache_policy=policy) for name, t in (
-            ("train", st.train_round_task), ("dense", st.dense_predictions_task), ("cet", st.select_cet_task),
-            ("prune", st.prune_task), ("cep", st.select_cep_task), ("retrain", st.retrain_task),
-            ("ticket", st.ticket_from_next_round_task))}
+        self.recompute, self.warn = recompute, warn
+        options = stage_options(config.runtime.output_dir)
+        self.tasks = {t.name: t.with_options(**options) for t in (
+            st.train_round_task, st.dense_predictions_task, st.select_cet_task, st.prune_task, st.select_cep_task,
+            st.retrain_task, st.ticket_from_next_round_task)}
+
+    def _call(self, stage: str, r: int | None, *inputs: Any) -> ArtifactRef:
+        if is_forced(self.recompute, stage, r):
+            return self._run(stage, r, inputs, fresh=True)
+        ref = self._run(stage, r, inputs, fresh=False)
+        try:
+            checked_path(ref)
+        except ArtifactError as damage:
+            where = stage if r is None else f"{stage} of round {r}"
+            self.warn(f"{damage}: {where} is computed again")
+            ref = self._run(stage, r, inputs, fresh=True)
+        return ref
+
+    def _run(self, stage: str, r: int | None, inputs: tuple, fresh: bool) -> ArtifactRef:
+        task = self.tasks[stage].with_options(refresh_cache=True) if fresh else self.tasks[stage]
+        args = (self.config,) if r is None else (self.config, r)
+        return task(*args, *inputs, **({"fresh": True} if fresh and stage in self._FRESH else {}))
 
     def train(self, r, mask, prac_set):
-        return self.tasks["train"](self.config, r, mask, prac_set)
+        return self._call("train-round", r, mask, prac_set)
 
     def dense_predictions(self, round0):
-        return self.tasks["dense"](self.config, round0)
+        return self._call("dense-predictions", None, round0)
 
     def select_cet(self, r, train, prac_set):
-        return self.tasks["cet"](self.config, r, train, prac_set)
+        return self._call("select-cet", r, train, prac_set)
 
     def prune(self, r, train, mask):
-        return self.tasks["prune"](self.config, r, train, mask)
+        return self._call("prune", r, train, mask)
 
     def select_cep(self, r, train, cet, dense):
-        return self.tasks["cep"](self.config, r, train, cet, dense)
+        return self._call("select-cep", r, train, cet, dense)
 
     def retrain(self, r, mask):
-        return self.tasks["retrain"](self.config, r, mask)
+        return self._call("retrain", r, mask)
 
     def ticket_from_next_round(self, r, next_train):
-        return self.tasks["ticket"](self.config, r, next_train)
+        return self._call("ticket-from-next-round", r, next_train)
 
     def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
         return st.record_of_round(self.config, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)
 
 
-@flow(name="prac-lth", log_prints=True)
+@flow(name="prac-lth", log_prints=True, validate_parameters=False)  # flows.config_params checks them
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
-             overrides: list[str] | None = None) -> list[dict[str, Any]]:
-    """Find lottery tickets for one preset × method × seed; returns the per-round records."""
+             overrides: list[str] | None = None, recompute: list[str] | None = None) -> list[dict[str, Any]]:
+    """Find lottery tickets for one preset × method × seed; returns the per-round records. `recompute`:
+    cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.recompute)."""
     config = experiment_config(preset, method, seed, overrides)
     check_deployment_dataset(config, deployment.name)
+    forced = parse_recompute(recompute, config.prune.rounds)
     logger = get_run_logger()
     tracking.check_tracking_reachable(tracking.tracking_uri())  # fail fast, before any training
     experiment_id = tracking.ensure_experiment(config.preset)
-    fp = fingerprint(config)
-    run_id = tracking.parent_run(experiment_id, fp, config.method, config.seed, flat_params(config),
-                                 run_name=f"{config.method}-seed{config.seed}")
+    fp, code_version = fingerprint(config), code_version_of(config)
+    # Results of other code are other results: a run of their own (tag prac.code_version).
+    params = {**flat_params(config), "runtime.code_version": code_version}
+    lock = experiment_lock(config, logger.warning)  # one flow run per experiment at a time: another waits
+    run_id = tracking.parent_run(experiment_id, fp, config.method, config.seed, params,
+                                 run_name=f"{config.method}-seed{config.seed}", code_version=code_version)
     logger.info(f"{config.preset} · {config.method} · seed {config.seed} · fingerprint {fp} · MLflow run {run_id}")
     if note := short_schedule_note(config):
         logger.warning(note)
     config_dict = config.model_dump(mode="json")
     try:
-        st.prepare_run_task.with_options(cache_policy=stage_cache_policy(config.runtime.output_dir))(config_dict)
+        st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config_dict)
 
         def on_round(out: RoundOutputs) -> None:
             logger.info(round_line(out.record))
@@ -83,11 +114,13 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
         def on_late_ticket(out: RoundOutputs) -> None:
             log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
-        outputs = run_rounds(config, TaskSteps(config), on_round, on_late_ticket)
+        outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)
     except BaseException:
+        lock.release()
         tracking.finish_run(run_id, "FAILED")
         raise
     records = [out.record for out in outputs]
     write_round_summaries(config, records)
     tracking.finish_run(run_id)
+    lock.release()
     return [vars(r) for r in records]

@@ -4,14 +4,15 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from prac.methods import METHODS
 
 
 class _Strict(BaseModel):
-    # Unknown keys are errors: a typo in --set must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # Unknown keys are errors: a typo in --set must not be silently ignored. No setting means an infinite or
+    # NaN number (JSON lets `--set lr=Infinity` and `1e999` through).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class DataConfig(_Strict):
@@ -21,9 +22,27 @@ class DataConfig(_Strict):
     augment: bool = True  # random crop (dataset's padding) and flip where the dataset has them
     train_limit: int | None = Field(None, ge=10)  # keep only the first N train images (benchmarks)
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        from prac.data.registry import DATASETS  # refused here, before a run folder is made
+
+        if name not in DATASETS:
+            raise ValueError(f"unknown dataset {name!r} (known: {', '.join(DATASETS)})")
+        return name
+
 
 class ModelConfig(_Strict):
     name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        from prac.models import model_names  # refused here, before a run folder is made
+
+        if name not in model_names():
+            raise ValueError(f"unknown model {name!r} (known: {', '.join(model_names())})")
+        return name
 
 
 class TrainConfig(_Strict):
@@ -90,10 +109,14 @@ class RuntimeConfig(_Strict):
     compile: bool = False  # torch.compile the model (measured slower than the default on a GPU: BENCHMARKS.md)
     # On a CUDA device, capture the training step as a CUDA graph and replay it (prac.train_step); not with compile.
     cuda_graphs: bool = True
-    output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"))
+    output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"), min_length=1)
     data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False
     evaluate_tickets: Literal["all", "last", "none"] = "all"  # retrain which masks (lt reuses its next round)
+    # The science code's version results are keyed by (prac.code_version); None: a hash of this code's prac/.
+    # Set to an earlier run's `code_version` (its config.json, MLflow tag prac.code_version) to reuse its
+    # results on purpose after the code changed.
+    code_version: str | None = Field(None, pattern=r"^[0-9a-f]{16}$")
     verbose: bool = False
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from prac import imp_steps
+from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 from prac.early_stop import MaskDistanceEarlyStop
@@ -49,7 +50,7 @@ class EngineSteps:
         return (lambda line: self.log(f"{label}: {line}")) if self.ctx.config.runtime.verbose else None
 
     def train(self, r, mask, prac_set):
-        if r == 0 and imp_steps.round0_file(self.ctx).exists():
+        if r == 0 and imp_steps.round0_is_current(self.ctx):
             self.log(f"round 0: reusing the shared dense round {imp_steps.round0_file(self.ctx)}")
         return imp_steps.train_round_step(self.ctx, r, mask, prac_set, self._epochs(f"round {r}"))
 
@@ -85,8 +86,8 @@ def write_round_summaries(config: ExperimentConfig, records: list[RoundRecord]) 
 def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
     """The records of an experiment that ran to its end before (its rounds.json, written last), else None."""
     path = run_paths(config).root / "rounds.json"
-    if not path.exists():
-        return None
+    if not path.exists() or imp_steps.recorded_code_version(path.parent) != code_version_of(config):
+        return None  # not finished, or by other code (prac.code_version)
     records = [RoundRecord(**row) for row in json.loads(path.read_text())]
     return records if len(records) == config.prune.rounds else None
 

@@ -3,16 +3,19 @@ with prac/stages.py, writes its outputs atomically and returns references. The i
 (prac/experiment.py) and the Prefect tasks (tasks/) call exactly these."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, write_mask, write_prac_set
-from prac.artifacts.refs import ArtifactRef, checked_path, make_ref
+from prac.artifacts.refs import ArtifactRef, checked_path, file_sha256, make_ref
+from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext
 from prac.masks import Mask, full_mask
@@ -45,14 +48,26 @@ def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
     """config.json and split.parquet (the saved validation split) in the run's folder."""
     check_inputs(ctx.config)
     paths = run_paths(ctx.config)
+    code_version = code_version_of(ctx.config)
+    if recorded_code_version(paths.root) != code_version:
+        (paths.root / "rounds.json").unlink(missing_ok=True)  # another code's results: no longer finished
     write_json(paths.root / "config.json", {"fingerprint": ctx.fingerprint,
                                             "round0_fingerprint": ctx.round0_fingerprint,
+                                            "code_version": code_version,
                                             **ctx.config.model_dump(mode="json")})
     index = np.concatenate([ctx.data.train_index, ctx.data.val_index]).astype(np.int64)
     split = ["train"] * len(ctx.data.train_index) + ["val"] * len(ctx.data.val_index)
     with atomic_write(paths.root / "split.parquet") as tmp:
         pq.write_table(pa.table({"index": index, "split": split}), tmp)
     return make_ref(paths.root / "split.parquet")
+
+
+def recorded_code_version(run_root: Path) -> str | None:
+    """The code version a run folder's results were computed by (its config.json), None if unknown."""
+    try:
+        return json.loads((run_root / "config.json").read_text()).get("code_version")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
@@ -93,21 +108,51 @@ def round0_file(ctx: ExperimentContext) -> Path:
     return run_paths(ctx.config).shared_round0 / "train.pt"
 
 
+@contextlib.contextmanager
+def round0_held(folder: Path) -> Iterator[None]:
+    """An exclusive lock on the shared round 0's folder while one process trains or checks it (released by the
+    kernel if the process dies)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        yield
+
+
+def round0_is_current(ctx: ExperimentContext) -> bool:
+    """The shared round 0 file is there, written by this code version (round0.json says) and intact."""
+    path = round0_file(ctx)
+    try:
+        recorded = json.loads(path.with_name("round0.json").read_text())
+        return recorded["code_version"] == code_version_of(ctx.config) and recorded["sha256"] == file_sha256(path)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
 def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef | None,
-                     prac_set_ref: ArtifactRef | None, log: Log = None) -> ArtifactRef:
-    """train-round: round 0 (shared, found again if another arm trained it) or m ⊙ θ_rewind on the
-    PrAC set; checkpoints every epoch and resumes from the last one."""
+                     prac_set_ref: ArtifactRef | None, log: Log = None, fresh: bool = False) -> ArtifactRef:
+    """train-round: round 0 (shared, found again if another arm trained it with this code) or m ⊙ θ_rewind
+    on the PrAC set; checkpoints every epoch and resumes from the last one. `fresh`: recompute, the
+    shared round 0 and the round's checkpoint included."""
     if round_index == 0:
         path = round0_file(ctx)
-        if not path.exists():
-            checkpoint = path.with_name("train.ckpt")
-            result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
-            save_round(path, result)
-            checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
-        return make_ref(path)
+        checkpoint = path.with_name("train.ckpt")
+        with round0_held(path.parent):  # arms started side by side: one trains it, the others find it current
+            if fresh:
+                checkpoint.unlink(missing_ok=True)
+            if fresh or not round0_is_current(ctx):
+                if path.exists() and log is not None and not fresh:
+                    log(f"{path} was written by other code or is damaged: round 0 is trained again")
+                result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
+                save_round(path, result)
+                write_json(path.with_name("round0.json"), {"code_version": code_version_of(ctx.config),
+                                                           "sha256": file_sha256(path)})
+                checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
+            return make_ref(path)
     path = run_paths(ctx.config).round(round_index) / "train.pt"
     rewind_state = _round(ctx, round0_file(ctx)).rewind_state
     checkpoint = path.with_name("train.ckpt")
+    if fresh:
+        checkpoint.unlink(missing_ok=True)
     result = train_sparse_round(ctx, rewind_state, _mask(ctx, mask_ref), _subset(ctx, prac_set_ref), log,
                                 checkpoint_path=checkpoint)
     save_round(path, result)
@@ -190,11 +235,15 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
     return make_ref(path)
 
 
-def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef, log: Log = None) -> ArtifactRef:
-    """retrain (ticket evaluation) of this round's mask; ticket.json holds its figures."""
+def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef, log: Log = None,
+                 fresh: bool = False) -> ArtifactRef:
+    """retrain (ticket evaluation) of this round's mask; ticket.json holds its figures. `fresh`: from the
+    start, its checkpoint set aside."""
     folder = run_paths(ctx.config).round(round_index)
     rewind_state = _round(ctx, round0_file(ctx)).rewind_state
     checkpoint = folder / "retrain.ckpt"
+    if fresh:
+        checkpoint.unlink(missing_ok=True)
     result = retrain(ctx, _mask(ctx, mask_ref), rewind_state, log, checkpoint_path=checkpoint)
     ref = write_ticket(folder / "ticket.json", result.final, source="retrain")
     checkpoint.unlink(missing_ok=True)

@@ -7,7 +7,8 @@ as tensors, dicts, lists and plain scalars, which torch's weights-only loader ac
 is stored: every random draw of an epoch comes from a generator seeded by (seed, epoch).
 
 An identity dict (the schedule, seed, data subset, batch size, ...) is stored beside it and checked
-on load, so that a checkpoint of another round is refused rather than resumed.
+on load, so that a checkpoint of another round is refused rather than resumed. It holds the version of
+the code that wrote it too: a checkpoint of other code is set aside and the round starts afresh.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import torch
 from torch import nn
 
 from prac.artifacts import load_torch, save_torch
+from prac.code_version import science_code_version
 from prac.config import TrainConfig
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError, one_line
@@ -81,6 +83,7 @@ def round_identity(spec: RoundSpec, train: TrainConfig, size: int, kept_weights:
         np.ascontiguousarray(spec.subset, dtype=np.int64).tobytes()).hexdigest()[:16]
     return {
         "format": FORMAT,
+        "code": science_code_version(),
         "epochs": schedule.epochs, "milestones": list(schedule.milestones), "warmup_epochs": schedule.warmup_epochs,
         "lr": schedule.lr, "gamma": schedule.gamma,
         "seed": spec.seed, "subset_size": size, "subset_sha256": subset, "batch_size": train.batch_size,
@@ -111,13 +114,16 @@ def save_round_checkpoint(path: Path, identity: dict[str, Any], progress: RoundP
 
 def load_round_checkpoint(path: Path, identity: dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
                           record: CorrectnessRecord, device: torch.device,
-                          ) -> tuple[RoundProgress, MaskDistanceEarlyStop | None]:
+                          ) -> tuple[RoundProgress, MaskDistanceEarlyStop | None] | None:
     """Restore model, optimizer and record in place from `path`; return the loop's progress and the
-    early-stop rule. ArtifactError naming the file when it is unreadable or of another round."""
+    early-stop rule, or None when other code wrote it (its epochs are not this code's to continue).
+    ArtifactError naming the file when it is unreadable or of another round."""
     stored = to_device(load_torch(path), device)
     if not isinstance(stored, dict) or not isinstance(stored.get("identity"), dict):
         raise ArtifactError(f"checkpoint {path}: not a training-round checkpoint")
     theirs = stored["identity"]
+    if theirs.get("code") != identity.get("code"):
+        return None
     differences = [f"{k} {theirs.get(k)!r} in the file, {v!r} here" for k, v in identity.items() if theirs.get(k) != v]
     if differences:
         raise ArtifactError(f"checkpoint {path}: belongs to another round ({'; '.join(differences)})")

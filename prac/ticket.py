@@ -21,7 +21,7 @@ from torch import nn
 from prac.artifacts import atomic_write, read_mask
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
-from prac.errors import ArtifactError, UserError
+from prac.errors import ArtifactError, UserError, one_line
 from prac.masks import Mask, prunable_parameters
 from prac.models import build_model
 from prac.placement import to_cpu
@@ -47,7 +47,25 @@ def load_ticket(source: Source, round_index: int) -> nn.Module:
     """Round `round_index`'s ticket m ⊙ θ_start of an experiment (its run folder, config or context):
     the project's model class, eval mode, on the CPU."""
     ctx = ticket_context(source)
-    return build_ticket(new_cpu_model(ctx), ticket_start_state(ctx), ticket_mask(ctx, round_index))
+    model, mask = new_cpu_model(ctx), ticket_mask(ctx, round_index)
+    check_mask_fits(model, mask, run_paths(ctx.config).round(round_index) / "mask.parquet", ctx.config)
+    return build_ticket(model, ticket_start_state(ctx), mask)
+
+
+def check_mask_fits(model: nn.Module, mask: Mask, path: Path, config: ExperimentConfig) -> None:
+    """The mask names exactly the model's prunable weights, each in its shape (a mask of another architecture
+    or layer set is refused, naming the file)."""
+    prunable = prunable_parameters(model, config.prune.prune_linear)
+    expected = {name: tuple(p.shape) for name, p in prunable.items()}
+    found = {name: tuple(t.shape) for name, t in mask.items()}
+    if found.keys() != expected.keys():
+        other = sorted(found.keys() ^ expected.keys())
+        raise ArtifactError(f"mask file {path}: its layers are not the prunable weights of {config.model.name} "
+                            f"(differ in {', '.join(other[:4])}{', ...' if len(other) > 4 else ''})")
+    for name, shape in expected.items():
+        if found[name] != shape:
+            raise ArtifactError(f"mask file {path}: layer {name} has shape {list(found[name])}, "
+                                f"{config.model.name}'s weight {list(shape)}")
 
 
 def build_ticket(model: nn.Module, start_state: StateDict, mask: Mask) -> nn.Module:
@@ -103,10 +121,14 @@ def _config_of_run_folder(folder: Path) -> ExperimentConfig:
     path = folder / "config.json"
     if not path.is_file():
         raise ArtifactError(f"{folder}: not a run folder (no config.json)")
-    stored = json.loads(path.read_text())
-    fields = {k: v for k, v in stored.items() if k not in ("fingerprint", "round0_fingerprint")}
-    fields["runtime"] = {**fields.get("runtime", {}), "output_dir": str(folder.resolve().parent.parent)}
-    config = ExperimentConfig.model_validate(fields)
+    try:
+        stored = json.loads(path.read_text())
+        # what config.json holds besides the config: the names the run was found by (prac.imp_steps.prepare_run)
+        fields = {k: v for k, v in stored.items() if k not in ("fingerprint", "round0_fingerprint", "code_version")}
+        fields["runtime"] = {**fields.get("runtime", {}), "output_dir": str(folder.resolve().parent.parent)}
+        config = ExperimentConfig.model_validate(fields)
+    except (OSError, ValueError, AttributeError, TypeError) as error:  # pydantic's ValidationError is a ValueError
+        raise ArtifactError(f"{path}: not a run's config ({one_line(error, 300)})") from None
     if run_paths(config).root != folder.resolve():
         raise ArtifactError(f"{folder}: its config.json describes the run {run_paths(config).root.name}, "
                             f"not this folder")

@@ -124,10 +124,14 @@ def train_round(
     if checkpoint_path is not None:
         checkpoint_path = Path(checkpoint_path)
         identity = round_identity(spec, train, size, unpruned_at_start)
-        if checkpoint_path.exists():
-            progress, stopper = load_round_checkpoint(checkpoint_path, identity, model, optimizer, record, device)
+        resumed = load_round_checkpoint(checkpoint_path, identity, model, optimizer, record, device) \
+            if checkpoint_path.exists() else None
+        if resumed is not None:
+            progress, stopper = resumed
             if log is not None:
                 log(f"resumed from {checkpoint_path} after epoch {progress.epochs_done}/{schedule.epochs}")
+        elif checkpoint_path.exists() and log is not None:
+            log(f"{checkpoint_path} was written by other code: the round starts afresh")
     if progress is None:
         progress = RoundProgress(best_state=clone_state(model),
                                  rewind_state=clone_state(model) if spec.rewind_epoch == 0 else None)

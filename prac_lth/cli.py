@@ -9,6 +9,7 @@ from prac.errors import UserError
 from prac.methods import METHODS
 from prac.overrides import apply_overrides
 from prac.presets import PRESETS, preset_config
+from prac.recompute import parse_recompute
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
 
 
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--engine-only", action="store_true",
                      help="run in-process without Prefect or MLflow (same steps, same files)")
+    run.add_argument("--recompute", action="append", default=[], metavar="STAGE[@ROUND]",
+                     help="compute a cached stage again (e.g. prune@3, or select-cep for every round); "
+                          "what reads it is recomputed if its output changed (repeatable)")
     compare = commands.add_parser("compare", help="run methods × seeds of a preset and gather their rounds")
     _add_common(compare)
     compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
@@ -79,9 +83,13 @@ def _int_list(text: str, what: str) -> list[int]:
 def _run(args: argparse.Namespace) -> None:
     overrides = _runtime_overrides(args)
     config = _validated(args.preset, args.method, args.seed, overrides)  # bad input stops here
+    parse_recompute(args.recompute, config.prune.rounds)
     from prac.report import print_rounds
 
     if args.engine_only:
+        if args.recompute:
+            raise UserError("--recompute is for runs through the flow (--engine-only computes every stage "
+                            "anyway, except a shared round 0 written by this code)")
         from prac.experiment import run_experiment
 
         result = run_experiment(config)
@@ -91,7 +99,8 @@ def _run(args: argparse.Namespace) -> None:
     from flows.prac_lth import prac_lth
     from prac.round_record import RoundRecord
 
-    records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, overrides=overrides)
+    records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, overrides=overrides,
+                       recompute=args.recompute or None)
     print_rounds(config, [RoundRecord(**r) for r in records])
 
 
@@ -116,6 +125,9 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         raise UserError(f"--seeds and --methods need at least one value each, got '{args.seeds}' and '{args.methods}'")
     if args.parallel < 1:
         raise UserError(f"--parallel must be at least 1, got {args.parallel}")
+    for flag, values in (("--seeds", seeds), ("--methods", methods)):
+        if twice := sorted({str(v) for v in values if values.count(v) > 1}):
+            raise UserError(f"{flag} names {', '.join(twice)} twice: each experiment runs once")
     configs = [_validated(preset, method, seed, overrides) for seed in seeds for method in methods]
     if args.engine_only:
         from prac.experiment import compare_in_process
@@ -125,11 +137,12 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         return
     _preflight(configs[-1])
     from flows.compare import compare
+    from prac.code_version import code_version_of
     from prac.report import print_comparison
     from tasks import comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel))
-    link = comparison_logging.find_link(preset, methods, seeds, overrides)
+    link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")
         if command := tracking.ui_command():  # a local store: nothing serves the UI yet

@@ -13,8 +13,8 @@ from typing import Iterator
 def prepare_prefect_environment(output_dir: str) -> None:
     # A harmless "database is locked" telemetry traceback otherwise (local mode, offline).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # Persisted task results live with the artifacts they point to, so resuming needs only the
-    # output folder (any worker that sees it can resume a failed round).
+    # The stages persist their results in the run's own output folder (tasks.caching.stage_options), whatever
+    # this says; other persisted results (the comparison's process pool) go beside them by default.
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(output_dir).resolve() / ".prefect-results"))
 
 

@@ -1,29 +1,56 @@
-"""Cache keys of the stages: fingerprint + round + stage, stored beside the run's artifacts, so a
-re-run (or a retry, or a fresh process) skips every finished stage and restarts at the failed one."""
+"""Cache keys and storage of the stages.
+
+A stage's key is fingerprint + round + stage + the science code's version (prac.code_version) + the
+checksums of the artifacts it reads: a re-run (or a retry, or a fresh process, or another worker) skips
+every finished stage and restarts at the failed one; new code recomputes instead of returning what old
+code found; and a recomputed stage whose output changed recomputes what reads it, nothing else. The
+precision a run trains in is in its fingerprint (prac.fingerprint.precision_of). Keys and Prefect's
+persisted results both live in the experiment's output folder, so resuming needs that folder only.
+"""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 
+from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
 from prac.fingerprint import fingerprint, round0_fingerprint
+
+
+def _inputs_digest(parameters: dict[str, Any]) -> str:
+    """The checksums of the artifact references among the parameters (none: empty)."""
+    refs = [f"{name}={value['sha256']}" for name, value in sorted(parameters.items())
+            if isinstance(value, dict) and "sha256" in value]
+    return "-" + hashlib.sha256(";".join(refs).encode()).hexdigest()[:12] if refs else ""
 
 
 def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     config = ExperimentConfig.model_validate(parameters["config"])
     stage = context.task.name
     round_index = parameters.get("round_index")
+    code = code_version_of(config)
     if stage == "train-round" and round_index == 0:
-        return f"round0-{round0_fingerprint(config)}-train-round"  # shared by the arms
+        return f"round0-{round0_fingerprint(config)}-train-round-{code}"  # shared by the arms
     suffix = "" if round_index is None else f"-r{round_index:02d}"
-    return f"{fingerprint(config)}-{stage}{suffix}"
+    return f"{fingerprint(config)}-{stage}{suffix}-{code}{_inputs_digest(parameters)}"
 
 
 def cache_dir(output_dir: str) -> Path:
     return Path(output_dir).resolve() / ".prefect-cache"
 
 
+def results_dir(output_dir: str) -> Path:
+    return Path(output_dir).resolve() / ".prefect-results"
+
+
 def stage_cache_policy(output_dir: str) -> CachePolicy:
     return CacheKeyFnPolicy(cache_key_fn=stage_cache_key).configure(key_storage=str(cache_dir(output_dir)))
+
+
+def stage_options(output_dir: str) -> dict[str, Any]:
+    """`with_options` of a stage task: its cache keys and its persisted results under the output folder
+    (a Path is local storage that needs no block saved on the server, so any worker reads it)."""
+    return {"cache_policy": stage_cache_policy(output_dir), "result_storage": results_dir(output_dir)}

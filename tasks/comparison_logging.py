@@ -23,12 +23,13 @@ FIGURES = "figures"
 TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet")
 
 
-def identity(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None
-             ) -> tuple[str, dict[str, str]]:
-    """The comparison run's name and params: the same comparison finds the same run (tracking.comparison_run)."""
+def identity(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
+             code_version: str | None = None) -> tuple[str, dict[str, str]]:
+    """The comparison run's name and params: the same comparison (by the same code: prac.code_version)
+    finds the same run (tracking.comparison_run)."""
     return (f"compare {','.join(methods)} seeds {seeds}",
             {"preset": preset, "methods": ",".join(methods), "seeds": ",".join(map(str, seeds)),
-             "overrides": " ".join(overrides or [])})
+             "overrides": " ".join(overrides or []), **({"code_version": code_version} if code_version else {})})
 
 
 def conclusions(table: pd.DataFrame) -> dict[str, float]:
@@ -78,10 +79,12 @@ def link(experiment_id: str, run_id: str) -> str:
     return tracking.run_link(experiment_id, run_id, artifact=figure_path(HEADLINE))
 
 
-def find_link(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None) -> str | None:
+def find_link(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
+              code_version: str | None = None) -> str | None:
     """The link of this comparison's run, if it was logged (for the CLI, after the flow)."""
     experiment = tracking.client().get_experiment_by_name(tracking.experiment_name(preset))
     if experiment is None:
         return None
-    run_id = tracking.find_comparison_run(experiment.experiment_id, *identity(preset, methods, seeds, overrides))
+    run_id = tracking.find_comparison_run(experiment.experiment_id,
+                                          *identity(preset, methods, seeds, overrides, code_version))
     return link(experiment.experiment_id, run_id) if run_id else None

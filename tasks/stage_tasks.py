@@ -21,14 +21,15 @@ PROGRESS_EVERY_S = 30.0
 
 def _epoch_log(config: Config) -> Callable[[str], None]:
     """Epoch lines to the Prefect log (terminal and UI): every one when verbose, else one every
-    PROGRESS_EVERY_S seconds, so a long round shows where it is without flooding short ones."""
+    PROGRESS_EVERY_S seconds, so a long round shows where it is without flooding short ones. Other lines
+    (resumed, started afresh) always."""
     logger = get_run_logger()
     if config["runtime"]["verbose"]:
         return logger.info
     last = [time.monotonic()]
 
     def throttled(line: str) -> None:
-        if line.startswith("resumed") or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
+        if not line.startswith("epoch ") or time.monotonic() - last[0] >= PROGRESS_EVERY_S:
             last[0] = time.monotonic()
             logger.info(line)
 
@@ -42,8 +43,9 @@ def prepare_run_task(config: Config) -> ArtifactRef:
 
 @task(name="train-round", task_run_name="train-round-r{round_index:02d}", **_STAGE)
 def train_round_task(config: Config, round_index: int, mask: ArtifactRef | None,
-                     prac_set: ArtifactRef | None) -> ArtifactRef:
-    return imp_steps.train_round_step(experiment_context(config), round_index, mask, prac_set, _epoch_log(config))
+                     prac_set: ArtifactRef | None, fresh: bool = False) -> ArtifactRef:
+    return imp_steps.train_round_step(experiment_context(config), round_index, mask, prac_set, _epoch_log(config),
+                                      fresh=fresh)
 
 
 @task(name="dense-predictions", **_STAGE)
@@ -69,8 +71,8 @@ def select_cep_task(config: Config, round_index: int, train: ArtifactRef, cet: A
 
 
 @task(name="retrain", task_run_name="retrain-r{round_index:02d}", **_STAGE)
-def retrain_task(config: Config, round_index: int, mask: ArtifactRef) -> ArtifactRef:
-    return imp_steps.retrain_step(experiment_context(config), round_index, mask, _epoch_log(config))
+def retrain_task(config: Config, round_index: int, mask: ArtifactRef, fresh: bool = False) -> ArtifactRef:
+    return imp_steps.retrain_step(experiment_context(config), round_index, mask, _epoch_log(config), fresh=fresh)
 
 
 @task(name="ticket-from-next-round", task_run_name="ticket-from-next-round-r{round_index:02d}", **_STAGE)

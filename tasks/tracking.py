@@ -6,21 +6,33 @@ side. Everything is idempotent: a resumed or re-run flow finds its experiment, p
 runs again, and never logs a metric value twice at one step nor re-uploads an identical artifact.
 Run lookup and creation live in ``tasks.tracking_runs`` and are re-exported here; ``run_link`` and
 ``ui_command`` tell users where to see a run in the MLflow UI.
+
+A local SQLite store is created whole or not at all (``prepare_store``): a process killed while MLflow
+creates one leaves nothing behind that the next run cannot open. Against a tracking server, MLflow's
+client gives up on a server that stopped answering in about 15 s instead of 4 minutes (``HTTP_DEFAULTS``),
+and the run stops with one line (``TrackingUnavailable``, a ``UserError``).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import glob
 import json
+import logging
 import math
 import os
 import posixpath
+import secrets
 import shlex
+import sqlite3
 import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
@@ -35,6 +47,38 @@ LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # where mlflow.load_table looks
 HEALTH_TIMEOUT_S = 5.0
 _METRICS_PER_BATCH = 1000  # MLflow's log_batch limit
 
+# MLflow's client retries a failed request to a tracking server 7 times with a backoff factor of 2 (sleeps of
+# 0, 4, 8, ... 64 s, then 120 s) and waits up to 120 s for each answer: an experiment whose server went away
+# would train on for about 4 minutes, blind, before it learns. These defaults give up after 4 retries, sleeping
+# 0, 2, 4 and 8 s (plus up to 1 s of jitter each): a server restarted within ~15 s is ridden out, a dead one
+# stops the run (one line, ``TrackingUnavailable``) ~15 s after it died; a finished round is never lost, and
+# running the same command again resumes. An answer may take 30 s (uploads stream: that is per read, not per
+# file). Set in the environment, they are left as they are (and reach the processes of ``compare --parallel``).
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+                 "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+for _name, _value in HTTP_DEFAULTS.items():
+    os.environ.setdefault(_name, _value)
+
+
+class TrackingUnavailable(UserError):
+    """The tracking server stopped answering in the middle of an experiment."""
+
+
+class _UserErrorWithoutTraceback(logging.Filter):
+    """Prefect logs a task's or flow's exception with its traceback; for a ``UserError`` (a tracking server
+    that went away mid-flow, an artifact found corrupt) the message says it all, and the CLI ends with it as
+    one line, so the traceback is left out (the log line, with the error's text, stays)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UserError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+for _logger in ("prefect.task_runs", "prefect.flow_runs"):  # every process running the flow imports this module
+    if not any(isinstance(f, _UserErrorWithoutTraceback) for f in logging.getLogger(_logger).filters):
+        logging.getLogger(_logger).addFilter(_UserErrorWithoutTraceback())
+
 
 def tracking_uri() -> str:
     """``MLFLOW_TRACKING_URI`` if set, else MLflow's own default.
@@ -45,32 +89,228 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
 
 
+class _ServerClient(MlflowClient):
+    """An ``MlflowClient`` of a tracking server whose failing calls raise ``TrackingUnavailable`` when the
+    server no longer answers its health check (any other failure is raised as it was)."""
+
+    def __init__(self, uri: str):
+        self._prac_uri = uri
+        super().__init__(tracking_uri=uri)
+
+    def __getattribute__(self, name: str) -> Any:
+        attribute = super().__getattribute__(name)
+        if name.startswith("_") or not callable(attribute):
+            return attribute
+        uri = super().__getattribute__("_prac_uri")
+
+        @functools.wraps(attribute)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return attribute(*args, **kwargs)
+            except UserError:
+                raise
+            except Exception as exc:
+                _raise_if_server_gone(uri, exc)
+                raise
+
+        return call
+
+
 def client() -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri())
+    uri = tracking_uri()
+    if not _is_server(uri):
+        return MlflowClient(tracking_uri=uri)
+    return _ServerClient(uri)
+
+
+def _health_problem(uri: str) -> str | None:
+    """Why the tracking server at ``uri`` does not answer its health check, or None when it does."""
+    url = uri.rstrip("/") + "/health"
+    try:
+        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
+            return None if response.status == 200 else f"HTTP {response.status} from /health"
+    except urllib.error.HTTPError as exc:
+        return f"HTTP {exc.code} from /health"
+    except urllib.error.URLError as exc:
+        return one_line(exc.reason if isinstance(exc.reason, BaseException) else exc, 300)
+    except (OSError, ValueError) as exc:
+        return one_line(exc, 300)
+
+
+def _raise_if_server_gone(uri: str, exc: BaseException) -> None:
+    if problem := _health_problem(uri):
+        raise TrackingUnavailable(
+            f"MLflow tracking server {uri} stopped answering ({problem}; {one_line(exc, 200)}): the experiment "
+            "stopped; run the same command again once the server is back, finished stages are kept") from exc
 
 
 def check_tracking_reachable(uri: str | None = None) -> None:
-    """Fail fast, with a one-line ``UserError``, when the tracking store cannot be used."""
+    """Fail fast, with a one-line ``UserError``, when the tracking store cannot be used.
+
+    A local SQLite store that does not exist yet is created here, whole (``prepare_store``)."""
     uri = uri or tracking_uri()
-    if uri.startswith(("http://", "https://")):
-        url = uri.rstrip("/") + "/health"
-        try:
-            with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S) as response:
-                if response.status != 200:
-                    raise UserError(f"MLflow tracking server {uri} is unreachable (HTTP {response.status} from /health)")
-        except UserError:
-            raise
-        except urllib.error.HTTPError as exc:
-            raise UserError(f"MLflow tracking server {uri} is unreachable (HTTP {exc.code} from /health)") from None
-        except urllib.error.URLError as exc:
-            raise UserError(f"MLflow tracking server {uri} is unreachable ({one_line(exc, 300)})") from None
-        except (OSError, ValueError) as exc:
-            raise UserError(f"MLflow tracking server {uri} is unreachable ({one_line(exc, 300)})") from None
+    if _is_server(uri):
+        if problem := _health_problem(uri):
+            raise UserError(f"MLflow tracking server {uri} is unreachable ({problem})")
         return
-    try:  # sqlite, postgresql, file stores...: opening the store creates or migrates the schema
+    try:  # sqlite, postgresql, file stores...: opening the store creates the schema (SQLite: prepare_store did)
+        prepare_store(uri)
         MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except UserError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot use this store"
         raise UserError(f"MLflow tracking store {uri} cannot be opened ({one_line(exc, 300)})") from None
+
+
+# --------------------------------------------------------------------------------------------------
+# A local SQLite store: created whole or not at all, never migrated
+
+_CREATING = ".creating-"  # the temporary name of a store being created: .<name>.creating-<pid>-<random>
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` store (None for other stores, in-memory ones and SQLite URI filenames)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    database = make_url(uri).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database).absolute()
+
+
+def prepare_store(uri: str | None = None) -> None:
+    """Make sure the SQLite store of ``uri`` is complete before MLflow opens it; other stores are left alone.
+
+    MLflow creates a SQLite store in place: the file, its first tables, then some hundred schema migrations,
+    not in one transaction. A process killed meanwhile leaves a store that neither opens nor migrates again
+    ("table ... already exists") until someone deletes it. So a store that does not exist (or an empty file,
+    which holds nothing) is created here under a temporary name in the same folder (``MlflowClient`` runs the
+    migrations), and linked into place once complete, never over a store another process made meanwhile;
+    creators take turns (``flock`` on the folder), and a temporary store a killed creator left is removed.
+
+    An existing store is never migrated: one that lacks tables of this MLflow's schema (MLflow would migrate
+    it) or is at another schema revision is refused in one line saying what to do (``mlflow db upgrade``)."""
+    uri = uri or tracking_uri()
+    path = _sqlite_path(uri)
+    if path is None:
+        return
+    if not path.exists() or path.stat().st_size == 0:
+        _create_store(uri, path)
+    elif _leftovers(path):
+        with _folder_lock(path.parent):
+            _remove_leftovers(path)
+    _check_store_schema(uri, path)
+
+
+def _leftovers(path: Path) -> list[Path]:
+    return [Path(p) for p in glob.glob(str(path.parent / f".{glob.escape(path.name)}{_CREATING}*"))]
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary stores of creators that were killed (call with the folder's lock held: no creator is alive)."""
+    for leftover in _leftovers(path):
+        leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on the folder itself (no lock file to leave behind; a killed holder's lock goes
+    with it). Where there is no ``fcntl``, creators do not take turns; linking still never clobbers a store."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _create_store(uri: str, path: Path) -> None:
+    from sqlalchemy.engine import make_url
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _folder_lock(path.parent):
+        _remove_leftovers(path)
+        if path.exists() and path.stat().st_size > 0:
+            return  # another process created it while this one waited for the lock
+        for suffix in ("-journal", "-wal", "-shm"):  # of no store (SQLite would play a hot journal into ours)
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        temporary = path.with_name(f".{path.name}{_CREATING}{os.getpid()}-{secrets.token_hex(4)}")
+        temporary_uri = make_url(uri).set(database=str(temporary)).render_as_string(hide_password=False)
+        try:
+            quiet = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database tables..."
+            level = quiet.level
+            quiet.setLevel(logging.WARNING)
+            try:
+                MlflowClient(tracking_uri=temporary_uri).search_experiments(max_results=1)  # creates, migrates
+            finally:
+                quiet.setLevel(level)
+            _close_store(temporary_uri)
+            _check_store_schema(uri, temporary)
+            try:
+                os.link(temporary, path)  # fails where a store exists: never clobbers one
+            except FileExistsError:
+                if path.stat().st_size == 0:
+                    os.replace(temporary, path)  # an empty file holds nothing
+            except OSError:  # a file system without hard links; the lock keeps other creators out
+                if not path.exists() or path.stat().st_size == 0:
+                    os.replace(temporary, path)
+            _sync_folder(path.parent)
+        finally:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                Path(f"{temporary}{suffix}").unlink(missing_ok=True)
+
+
+def _close_store(uri: str) -> None:
+    """Close the connections MLflow keeps open to the temporary store (it caches one engine per URI)."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    engine = getattr(SqlAlchemyStore, "_engine_map", {}).pop(uri, None)
+    if engine is not None:
+        engine.dispose()
+
+
+def _sync_folder(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not every file system syncs a folder
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _check_store_schema(uri: str, path: Path) -> None:
+    """Refuse, in one line, a store MLflow would migrate (tables missing) or refuse (another revision)."""
+    import mlflow.store.db.utils as db_utils  # also registers every table with Base.metadata
+    from mlflow.store.db.base_sql_model import Base
+
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    try:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        missing = sorted(set(Base.metadata.tables) - tables)
+        revision = (connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                    if "alembic_version" in tables else None)
+        revision = revision[0] if revision else None
+        head = db_utils._get_latest_schema_revision()
+        if not missing and revision == head:
+            return
+        runs = connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0] if "runs" in tables else 0
+    finally:
+        connection.close()
+    what = (f"lacks {len(missing)} of the {len(Base.metadata.tables)} tables of MLflow {mlflow.__version__} "
+            f"({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''})" if missing else
+            f"is at schema revision {revision}, MLflow {mlflow.__version__} expects {head}")
+    if not runs:
+        advice = f"it holds no runs (was its creation interrupted?): delete {path} and run again"
+    else:
+        advice = f"back it up and run `mlflow db upgrade {uri}` (prac-lth never upgrades a store)"
+    raise UserError(f"MLflow tracking store {uri} {what}: {advice}")
 
 
 def experiment_name(preset: str) -> str:
@@ -101,7 +341,15 @@ def ensure_experiment(preset: str, artifact_location: str | None = None) -> str:
 
 
 def finish_run(run_id: str, status: str = "FINISHED") -> None:
-    """End a run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+    """End a run (``FINISHED``, ``FAILED`` or ``KILLED``).
+
+    A run that failed because its tracking server went away cannot be marked: rather than retrying for
+    nothing, ``TrackingUnavailable`` says so at once (the run stays RUNNING; the same command reopens it)."""
+    uri = tracking_uri()
+    if status != "FINISHED" and _is_server(uri) and (problem := _health_problem(uri)):
+        raise TrackingUnavailable(f"MLflow tracking server {uri} stopped answering ({problem}): the experiment "
+                                  "stopped; run the same command again once the server is back, finished stages "
+                                  "are kept")
     client().set_terminated(run_id, status=status)
 
 

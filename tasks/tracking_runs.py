@@ -62,15 +62,16 @@ def _log_params(c: MlflowClient, run: Run, params: Mapping[str, ParamValue]) -> 
 
 
 def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
-               params: Mapping[str, ParamValue], run_name: str | None = None) -> str:
-    """The run of one arm x seed: found again by ``prac.fingerprint`` (and set back to RUNNING), or
-    created with its tags and all params (flattened config, dotted keys)."""
+               params: Mapping[str, ParamValue], run_name: str | None = None, code_version: str | None = None) -> str:
+    """The run of one arm x seed: found again by ``prac.fingerprint`` and ``prac.code_version`` (results
+    of other code get a run of their own; set back to RUNNING), or created with its tags and all params
+    (flattened config, dotted keys)."""
     c = _client()
-    run = _find(c, experiment_id, {"prac.fingerprint": fingerprint}, exclude_kinds=("comparison", "round"))
+    identity = {"prac.fingerprint": fingerprint, **({"prac.code_version": code_version} if code_version else {})}
+    run = _find(c, experiment_id, identity, exclude_kinds=("comparison", "round"))
     if run is None:
         run = c.create_run(experiment_id, run_name=run_name, tags={
-            "prac.method": method, "prac.seed": str(seed),
-            "prac.fingerprint": fingerprint, "prac.kind": "experiment",
+            "prac.method": method, "prac.seed": str(seed), "prac.kind": "experiment", **identity,
         })
     _log_params(c, run, params)
     return _reopen(c, run)

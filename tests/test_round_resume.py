@@ -235,3 +235,19 @@ def test_a_damaged_checkpoint_is_an_error_naming_the_file(ctx, subset, tmp_path)
     with pytest.raises(ArtifactError, match="cannot be resumed") as error:
         run(ctx, spec, checkpoint)
     assert str(checkpoint) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_a_checkpoint_of_other_code_is_set_aside_and_the_round_starts_afresh(ctx, subset, tmp_path, steps):
+    spec = RoundSpec(schedule(2), seed=3, subset=subset)
+    checkpoint = tmp_path / "round.pt"
+    through = run(ctx, spec, checkpoint)
+    per_round = steps[0]
+    stored = load_torch(checkpoint)
+    assert run(ctx, spec, checkpoint) is not None and steps[0] == per_round  # this code's: nothing trained
+    stored["identity"]["code"] = "0123456789abcdef"  # written by other code (prac.code_version)
+    save_torch(checkpoint, stored)
+    lines: list[str] = []
+    again = run(ctx, spec, checkpoint, lines=lines)
+    assert steps[0] == 2 * per_round, "the round was not trained again"
+    assert any("written by other code" in line for line in lines) and not any("resumed" in line for line in lines)
+    assert all(torch.equal(again.final.last_state[k], v) for k, v in through.final.last_state.items())

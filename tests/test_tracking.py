@@ -2,12 +2,20 @@
 one runs MLflow's migrations, a few seconds)."""
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 from prac.errors import ArtifactError, UserError
 from tasks import tracking
@@ -164,3 +172,177 @@ def test_comparison_run_and_table(store, experiment_id):
     pd.testing.assert_frame_equal(loaded, table)
     assert tracking.log_round_metrics(run_id, 0, {"iteration_saving": 0.6, "matched_sparsity": math.nan})
     tracking.finish_run(run_id)
+
+
+# --------------------------------------------------------------------------------------------------
+# A local SQLite store is created whole or not at all (tracking.prepare_store)
+
+_CREATOR = """
+import os, signal, sys
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+uri, how, limit = sys.argv[1], sys.argv[2], int(sys.argv[3])
+count = 0
+
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _statement(*args):  # SIGKILL: no cleanup at all, like a lost machine
+    global count
+    count += 1
+    if count == limit:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+if how == "after-link":  # killed between linking the store into place and removing its temporary name
+    link = os.link
+
+    def _link(*args, **kwargs):
+        link(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    os.link = _link
+if how == "mlflow":  # what the flow did before: MLflow creating the store in place
+    from mlflow import MlflowClient
+
+    MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+else:
+    from tasks.tracking import prepare_store
+
+    prepare_store(uri)
+print(count)
+"""
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _start_creator(script: Path, db: Path, how: str = "prepare", limit: int = 0) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(script), f"sqlite:///{db}", how, str(limit)], cwd=_REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(proc: subprocess.Popen) -> tuple[int, str, str]:
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    return proc.returncode, out, err
+
+
+def _schema(db: Path) -> tuple[set[str], str | None]:
+    with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as connection:
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        (revision,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+    return tables, revision
+
+
+def test_store_creation_killed_anywhere_leaves_no_store_or_a_complete_one(tmp_path):
+    """A creator SIGKILLed at seeded random SQL statements of the creation (mid-migration included), and just
+    after linking the store into place: the store's path holds nothing or a complete store, never a part; the
+    next prepare_store creates it (or keeps it) and removes what the killed one left."""
+    script = tmp_path / "creator.py"
+    script.write_text(_CREATOR)
+    reference_db = tmp_path / "reference" / "m.db"
+    statements = []
+
+    def count(*args):
+        statements.append(1)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        tracking.prepare_store(f"sqlite:///{reference_db}")
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    statements = len(statements)
+    assert statements > 100, statements  # tables, then the migrations
+    reference = _schema(reference_db)
+    assert [p.name for p in reference_db.parent.iterdir()] == ["m.db"]
+
+    limits = sorted(int(n) for n in np.random.default_rng(0).integers(1, statements, size=3))
+    trials = [(f"kill-{n}", "prepare", n) for n in limits] + [("after-link", "after-link", 0)]
+    procs = {}
+    for name, how, limit in trials:  # side by side: independent folders
+        db = tmp_path / name / "m.db"
+        procs[name] = (db, _start_creator(script, db, how, limit))
+    for name, (db, proc) in procs.items():
+        rc, _, err = _finished(proc)
+        assert rc == -signal.SIGKILL, (name, rc, err[-3000:])
+        if name == "after-link":
+            assert _schema(db) == reference, "the store linked into place must be complete"
+        else:
+            assert not db.exists(), f"{name}: a store appeared before its creation finished"
+        assert [p for p in db.parent.iterdir() if p.name != "m.db"], f"{name}: nothing left to clean up?"
+        tracking.prepare_store(f"sqlite:///{db}")  # the next run
+        assert _schema(db) == reference, name
+        assert [p.name for p in db.parent.iterdir()] == ["m.db"], f"{name}: leftovers {list(db.parent.iterdir())}"
+        tracking.check_tracking_reachable(f"sqlite:///{db}")
+
+
+def test_store_is_never_migrated_in_place(tmp_path):
+    """A store MLflow left half-created (killed while creating it in place), or one at another schema revision:
+    refused in one line saying what to do, the file left byte for byte as it was."""
+    script = tmp_path / "creator.py"
+    script.write_text(_CREATOR)
+    half = tmp_path / "half" / "m.db"
+    rc, _, err = _finished(_start_creator(script, half, "mlflow", 1000))  # mid-migration
+    assert rc == -signal.SIGKILL, (rc, err[-3000:])
+    before = half.read_bytes()
+    with pytest.raises(UserError) as info:
+        tracking.check_tracking_reachable(f"sqlite:///{half}")
+    message = str(info.value)
+    assert "\n" not in message and message.startswith(f"MLflow tracking store sqlite:///{half} ")
+    assert f"holds no runs (was its creation interrupted?): delete {half}" in message, message
+    assert half.read_bytes() == before
+
+    old = tmp_path / "old" / "m.db"
+    uri = f"sqlite:///{old}"
+    tracking.prepare_store(uri)
+    with temporary_store_at(uri):
+        experiment = tracking.ensure_experiment("old")
+        tracking.parent_run(experiment, "fp-old", "prac", 0, {})
+    with contextlib.closing(sqlite3.connect(old)) as connection, connection:
+        connection.execute("UPDATE alembic_version SET version_num = '0584bdc529eb'")
+    before = old.read_bytes()
+    with pytest.raises(UserError) as info:
+        tracking.check_tracking_reachable(uri)
+    message = str(info.value)
+    assert "is at schema revision 0584bdc529eb" in message and f"run `mlflow db upgrade {uri}`" in message, message
+    assert old.read_bytes() == before
+
+
+@contextlib.contextmanager
+def temporary_store_at(uri: str):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", uri)
+        yield
+
+
+# --------------------------------------------------------------------------------------------------
+# A tracking server that stops answering
+
+def test_http_retry_defaults_are_set_unless_given():
+    import os
+
+    for name, value in tracking.HTTP_DEFAULTS.items():
+        assert os.environ[name] == value  # nothing in the test environment sets them
+    assert int(tracking.HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]) <= 5
+
+
+def test_a_server_that_stopped_answering_is_one_line_and_other_failures_stay_as_they_were(monkeypatch):
+    uri = "http://127.0.0.1:9"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    start = time.monotonic()
+    with pytest.raises(tracking.TrackingUnavailable) as info:
+        tracking.client().get_run("0" * 32)
+    message = str(info.value)
+    assert isinstance(info.value, UserError) and "\n" not in message
+    assert message.startswith(f"MLflow tracking server {uri} stopped answering (")
+    with pytest.raises(tracking.TrackingUnavailable):  # at once: nothing to retry against a dead server
+        tracking.finish_run("0" * 32, "FAILED")
+    assert time.monotonic() - start < 30
+    # the server answering its health check: the call's own error, unchanged
+    monkeypatch.setattr(tracking, "_health_problem", lambda uri: None)
+    with pytest.raises(Exception) as info:
+        tracking.client().get_run("0" * 32)
+    assert not isinstance(info.value, UserError), info.value

@@ -18,6 +18,8 @@ CIFAR100_STD = (0.2673, 0.2564, 0.2762)
 
 def _resolve_dir(name: str, data_dir: Path, folder: str, marker: str) -> Path:
     """Accept the parent folder or the extracted `folder` itself."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"{name}: data dir {data_dir} is not a folder (pass the folder holding {folder}/)")
     if not data_dir.is_dir():
         raise DataError(f"{name}: data dir {data_dir} does not exist (pass --data-dir, or --download to fetch it)")
     if (data_dir / folder).is_dir():
@@ -34,10 +36,19 @@ def _read_batch(name: str, path: Path, label_key: str, num_classes: int) -> tupl
         with open(path, "rb") as f:
             # latin1 decodes the py2-era pickles; keys may come back as str or bytes.
             raw = pickle.load(f, encoding="latin1")
-        batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    except Exception as exc:  # anything from a bad pickle means an unreadable file
+        raise DataError(f"{name}: cannot read {path}: {one_line(exc)}") from exc
+    if not isinstance(raw, dict):
+        raise DataError(f"{name}: {path} holds a {type(raw).__name__}, not a CIFAR batch (a dict of data and labels)")
+    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in raw.items()}
+    missing = [key for key in ("data", label_key) if key not in batch]
+    if missing:
+        keys = ", ".join(map(str, list(batch)[:8])) or "none"
+        raise DataError(f"{name}: {path} is not a CIFAR batch: no {' or '.join(map(repr, missing))} (keys: {keys})")
+    try:
         data = np.asarray(batch["data"], dtype=np.uint8)
         labels = np.asarray(batch[label_key], dtype=np.int64)
-    except Exception as exc:  # anything from a bad pickle means an unreadable file
+    except Exception as exc:  # values that are not arrays of numbers
         raise DataError(f"{name}: cannot read {path}: {one_line(exc)}") from exc
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or labels.shape != (data.shape[0],):
         raise DataError(f"{name}: {path} has data {data.shape} and labels {labels.shape}, expected (N, 3072) and (N,)")

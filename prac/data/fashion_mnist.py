@@ -32,6 +32,8 @@ def _find(directory: Path, stem: str) -> Path | None:
 
 def _resolve_dir(data_dir: Path) -> Path:
     """Accept the flat layout or torchvision's <dir>/FashionMNIST/raw/."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"fashion-mnist: data dir {data_dir} is not a folder (pass the folder holding the idx files)")
     if not data_dir.is_dir():
         raise DataError(f"fashion-mnist: data dir {data_dir} does not exist ({_HINT})")
     for candidate in (data_dir, data_dir / "FashionMNIST" / "raw"):

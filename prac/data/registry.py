@@ -46,4 +46,9 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     if data_dir is None and spec.needs_data_dir:
         hint = " (or --download with --data-dir to fetch it)" if name.startswith("cifar") else ""
         raise DataError(f"{name}: no data dir given; pass --data-dir{hint}")
-    return spec.loader(Path(data_dir) if data_dir is not None else None, download)
+    raw = spec.loader(Path(data_dir) if data_dir is not None else None, download)
+    for part in ("train", "test"):
+        if len(getattr(raw, f"{part}_labels")) == 0:
+            where = f" in {data_dir}" if data_dir is not None else ""
+            raise DataError(f"{name}: the {part} split{where} holds no images")
+    return raw

@@ -18,6 +18,8 @@ STD = (0.2770, 0.2691, 0.2821)
 
 def _resolve_dir(data_dir: Path) -> Path:
     """Accept the parent folder or tiny-imagenet-200/ itself."""
+    if data_dir.exists() and not data_dir.is_dir():
+        raise DataError(f"tiny-imagenet: data dir {data_dir} is not a folder (pass the folder holding {FOLDER}/)")
     if not data_dir.is_dir():
         raise DataError(f"tiny-imagenet: data dir {data_dir} does not exist (pass --data-dir)")
     for candidate in (data_dir / FOLDER, data_dir):
@@ -64,6 +66,8 @@ def load_tiny_imagenet(data_dir: str | Path | None) -> RawDataset:
         raise DataError("tiny-imagenet: no data dir given (pass --data-dir)")
     root = _resolve_dir(Path(data_dir))
     wnids = sorted(set(_read_text(root / "wnids.txt")))
+    if not wnids:
+        raise DataError(f"tiny-imagenet: {root / 'wnids.txt'} lists no classes")
     index = {wnid: i for i, wnid in enumerate(wnids)}
 
     train_paths, train_labels = [], []
@@ -82,6 +86,8 @@ def load_tiny_imagenet(data_dir: str | Path | None) -> RawDataset:
         if len(fields) < 2 or fields[1] not in index:
             raise DataError(f"tiny-imagenet: bad line in {annotations}: {line[:80]!r}")
         val.append((fields[0], index[fields[1]]))
+    if not val:
+        raise DataError(f"tiny-imagenet: {annotations} lists no validation images")
     val.sort()
     val_paths = [root / "val" / "images" / filename for filename, _ in val]
     val_labels = [label for _, label in val]

@@ -1,0 +1,303 @@
+"""Faults a production run survives, each end to end with the real CLI in subprocesses (tests/fault_runs.py):
+
+a. SIGKILLs at 20 seeded random moments of an experiment, from the start (imports, the MLflow store being
+   created, Prefect's temporary server starting) to the end: every run, re-run, ends as an uninterrupted run did.
+b. The MLflow tracking server killed in the middle of an experiment: the run stops within seconds with one line
+   (exit 2); once the server is back, the same command completes, nothing lost or logged twice.
+c. Four experiments at once into one new SQLite store, and one experiment started twice at the same moment:
+   all complete, one parent run each, every round's values once.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fault_runs import (EXPERIMENT, MLFLOW, RUN_TIMEOUT_S, Space, artifacts, check_one_value_per_round,
+                              experiment_args, free_port, kill_group, parent_runs, round_values, stop,
+                              wait_for_health)
+
+pytestmark = pytest.mark.slow
+
+ROUNDS = 2
+ARGS = experiment_args("prac", 0, ROUNDS)
+AT_ONCE = 2  # kill trials side by side (2 cores)
+
+
+@dataclass
+class Reference:
+    """The uninterrupted run: how long it took, when its store appeared and its flow began (seconds after
+    its start; two side by side, as the kill test's trials run), what it left."""
+
+    duration: float
+    store_at: float
+    flow_at: float
+    fingerprint: str
+    files: dict
+    values: dict
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Reference:
+    """Two uninterrupted runs side by side (each alone in its folders): timed under the load the kill test's
+    trials (AT_ONCE) run under; they must agree."""
+    root = tmp_path_factory.mktemp("reference")
+    spaces = [Space.new(root / f"r{i}") for i in range(AT_ONCE)]
+    start = time.monotonic()
+    procs = [space.start(ARGS, "run") for space in spaces]
+    ended: dict[int, float] = {}
+    store_at = flow_at = None
+    try:
+        while len(ended) < len(procs) and time.monotonic() - start < RUN_TIMEOUT_S:
+            now = time.monotonic() - start
+            ended.update({i: now for i, proc in enumerate(procs) if i not in ended and proc.poll() is not None})
+            if store_at is None and spaces[0].store.exists():
+                store_at = now
+            if flow_at is None and "Beginning flow run" in (spaces[0].root / "run.err").read_text():
+                flow_at = now
+            time.sleep(0.05)
+    finally:
+        results = [space.finish(proc, "run", timeout=60) for space, proc in zip(spaces, procs)]
+    for space, (rc, out, err) in zip(spaces, results):
+        assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+    assert store_at is not None and flow_at is not None, (store_at, flow_at)
+    seen = []
+    for space in spaces:
+        (fingerprint, run_dir), = space.run_dirs().items()
+        (parent,) = parent_runs(space.client(), fingerprint)
+        values = round_values(space.client(), parent.info.run_id)
+        assert not check_one_value_per_round(values, ROUNDS)
+        seen.append((fingerprint, artifacts(run_dir), values))
+    assert all(s == seen[0] for s in seen), "two uninterrupted runs differ"
+    return Reference(sum(ended.values()) / len(ended), store_at, flow_at, *seen[0])
+
+
+# --------------------------------------------------------------------------------------------------
+# a. Killed at random moments, re-run
+
+KILLS = 20
+EARLY = 6  # of them drawn where the store is created and Prefect's server starts
+
+
+@dataclass
+class Trial:
+    index: int
+    moment: float
+    phase: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def _phase(space: Space, ended: bool) -> str:
+    """Where the kill landed, from what the killed run printed and left."""
+    err = space.read("killed")[1]
+    if ended:
+        return "finished before the kill"
+    if "round 1:" in err:
+        return "after the last round (logging, finishing)"
+    if "round 0:" in err:
+        return "round 1"
+    if "Beginning flow run" in err:
+        return "flow start, round 0"
+    if list(space.root.glob(f".{space.store.name}.creating-*")):
+        return "creating the MLflow store"
+    if space.store.exists():
+        return "store made, Prefect server / flow starting"
+    return "starting (imports, data)"
+
+
+def _trial(root: Path, reference: Reference, trial: Trial) -> Trial:
+    space = Space.new(root / f"kill-{trial.index:02d}")  # own output folder, store and PREFECT_HOME
+    proc = space.start(ARGS, "killed")
+    try:
+        proc.wait(timeout=trial.moment)
+        ended = True
+    except subprocess.TimeoutExpired:  # the moment came
+        kill_group(proc)  # SIGKILL: no cleanup at all, like a lost machine
+        ended = False
+    proc.wait(timeout=60)
+    trial.phase = _phase(space, ended)
+    rc, out, err = space.run(ARGS, "resumed")
+    where = f"kill {trial.index} at {trial.moment:.1f} s ({trial.phase}), {space.root}"
+    if rc != 0:
+        trial.problems.append(f"{where}: re-run exit {rc}\n{err[-3000:]}")
+        return trial
+    if "Traceback" in out + err:
+        trial.problems.append(f"{where}: a traceback in the re-run\n{err[-3000:]}")
+    dirs = space.run_dirs()
+    if list(dirs) != [reference.fingerprint]:
+        trial.problems.append(f"{where}: run folders {list(dirs)}")
+        return trial
+    files = artifacts(dirs[reference.fingerprint])
+    if files != reference.files:
+        differ = sorted(k for k in set(files) | set(reference.files) if files.get(k) != reference.files.get(k))
+        trial.problems.append(f"{where}: masks or PrAC sets differ from the uninterrupted run's: {differ}")
+    parents = parent_runs(space.client(), reference.fingerprint)
+    if len(parents) != 1:
+        trial.problems.append(f"{where}: {len(parents)} parent runs")
+        return trial
+    if parents[0].info.status != "FINISHED":
+        trial.problems.append(f"{where}: parent run {parents[0].info.status}")
+    values = round_values(space.client(), parents[0].info.run_id)
+    trial.problems += [f"{where}: {line}" for line in check_one_value_per_round(values, ROUNDS)]
+    if not trial.problems and values != reference.values:
+        trial.problems.append(f"{where}: values differ from the uninterrupted run's: {values} != {reference.values}")
+    return trial
+
+
+def test_killed_at_random_moments_every_rerun_ends_as_the_uninterrupted_run(reference, tmp_path):
+    rng = np.random.default_rng(0)
+    early = rng.uniform(max(0.0, reference.store_at - 4.0), reference.flow_at, EARLY)
+    anywhere = rng.uniform(0.0, reference.duration, KILLS - EARLY)
+    trials = [Trial(i, float(moment)) for i, moment in enumerate([*early, *anywhere])]
+    with ThreadPoolExecutor(max_workers=AT_ONCE) as pool:
+        done = list(pool.map(lambda t: _trial(tmp_path, reference, t), trials))
+    phases: dict[str, int] = {}
+    for trial in done:
+        phases[trial.phase] = phases.get(trial.phase, 0) + 1
+    summary = (f"reference {reference.duration:.1f} s (store at {reference.store_at:.1f} s, flow at "
+               f"{reference.flow_at:.1f} s); kills by phase: {phases}")
+    print(summary)
+    problems = [p for trial in done for p in trial.problems]
+    assert not problems, summary + "\n" + "\n".join(problems)
+
+
+# --------------------------------------------------------------------------------------------------
+# b. The tracking server gone in the middle of an experiment
+
+
+def _mlflow_server(root: Path, port: int, space: Space):
+    """`mlflow server` on a SQLite backend and a local artifact folder, its log appended to server.log."""
+    log = root / "server.log"
+    with open(log, "a") as out:
+        proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+                                 "--artifacts-destination", str(root / "mlartifacts"), "--host", "127.0.0.1",
+                                 "--port", str(port), "--workers", "1"],
+                                cwd=root, env=space.env(), start_new_session=True, stdout=out, stderr=out)
+    wait_for_health(f"http://127.0.0.1:{port}/health", proc, log)
+    return proc
+
+
+def test_tracking_server_killed_mid_experiment_stops_in_one_line_and_the_rerun_completes(tmp_path):
+    rounds = 3
+    args = experiment_args("prac", 0, rounds)
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    space = Space.new(tmp_path / "client", tracking_uri=uri)
+    server = proc = None
+    try:
+        server = _mlflow_server(tmp_path, port, space)
+        proc = space.start(args, "cut")
+        err_file = space.root / "cut.err"
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while proc.poll() is None and time.monotonic() < deadline:
+            if "Task run 'log-round-r00' - Finished" in err_file.read_text():
+                kill_group(server)  # round 0 logged; rounds 1 and 2 to go
+                server.wait(timeout=60)
+                break
+            time.sleep(0.1)
+        killed_at = time.monotonic()
+        assert server.poll() is not None, f"the run ended before round 0 was logged:\n{err_file.read_text()[-4000:]}"
+        rc, out, err = space.finish(proc, "cut", timeout=300)
+        stopped_after = time.monotonic() - killed_at
+        print(f"the run stopped {stopped_after:.1f} s after its tracking server was killed")
+        assert rc == 2, f"exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+        assert "Traceback" not in out + err, err[-6000:]
+        errors = [line for line in err.splitlines() if line.startswith("prac-lth: error:")]
+        assert len(errors) == 1 and f"MLflow tracking server {uri} stopped answering" in errors[0], err[-3000:]
+        # MLflow's own retries would take ~4 minutes; ours ~15 s (generous here: the machine may be loaded)
+        assert stopped_after < 150, f"stopped {stopped_after:.0f} s after the server died"
+        assert not list((space.out).rglob("round_02/mask.parquet")), "the run went on without its server"
+
+        server = _mlflow_server(tmp_path, port, space)  # back: same backend store, same port
+        space.run_ok(args, "again")
+        client = space.client()
+        (fingerprint,) = space.run_dirs()
+        parents = parent_runs(client, fingerprint)
+        assert len(parents) == 1, [p.info.run_id for p in parents]
+        parent = parents[0]
+        assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+        assert not check_one_value_per_round(round_values(client, parent.info.run_id), rounds)
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        children = client.search_runs([experiment.experiment_id],
+                                      filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+        assert sorted(int(c.data.tags["prac.round"]) for c in children) == list(range(rounds))
+        models = client.search_logged_models([experiment.experiment_id],
+                                             filter_string=f"source_run_id = '{parent.info.run_id}'")
+        assert sorted((m.name, str(m.status)) for m in models) == [
+            (f"ticket-r{r:02d}", "READY") for r in range(rounds)], [(m.name, m.status) for m in models]
+        for r in range(rounds):
+            listed = {f.path for f in client.list_artifacts(parent.info.run_id, f"round_{r:02d}")}
+            assert {f"round_{r:02d}/mask.parquet", f"round_{r:02d}/prac_set.parquet"} <= listed, listed
+    finally:
+        if proc is not None:
+            kill_group(proc)
+        stop(server)
+
+
+# --------------------------------------------------------------------------------------------------
+# c. Several processes into one store and one output folder
+
+
+def _start_together(tmp_path: Path, experiments: list[tuple[str, int]]) -> list[tuple[Space, int, str, str]]:
+    """Start the experiments at once, each with its own PREFECT_HOME, into one new SQLite store and one output
+    folder; wait for all: (space, exit code, stdout, stderr) each."""
+    shared_uri, shared_out = f"sqlite:///{tmp_path / 'shared.db'}", tmp_path / "out"
+    spaces = [Space.new(tmp_path / f"p{i}", tracking_uri=shared_uri, out=shared_out) for i in range(len(experiments))]
+    procs = [space.start(experiment_args(method, seed, ROUNDS), "run")
+             for space, (method, seed) in zip(spaces, experiments)]
+    try:
+        return [(space, *space.finish(proc, "run")) for space, proc in zip(spaces, procs)]
+    finally:
+        for proc in procs:
+            kill_group(proc)
+
+
+def test_four_experiments_at_once_into_one_new_store(tmp_path):
+    experiments = [("prac", 0), ("lt", 1), ("random-subset", 2), ("prac", 3)]  # four rounds 0: none shared
+    results = _start_together(tmp_path, experiments)
+    for space, rc, out, err in results:
+        assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+    space = results[0][0]
+    client = space.client()
+    assert len(client.search_experiments(filter_string=f"name = '{EXPERIMENT}'")) == 1
+    dirs = space.run_dirs()
+    assert len(dirs) == len(experiments), list(dirs)
+    seen = []
+    for fingerprint in dirs:
+        parents = parent_runs(client, fingerprint)
+        assert len(parents) == 1, (fingerprint, [p.info.run_id for p in parents])
+        parent = parents[0]
+        assert parent.info.status == "FINISHED"
+        assert not check_one_value_per_round(round_values(client, parent.info.run_id), ROUNDS), fingerprint
+        seen.append((parent.data.tags["prac.method"], int(parent.data.tags["prac.seed"])))
+    assert sorted(seen) == sorted(experiments)
+
+
+def _stage_states(output: str) -> dict[str, str]:
+    return dict(re.findall(r"Task run '((?:train-round|select-cet|prune|select-cep)-r\d\d)' - Finished in state "
+                           r"(\w+)", output))
+
+
+def test_one_experiment_started_twice_at_once(reference, tmp_path):
+    """Both complete; one trains, the other waits for it (tasks/experiment_lock.py) and finds every stage cached;
+    one parent run, the uninterrupted run's files."""
+    results = _start_together(tmp_path, [("prac", 0), ("prac", 0)])
+    for space, rc, out, err in results:
+        assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+    states = [_stage_states(out + err) for _, _, out, err in results]
+    stages = ("train-round", "select-cet", "prune", "select-cep")
+    for stage in [f"{stage}-r{r:02d}" for r in range(ROUNDS) for stage in stages]:
+        assert sorted(s.get(stage) for s in states) == ["Cached", "Completed"], (stage, states)
+    space = results[0][0]
+    assert list(space.run_dirs()) == [reference.fingerprint]
+    assert artifacts(space.run_dirs()[reference.fingerprint]) == reference.files
+    parents = parent_runs(space.client(), reference.fingerprint)
+    assert len(parents) == 1, [p.info.run_id for p in parents]
+    assert parents[0].info.status == "FINISHED"
+    assert round_values(space.client(), parents[0].info.run_id) == reference.values

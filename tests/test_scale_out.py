@@ -1,0 +1,165 @@
+"""The scaled-out stack, for real, on loopback (deployments/stack.py, the topology of docker/compose.yaml): PostgreSQL,
+an MLflow tracking server on it serving the artifacts, a Prefect server on it, two process workers on the work pool
+prefect.yaml names, prefect.yaml's deployments registered with `prefect deploy --all`. Two seeds go in as
+`prefect deployment run prac-lth/digits`, run on the workers, and come back from the MLflow server through its
+client: metrics per round, one parent run per seed, the Parquet artifacts. Then `down` stops every PID.
+
+PostgreSQL (Debian's `postgresql`) is not on every machine: without it the test is skipped, unless
+PRAC_REQUIRE_POSTGRES=1 (CI sets it) makes that a failure."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow import MlflowClient
+
+from deployments import postgres, processes, stack as stack_module
+from prac.artifacts import read_mask, read_prac_set
+
+pytestmark = pytest.mark.slow
+
+REQUIRE_POSTGRES = os.environ.get("PRAC_REQUIRE_POSTGRES") == "1"
+SEEDS = (1, 2)
+ROUNDS = 2
+OVERRIDES = [f"prune.rounds={ROUNDS}", "runtime.evaluate_tickets=none"]
+RUN_TIMEOUT_S = 600  # both flow runs, from submission to a final state (about 30 s here)
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+PER_ROUND = ("sparsity", "test_acc", "best_val_acc", "prac_set_size", "train_iterations", "cumulative_iterations")
+
+
+def _flow_run(api: str, run_id: str) -> dict:
+    with urllib.request.urlopen(f"{api}/flow_runs/{run_id}", timeout=10) as response:
+        return json.load(response)
+
+
+def _deployment_run(stack: stack_module.Stack, seed: int) -> str:
+    """`prefect deployment run` as a user types it; returns the flow run's id."""
+    command = [sys.executable, "-m", "prefect", "deployment", "run", "prac-lth/digits", "-p", "preset=digits-smoke",
+               "-p", f"seed={seed}", "-p", f"overrides={json.dumps(OVERRIDES)}"]
+    done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+
+
+def _worker_logs(stack: stack_module.Stack) -> dict[str, str]:
+    return {name: stack.log(name).read_text(errors="replace") for name in stack.pids if "-worker-" in name}
+
+
+@pytest.fixture(scope="module")
+def ran():
+    """The stack up in a fresh folder, both seeds' flow runs finished; everything stopped afterwards, pass or fail."""
+    if postgres.bin_dir() is None:
+        if REQUIRE_POSTGRES:
+            pytest.fail("PRAC_REQUIRE_POSTGRES=1 but PostgreSQL's binaries are missing (apt-get install postgresql)")
+        pytest.skip("no PostgreSQL (apt-get install postgresql; PRAC_REQUIRE_POSTGRES=1 makes this a failure)")
+    # Not pytest's tmp_path: under root the server runs as `postgres`, who cannot enter pytest's 0700 folders.
+    folder = Path(tempfile.mkdtemp(prefix="prac-stack-"))
+    folder.chmod(0o755)
+    started = time.monotonic()
+    try:
+        # Workers ask for work every 2 s instead of 10: the second run goes to the idle worker, and sooner.
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
+            stack = stack_module.up(folder / "stack", workers=2)
+        up_s = time.monotonic() - started
+        run_ids = {seed: _deployment_run(stack, seed) for seed in SEEDS}
+        deadline = time.monotonic() + RUN_TIMEOUT_S
+        while (runs := {seed: _flow_run(stack.prefect_api_url, rid) for seed, rid in run_ids.items()}) and \
+                not all(run["state_type"] in FINAL for run in runs.values()):
+            assert time.monotonic() < deadline, f"flow runs not finished in {RUN_TIMEOUT_S} s: " + \
+                str({seed: run["state_type"] for seed, run in runs.items()})
+            time.sleep(1)
+        print(f"\nstack up in {up_s:.0f} s; both seeds ran in {time.monotonic() - started - up_s:.0f} s")
+        yield stack, runs
+    finally:
+        stack_module.down(folder / "stack")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_both_seeds_complete_on_the_workers(ran):
+    stack, runs = ran
+    logs = _worker_logs(stack)
+    assert len(logs) == 2
+    for seed, run in runs.items():
+        assert run["state_type"] == "COMPLETED", (seed, run["state"], {n: log[-3000:] for n, log in logs.items()})
+        assert run["work_pool_name"] == stack.pool == stack_module.work_pool()
+        assert run["parameters"]["seed"] == seed
+    # Each worker takes one flow run at a time (--limit 1), so the two runs went to the two workers.
+    ran_on = {seed: [name for name, log in logs.items() if run["id"] in log] for seed, run in runs.items()}
+    assert sorted(len(names) for names in ran_on.values()) == [1, 1], ran_on
+    assert ran_on[SEEDS[0]] != ran_on[SEEDS[1]], ran_on
+
+
+def test_metrics_and_artifacts_come_back_from_the_mlflow_server(ran, tmp_path):
+    stack, _ = ran
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
+    assert experiment.artifact_location.startswith("mlflow-artifacts:")  # uploaded through the server
+    parents = client.search_runs([experiment.experiment_id], filter_string="tags.`prac.kind` = 'experiment'")
+    assert sorted(run.data.tags["prac.seed"] for run in parents) == [str(s) for s in SEEDS]  # one parent per seed
+    for run in parents:
+        assert run.info.status == "FINISHED"
+        run_id, fingerprint = run.info.run_id, run.data.tags["prac.fingerprint"]
+        for metric in PER_ROUND:
+            assert sorted(m.step for m in client.get_metric_history(run_id, metric)) == list(range(ROUNDS)), metric
+        for r in range(ROUNDS):
+            into = tmp_path / run_id / f"round_{r:02d}"
+            into.mkdir(parents=True)
+            mask = client.download_artifacts(run_id, f"round_{r:02d}/mask.parquet", str(into))
+            prac_set = client.download_artifacts(run_id, f"round_{r:02d}/prac_set.parquet", str(into))
+            table = pq.read_table(mask)
+            assert table.num_rows > 0 and {"layer", "bits"} <= set(table.column_names)
+            assert pq.read_table(prac_set).num_rows > 0
+            # Checksums and fingerprint verified; the very bytes the worker wrote under its PRAC_OUTPUT_DIR (the
+            # stack's folder), kept by the server
+            assert read_mask(mask, expected_fingerprint=fingerprint).round == r
+            assert read_prac_set(prac_set, expected_fingerprint=fingerprint).round == r
+            written = stack.folder / "runs" / "digits-smoke" / fingerprint / f"round_{r:02d}" / "mask.parquet"
+            assert Path(mask).read_bytes() == written.read_bytes()
+            served = stack.folder / "mlflow-artifacts" / experiment.experiment_id / run_id / "artifacts"
+            assert (served / f"round_{r:02d}" / "prac_set.parquet").read_bytes() == Path(prac_set).read_bytes()
+
+
+def _query(stack: stack_module.Stack, database: str, sql: str) -> list[str]:
+    command = [str(postgres.bin_dir() / "psql"), "-h", "127.0.0.1", "-p", str(stack.ports["postgres"]),
+               "-U", postgres.SUPERUSER, "-d", database, "-tAc", sql]
+    return subprocess.run(command, capture_output=True, text=True, check=True, timeout=60).stdout.split()
+
+
+def test_both_servers_keep_their_state_in_postgresql(ran):
+    stack, runs = ran
+    names = _query(stack, stack_module.DATABASES["mlflow"], "SELECT name FROM experiments")
+    assert "prac-lth/digits-smoke" in names
+    flow_runs = _query(stack, stack_module.DATABASES["prefect"], "SELECT id FROM flow_run")
+    assert {run["id"] for run in runs.values()} <= set(flow_runs)
+    assert not list((stack.folder / "prefect").glob("*.db"))  # no SQLite fallback
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_down_stops_every_process_by_pid(ran):
+    stack, _ = ran
+    pids = dict(stack_module.Stack.load(stack.folder).pids)
+    assert set(pids) == {"postgres", "mlflow", "prefect-server", *(f"stack-worker-{i}" for i in (1, 2))}
+    assert all(processes.alive(pid) for pid in pids.values())
+    assert sorted(stack_module.down(stack.folder)) == sorted(pids.values())
+    for name, pid in pids.items():
+        assert not processes.alive(pid), name
+        assert not processes.group(pid), (name, processes.group(pid))  # uvicorn workers, flow-run processes
+    assert not any(_listening(port) for port in stack.ports.values())
+    assert not (stack.folder / "postgres" / "postmaster.pid").exists()  # a clean shutdown
+    assert stack_module.Stack.load(stack.folder).pids == {}
