@@ -4,13 +4,8 @@ left (masks, PrAC sets, MLflow values) read back for comparison."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from prac.artifacts import read_mask, read_prac_set
+# Processes and servers as the pipeline tests handle them: one way to signal, stop and wait for them.
+from tests.test_pipeline import _free_port as free_port  # noqa: F401 - for test_faults
+from tests.test_pipeline import _kill_group as kill_group
+from tests.test_pipeline import _stop as stop  # noqa: F401 - for test_faults
+from tests.test_pipeline import _wait_for
 
 BIN = Path(sys.executable).parent
 PRAC_LTH = str(BIN / "prac-lth")
@@ -33,35 +33,6 @@ RUN_TIMEOUT_S = 600  # a run takes ~20 s on 2 idle cores; generous for a loaded 
 def experiment_args(method: str = "prac", seed: int = 0, rounds: int = 2) -> list[str]:
     return ["run", PRESET, "--method", method, "--seed", str(seed), "--set", f"prune.rounds={rounds}",
             "--set", "runtime.evaluate_tickets=none"]
-
-
-def kill_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
-    """Signal the process group `proc` leads (started with start_new_session=True): a temporary Prefect
-    server or the MLflow server's workers go too."""
-    try:
-        os.killpg(proc.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def stop(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
-    """SIGTERM, then SIGKILL to what is left of the group; reaped."""
-    if proc is None:
-        return
-    if proc.poll() is None:
-        kill_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
-    kill_group(proc)
-    proc.wait(timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -159,15 +130,4 @@ def check_one_value_per_round(values: dict[str, list[tuple[int, float]]], rounds
 
 
 def wait_for_health(url: str, proc: subprocess.Popen, log: Path, timeout: float = 300.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"{url}: server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError, ValueError):
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"{url} not ready after {timeout} s:\n{log.read_text()[-4000:]}")
+    _wait_for(url, proc, log, "MLflow server", timeout)
