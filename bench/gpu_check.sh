@@ -64,6 +64,7 @@ if device == "cuda":
 EOF
 
 if [[ $device == cuda ]]; then
+    export PRAC_REQUIRE_CUDA=1  # a gpu test that would skip for want of CUDA fails here (tests/external.py)
     train=4500 test=1000 rounds=3 images=45000 quick=(--repeats 2) share=(--processes 1,3,6)
 else
     train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1) share=(--quick)

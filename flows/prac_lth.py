@@ -12,10 +12,11 @@ from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
 from prac.errors import ArtifactError
-from prac.experiment import round_line, short_schedule_note, write_round_summaries
+from prac.experiment import short_schedule_note, write_round_summaries
 from prac.fingerprint import fingerprint
 from prac.imp_loop import RoundOutputs, run_rounds
 from prac.recompute import Recompute, is_forced, parse_recompute
+from prac.report import late_ticket_line, round_line
 from tasks import stage_tasks as st
 from tasks import tracking
 from tasks.caching import stage_options
@@ -106,12 +107,13 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
         st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config_dict)
 
         def on_round(out: RoundOutputs) -> None:
-            logger.info(round_line(out.record))
+            logger.info(round_line(config, out.record))
             log_round_task(config_dict, experiment_id, run_id, out.record.round, out.record.metrics(),
                            out.train, [out.mask, out.prac_set])
             log_ticket_model_task(config_dict, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
         def on_late_ticket(out: RoundOutputs) -> None:
+            logger.info(late_ticket_line(out.record))
             log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
         outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)

@@ -17,6 +17,7 @@ from prac.early_stop import MaskDistanceEarlyStop
 from prac.concurrency import round0_first
 from prac.imp_loop import RoundOutputs, run_rounds
 from prac.methods import get_method
+from prac.report import late_ticket_line, round_line
 from prac.round_record import RoundRecord, round_record
 from prac.run_paths import run_paths
 from prac.ticket import report_ticket
@@ -125,16 +126,11 @@ def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResu
         log(note)
 
     def on_round(out: RoundOutputs) -> None:
-        log(round_line(out.record))
+        log(round_line(config, out.record))
         report_ticket(ctx, out.record.round)  # round_NN/ticket_sparsity.json, as the flow writes it
 
-    outputs = run_rounds(config, EngineSteps(ctx, log), on_round=on_round)
+    outputs = run_rounds(config, EngineSteps(ctx, log), on_round=on_round,
+                         on_late_ticket=lambda out: log(late_ticket_line(out.record)))
     records = [out.record for out in outputs]
     write_round_summaries(config, records)
     return ExperimentResult(config, ctx.fingerprint, run_paths(config).root, records)
-
-
-def round_line(r: RoundRecord) -> str:
-    return (f"round {r.round}: sparsity {r.sparsity:.3f} | trained on {r.train_set_size} for {r.epochs_run} epochs"
-            f"{' (early stop)' if r.early_stopped else ''}, {r.train_iterations} iterations | test {r.test_acc:.4f}"
-            f" | ticket {r.ticket_test_acc:.4f} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")

@@ -11,6 +11,7 @@ from rich.table import Table
 from prac import comparison
 from prac.config import ExperimentConfig
 from prac.fingerprint import fingerprint
+from prac.imp_loop import ticket_wanted
 from prac.round_record import RoundRecord
 from prac.run_paths import run_paths
 
@@ -21,7 +22,7 @@ COLUMNS = [
     ("epochs", "epochs_run", "{}"),
     ("iterations", "train_iterations", "{}"),
     ("cumulative", "cumulative_iterations", "{}"),
-    ("test acc", "test_acc", "{:.4f}"),
+    ("model acc", "test_acc", "{:.4f}"),
     ("ticket acc", "ticket_test_acc", "{:.4f}"),
     ("next set", "prac_set_size", "{}"),
     ("CET", "cet_size", "{}"),
@@ -29,27 +30,78 @@ COLUMNS = [
 ]
 
 
+# A round's own model this far below the dense model (round 0) is called a collapse under the table: a small
+# PrAC set trained for a few iterations can give a model that barely beats chance, while the round's mask and
+# its ticket (retrained on all of D0) are fine.
+COLLAPSE_POINTS = 0.20
+CAPTION = ("sparsity: of the mask the round produced · PrAC set / epochs / iterations / model acc: the round's own "
+           "training, under the previous mask, on that set only (not the ticket) · ticket acc: the round's mask "
+           "retrained on all of D0, full schedule")
+
+
+def ticket_text(config: ExperimentConfig, r: RoundRecord) -> str:
+    """The round line's ticket: its accuracy, or why there is none yet (never a bare nan)."""
+    if r.ticket_test_acc == r.ticket_test_acc:
+        return f"ticket {r.ticket_test_acc:.4f}"
+    if not ticket_wanted(config, r.round):
+        return f"ticket not retrained (runtime.evaluate_tickets={config.runtime.evaluate_tickets})"
+    return f"ticket: round {r.round + 1}'s training"  # lt-like methods: that training is this mask's retrain
+
+
+def round_line(config: ExperimentConfig, r: RoundRecord) -> str:
+    return (f"round {r.round}: sparsity {r.sparsity:.3f} | trained on {r.train_set_size} for {r.epochs_run} epochs"
+            f"{' (early stop)' if r.early_stopped else ''}, {r.train_iterations} iterations | model {r.test_acc:.4f}"
+            f" | {ticket_text(config, r)} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")
+
+
+def late_ticket_line(r: RoundRecord) -> str:
+    return f"round {r.round}: ticket {r.ticket_test_acc:.4f} (round {r.round + 1}'s training, mask {r.sparsity:.3f})"
+
+
+def collapse_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """One line per round whose own model fell COLLAPSE_POINTS below the dense model of its run: what happened,
+    and why the ticket is unaffected. Rows of one run, or of several (keyed by method and seed)."""
+    dense = {(row.get("method"), row.get("seed")): row["test_acc"] for row in rows if row["round"] == 0}
+    notes = []
+    for row in rows:
+        run = (row.get("method"), row.get("seed"))
+        if row["round"] == 0 or run not in dense or not row["test_acc"] < dense[run] - COLLAPSE_POINTS:
+            continue
+        who = f"{run[0]} seed {run[1]} " if run != (None, None) else ""
+        ticket = row["ticket_test_acc"]
+        ticket = (f"its ticket (the mask retrained on all of D0) reached {ticket:.4f}" if ticket == ticket
+                  else "its ticket is the mask retrained on all of D0")
+        notes.append(
+            f"{who}round {row['round']}: the round's own model reached only {row['test_acc']:.4f} (dense "
+            f"{dense[run]:.4f}) after {row['train_iterations']} iterations on {row['train_set_size']} samples: too "
+            f"little to generalise; its mask is pruned from the weights all the same, {ticket}, and CEP "
+            f"({row['cep_size']}: where it disagrees with the dense model) refills the next set")
+    return notes
+
+
 def _console() -> Console:
     return Console(width=max(Console().width, 140))  # a pipe gets 80 columns: too narrow
 
 
 def rounds_table(title: str, rows: Iterable[dict[str, Any]], leading: tuple[str, ...] = ()) -> Table:
-    table = Table(title=title, caption="sparsity: of the mask the round produced; PrAC set/epochs/iterations/test "
-                                       "acc: the round's training (under the previous mask); ticket acc: that mask "
-                                       "retrained on D0")
+    table = Table(title=title, caption=CAPTION)
     for header in leading:
         table.add_column(header)
     for header, _, _ in COLUMNS:
         table.add_column(header, justify="right")
     for row in rows:
-        table.add_row(*[str(row[h]) for h in leading], *[fmt.format(row[field]) for _, field, fmt in COLUMNS])
+        table.add_row(*[str(row[h]) for h in leading],
+                      *[fmt.format(row[field]) if row[field] == row[field] else "–" for _, field, fmt in COLUMNS])
     return table
 
 
 def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
     console = _console()
     title = f"{config.preset} · {config.method} · seed {config.seed} · {fingerprint(config)}"
-    console.print(rounds_table(title, (vars(r) for r in records)))
+    rows = [vars(r) for r in records]
+    console.print(rounds_table(title, rows))
+    for note in collapse_notes(rows):
+        console.print(note, soft_wrap=True)  # one line each: read and grepped whole
     floor = f", at least {config.prac.min_epochs} epochs" if config.prac.min_epochs > 1 else ""
     console.print(f"schedule scaling: {config.prac.schedule_scaling}{floor}; outputs in {run_paths(config).root}")
 
@@ -57,6 +109,8 @@ def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
 def print_comparison(rows: list[dict[str, Any]]) -> None:
     console = _console()
     console.print(rounds_table("comparison", rows, leading=("method", "seed")))
+    for note in collapse_notes(rows):
+        console.print(note, soft_wrap=True)
     print_summary(comparison.per_sparsity(rows), console)
 
 

@@ -9,6 +9,7 @@ import numpy as np  # noqa: E402
 import pytest
 import torch
 
+import external  # noqa: E402  (tests/ is on sys.path)
 from prac.context import build_context
 from prac.presets import preset_config
 
@@ -32,3 +33,10 @@ def ctx():
 def subset(ctx):
     rng = np.random.default_rng(0)
     return np.sort(rng.choice(len(ctx.data.train), size=201, replace=False))  # 4 batches of 64, last partial
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # Before the test's fixtures: a missing browser or server skips without building a whole comparison first.
+    for mark in item.iter_markers("needs"):
+        external.require(*mark.args)

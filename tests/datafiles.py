@@ -1,14 +1,13 @@
 """Write tiny datasets in the real on-disk formats, so tests exercise the real loaders."""
 from __future__ import annotations
 
-import gzip
 import pickle
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from prac.data import cifar_files
+from prac.data import cifar_files, idx_files
 
 
 def _write_pickle(path: Path, obj: dict) -> None:
@@ -46,23 +45,15 @@ def write_cifar100(root: Path, n_train: int = 6, n_test: int = 3, seed: int = 1)
     return out
 
 
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Unsigned-byte idx file: magic 0x0000 08 <ndim>, big-endian uint32 dims, then the bytes; gzipped."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    with gzip.open(path, "wb") as f:
-        f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
-
-
 def write_fashion_mnist(folder: Path, n_train: int = 5, n_test: int = 3, seed: int = 2) -> dict[str, np.ndarray]:
-    """Write the four gzipped idx files into `folder`; return the expected (N, 28, 28) / (N,) arrays."""
+    """Write the four gzipped idx files into `folder` (prac.data.idx_files); return the expected (N, 28, 28) /
+    (N,) arrays."""
     rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
     out = {}
-    for split, prefix, n in (("train", "train", n_train), ("test", "t10k", n_test)):
+    for split, n in (("train", n_train), ("test", n_test)):
         out[f"{split}_images"] = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         out[f"{split}_labels"] = rng.integers(0, 10, n).astype(np.uint8)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", out[f"{split}_images"])
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", out[f"{split}_labels"])
+    idx_files.write_fashion_mnist(folder, **out)
     return out
 
 

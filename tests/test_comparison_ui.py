@@ -8,7 +8,6 @@ PRAC_REQUIRE_BROWSER=1 (CI sets it) makes that a failure."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shlex
 import shutil
@@ -25,13 +24,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from external import CHROMIUM
 from prac.comparison import match, per_sparsity
 from tests.test_pipeline import BIN, Workspace, _free_port, _stop, make_workspace
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-REQUIRE_BROWSER = os.environ.get("PRAC_REQUIRE_BROWSER") == "1"
 FIGURES = {"overview", "accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"}
 # Large enough that MLflow's artifact preview shows the 1540-pixel overview whole at its own size (narrower, it
 # scales it down; shorter, its bottom is cut)
@@ -194,11 +192,8 @@ def find_image(screen: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:
     return None
 
 
+@pytest.mark.needs("chromium")
 def test_the_printed_link_shows_the_figures_in_the_mlflow_ui(compared):
-    if not CHROMIUM.exists():
-        if REQUIRE_BROWSER:
-            pytest.fail(f"PRAC_REQUIRE_BROWSER=1 but there is no {CHROMIUM} (apt-get install chromium)")
-        pytest.skip(f"no {CHROMIUM} (apt-get install chromium; PRAC_REQUIRE_BROWSER=1 makes this a failure)")
     ws, root = compared.ws, compared.ws.root
     figure = ws.client().download_artifacts(compared.run_id, "figures/overview.png", str(root / "figure"))
     figure = np.asarray(Image.open(figure).convert("RGB"))

@@ -9,7 +9,6 @@ PRAC_REQUIRE_POSTGRES=1 (CI sets it) makes that a failure."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import socket
@@ -27,9 +26,8 @@ from mlflow import MlflowClient
 from deployments import postgres, processes, stack as stack_module
 from prac.artifacts import read_mask, read_prac_set
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.needs("postgresql")]
 
-REQUIRE_POSTGRES = os.environ.get("PRAC_REQUIRE_POSTGRES") == "1"
 SEEDS = (1, 2)
 ROUNDS = 2
 OVERRIDES = [f"prune.rounds={ROUNDS}", "runtime.evaluate_tickets=none"]
@@ -59,10 +57,6 @@ def _worker_logs(stack: stack_module.Stack) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def ran():
     """The stack up in a fresh folder, both seeds' flow runs finished; everything stopped afterwards, pass or fail."""
-    if postgres.bin_dir() is None:
-        if REQUIRE_POSTGRES:
-            pytest.fail("PRAC_REQUIRE_POSTGRES=1 but PostgreSQL's binaries are missing (apt-get install postgresql)")
-        pytest.skip("no PostgreSQL (apt-get install postgresql; PRAC_REQUIRE_POSTGRES=1 makes this a failure)")
     # Not pytest's tmp_path: under root the server runs as `postgres`, who cannot enter pytest's 0700 folders.
     folder = Path(tempfile.mkdtemp(prefix="prac-stack-"))
     folder.chmod(0o755)

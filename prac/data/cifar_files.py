@@ -6,7 +6,7 @@ no copy of CIFAR-10 (bench/gpu_check.sh):
     python -m prac.data.cifar_files OUT_DIR [--train N] [--test N] [--seed S]
 
 writes OUT_DIR/cifar-10-batches-py/ with N learnable CIFAR-shaped training images (see
-`learnable_images`), ready for `prac-lth run cifar10-resnet20 --data-dir OUT_DIR`.
+`prac.data.learnable`), ready for `prac-lth run cifar10-resnet20 --data-dir OUT_DIR`.
 """
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from prac.artifacts import atomic_write
+from prac.data.learnable import learnable_images
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_FILES = 5
-CLASSES = 10
 LABEL_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
@@ -47,20 +47,6 @@ def write_cifar10(root: Path, train_images: np.ndarray, train_labels: np.ndarray
     _write_pickle(folder / "batches.meta", {"label_names": LABEL_NAMES, "num_vis": 3072,
                                             "num_cases_per_batch": -(-len(train_labels) // TRAIN_FILES)})
     return folder
-
-
-def learnable_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """CIFAR-shaped uint8 images a network can learn, unlike uniform noise: each class is a fixed smooth
-    colour pattern (the same for every seed), each image that pattern at a random contrast under heavy
-    per-pixel noise, so some images are easy and some are hard. Training on them forgets and relearns
-    samples, prunes to masks that settle, and gives dense and sparse models that disagree on some
-    samples: the PrAC machinery behaves as on real data."""
-    patterns = np.random.default_rng(12345).uniform(-1, 1, (CLASSES, 3, 4, 4)).repeat(8, axis=2).repeat(8, axis=3)
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLASSES, count)
-    contrast = rng.uniform(10, 70, (count, 1, 1, 1))
-    images = 128 + contrast * patterns[labels] + rng.normal(0, 60, (count, 3, 32, 32))
-    return np.clip(images, 0, 255).astype(np.uint8), labels
 
 
 def write_learnable_cifar10(root: Path, train: int, test: int, seed: int = 0) -> Path:

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from prac.config import ExperimentConfig
 from prac.overrides import apply_overrides
@@ -13,7 +12,7 @@ from prac.presets import preset_config
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.slow, id="cpu"),
     pytest.param("cuda", id="cuda", marks=[
-        pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")]),
+        pytest.mark.gpu, pytest.mark.needs("cuda")]),
 ]
 # (training images, test images) per device: a few batches on the CPU; on a GPU enough for epochs of 35
 # batches (4,500 images, the size a GPU run of the product first failed on).
