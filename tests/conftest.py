@@ -38,5 +38,4 @@ def subset(ctx):
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     # Before the test's fixtures: a missing browser or server skips without building a whole comparison first.
-    for mark in item.iter_markers("needs"):
-        external.require(*mark.args)
+    external.check_needs(item)

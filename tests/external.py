@@ -41,6 +41,12 @@ EXTERNALS = {e.what: e for e in (
 )}
 
 
+def check_needs(item: pytest.Item) -> None:
+    """What conftest.py's setup hook runs for every test: its `needs` markers."""
+    for mark in item.iter_markers("needs"):
+        require(*mark.args)
+
+
 def require(what: str) -> None:
     """Return if `what` is there; else skip with one line naming what to install, or fail where it is required."""
     external = EXTERNALS[what]

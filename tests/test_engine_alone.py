@@ -30,7 +30,8 @@ def test_engine_only_run_needs_neither_prefect_nor_mlflow(tmp_path):
 
 
 def test_the_device_test_suite_collects_without_prefect_or_mlflow(tmp_path):
+    # -o addopts: in this process, as bench/gpu_check.sh runs it (no pytest-xdist workers, which would import afresh)
     proc = run_python(f"import pytest; sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', "
-                      f"{str(ROOT / 'tests' / 'device')!r}]))", tmp_path)
+                      f"'-o', 'addopts=-ra', {str(ROOT / 'tests' / 'device')!r}]))", tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "test_every_method_runs_end_to_end" in proc.stdout

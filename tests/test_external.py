@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-import conftest
 import external
 
 
@@ -36,7 +35,7 @@ def test_a_present_external_neither_skips_nor_fails(monkeypatch):
 def test_the_needs_marker_is_what_the_setup_hook_checks(absent, request):
     request.node.add_marker(pytest.mark.needs("thing"))
     with pytest.raises(pytest.skip.Exception, match="^no thing"):
-        conftest.pytest_runtest_setup(request.node)
+        external.check_needs(request.node)
 
 
 def test_every_external_names_its_install_and_variable():
