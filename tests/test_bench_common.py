@@ -3,6 +3,7 @@ and both arms (our training path and the DataLoader baseline) training on it. Th
 whole commands in tests/test_bench_smoke.py (slow)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,19 +17,25 @@ import common  # noqa: E402
 @pytest.fixture
 def no_fashion_package(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "FASHION_DIR", tmp_path / "not-installed")
-    monkeypatch.delenv("PRAC_FASHION_DIR", raising=False)
     monkeypatch.setattr(common, "SMOKE_FASHION", (1_200, 300))  # smaller than a smoke run's, same code
+    # smoke_fashion_files sets PRAC_FASHION_DIR for the process (its benchmark's children read it): taken back
+    # here, or the later tests' benchmarks would inherit these few images
+    before = os.environ.pop("PRAC_FASHION_DIR", None)
+    yield
+    os.environ.pop("PRAC_FASHION_DIR", None)
+    if before is not None:
+        os.environ["PRAC_FASHION_DIR"] = before
 
 
 def test_a_smoke_run_without_the_package_trains_on_generated_idx_files(no_fashion_package, capsys, one_thread):
     common.smoke_fashion_files()
-    folder = Path(common.os.environ["PRAC_FASHION_DIR"])
+    folder = Path(os.environ["PRAC_FASHION_DIR"])
     assert sorted(p.name for p in folder.iterdir()) == [
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz"]
     assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().out
     common.smoke_fashion_files()  # a second call (a child process) keeps the folder it inherited
-    assert common.os.environ["PRAC_FASHION_DIR"] == str(folder)
+    assert os.environ["PRAC_FASHION_DIR"] == str(folder)
 
     workload = common.WORKLOADS["lenet300"]
     data = workload.make_data(1_024, test_count=300, precision="float32")
