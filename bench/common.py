@@ -89,14 +89,17 @@ def parse_args(description: str, add: Callable[[argparse.ArgumentParser], None] 
 # The smoke runs' stand-in for Fashion-MNIST: as many images as the largest --quick workload reads (the
 # throughput science check: 4,096 training images plus a validation batch; 10,000 test images).
 SMOKE_FASHION = (6_000, 10_000)
+FASHION_STAND_IN = False  # set when this process trains on them: comparisons of accuracy mean nothing there
 
 
 def smoke_fashion_files() -> None:
     """A --quick run on a machine without the Debian package dataset-fashion-mnist (and no PRAC_FASHION_DIR)
     trains on learnable 28×28 images written in the real idx format (prac.data.idx_files), read by the real
     loader: the smoke checks that the benchmark runs, not its figures. Its child processes inherit the folder."""
+    global FASHION_STAND_IN
     if os.environ.get("PRAC_FASHION_DIR") or FASHION_DIR.is_dir():
         return
+    FASHION_STAND_IN = True
     folder = Path(tempfile.mkdtemp(prefix="prac-smoke-fashion-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     idx_files.write_learnable_fashion_mnist(folder, *SMOKE_FASHION)

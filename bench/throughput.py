@@ -123,6 +123,9 @@ def accuracy_check(args) -> tuple[float, float, list[str]]:
         if not abs(100 * (mean[ours] - mean[baseline])) < tolerance:
             failures.append(f"mean test accuracy {ours} {mean[ours]:.4f} vs {baseline} {mean[baseline]:.4f}: "
                             f"differ by more than {tolerance} points")
+    if common.FASHION_STAND_IN and failures:  # 4,096 generated images, not Fashion-MNIST: no claim to check
+        print(f"not checked (a smoke run on generated images): {'; '.join(failures)}")
+        failures = []
     failures += [f"{label}: pruned weights are not all zero after training" for label, ok in zeroed.items() if not ok]
     print(f"\nScience check: LeNet-300-100 on {train_count:,} Fashion-MNIST training images, {epochs} epochs "
           f"(LR {workload.lr}, x{common.GAMMA} from epoch {milestones[0] + 1}), same initial weights and mask, "

@@ -18,6 +18,7 @@ import common  # noqa: E402
 def no_fashion_package(tmp_path, monkeypatch):
     monkeypatch.setattr(common, "FASHION_DIR", tmp_path / "not-installed")
     monkeypatch.setattr(common, "SMOKE_FASHION", (1_200, 300))  # smaller than a smoke run's, same code
+    monkeypatch.setattr(common, "FASHION_STAND_IN", False)
     # smoke_fashion_files sets PRAC_FASHION_DIR for the process (its benchmark's children read it): taken back
     # here, or the later tests' benchmarks would inherit these few images
     before = os.environ.pop("PRAC_FASHION_DIR", None)
@@ -33,7 +34,7 @@ def test_a_smoke_run_without_the_package_trains_on_generated_idx_files(no_fashio
     assert sorted(p.name for p in folder.iterdir()) == [
         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
         "train-labels-idx1-ubyte.gz"]
-    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().out
+    assert "apt-get install dataset-fashion-mnist" in capsys.readouterr().out and common.FASHION_STAND_IN
     common.smoke_fashion_files()  # a second call (a child process) keeps the folder it inherited
     assert os.environ["PRAC_FASHION_DIR"] == str(folder)
 
