@@ -9,6 +9,11 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+from deployments.processes import free_port
+
+# Longer than Prefect's 20 s: a new store's migrations on a loaded machine can take that long.
+START_TIMEOUT_S = 120
+
 
 def prepare_prefect_environment(output_dir: str) -> None:
     # A harmless "database is locked" telemetry traceback otherwise (local mode, offline).
@@ -36,8 +41,9 @@ def local_server_starting() -> Iterator[None]:
     caller does its own work (the preflight), and wait for it on leaving: its start, a subprocess of a
     few seconds, then overlaps the preflight instead of following it. The flow's client finds the same
     server (Prefect keeps one temporary server per process); if starting fails here, the flow starts it
-    again and reports. Prefect's log lines meanwhile are held back: shown after a good preflight, dropped
-    (with the server stopped) after a failed one, whose error stays one line."""
+    again and reports. Prefect's log lines meanwhile are held back: handed on after a good preflight (to
+    Prefect's handlers, where configured), dropped (with the server stopped) after a failed one, whose error
+    stays one line."""
     from prefect.settings import PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED
 
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
@@ -46,10 +52,20 @@ def local_server_starting() -> Iterator[None]:
     from prefect.server.api.server import SubprocessASGIServer
 
     def start() -> None:
+        server = SubprocessASGIServer()
+        if server.port is None:
+            # Prefect draws the port from 1000 at random and its server binds it seconds later: two runs
+            # starting together could draw the same one, and one's client would then use the other's server.
+            # The kernel draws from the ~14,000 free ports of its ephemeral range.
+            server.port = free_port()
         try:
-            SubprocessASGIServer().start()
+            server.start(timeout=START_TIMEOUT_S)
         except Exception:  # noqa: BLE001 - the flow retries the start and reports its own error
-            pass
+            # A start that timed out leaves its server process starting: stop it, or the flow's start would
+            # launch a second one on the same port, the first then orphaned (holding this process's stdout
+            # open after it exits: seen in CI as a run that hung at its end).
+            server.stop()
+            SubprocessASGIServer().port = free_port()
 
     prefect_logger, held = logging.getLogger("prefect"), _HeldBack()
     prefect_logger.addFilter(held)

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from prac.artifacts import read_mask, read_prac_set
+from tests.prefect_homes import migrated_prefect_home
 # Processes and servers as the pipeline tests handle them: one way to signal, stop and wait for them.
 from tests.test_pipeline import _free_port as free_port  # noqa: F401 - for test_faults
 from tests.test_pipeline import _kill_group as kill_group
@@ -44,11 +45,14 @@ class Space:
     tracking_uri: str
     out: Path
     logs: list[Path] = field(default_factory=list)
+    new_prefect_home: bool = False  # an empty PREFECT_HOME: Prefect creates its database (tests/prefect_homes.py)
 
     @classmethod
-    def new(cls, root: Path, tracking_uri: str | None = None, out: Path | None = None) -> "Space":
+    def new(cls, root: Path, tracking_uri: str | None = None, out: Path | None = None,
+            new_prefect_home: bool = False) -> "Space":
         root.mkdir(parents=True, exist_ok=True)
-        return cls(root, tracking_uri or f"sqlite:///{root / 'mlflow.db'}", out or root / "out")
+        return cls(root, tracking_uri or f"sqlite:///{root / 'mlflow.db'}", out or root / "out",
+                   new_prefect_home=new_prefect_home)
 
     @property
     def store(self) -> Path:
@@ -56,7 +60,9 @@ class Space:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-        env.update(PREFECT_HOME=str(self.root / "prefect-home"), MLFLOW_TRACKING_URI=self.tracking_uri,
+        home = self.root / "prefect-home"
+        env.update(PREFECT_HOME=str(home if self.new_prefect_home else migrated_prefect_home(home)),
+                   MLFLOW_TRACKING_URI=self.tracking_uri,
                    PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
         return env
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.prefect_homes import migrated_prefect_home
+
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
@@ -33,7 +35,7 @@ QUICK_ARGS = {
 @pytest.mark.parametrize("name", sorted(QUICK_ARGS))
 def test_benchmark_quick_run(name, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    env.update(PREFECT_HOME=str(migrated_prefect_home(tmp_path / "prefect-home")), MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
     proc = subprocess.run([sys.executable, str(BENCH / f"{name}.py"), "--quick", *QUICK_ARGS[name]],
                           capture_output=True, text=True, timeout=900, cwd=BENCH.parent, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from prac.presets import PRESETS
+from tests.prefect_homes import migrated_prefect_home
 
 SCRIPT = Path(sys.executable).with_name("prac-lth")
 
@@ -22,7 +23,7 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     scratch = Path(tempfile.mkdtemp(prefix="prac-cli-"))
     atexit.register(shutil.rmtree, scratch, True)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
-           "PREFECT_HOME": str(scratch / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+           "PREFECT_HOME": str(migrated_prefect_home(scratch / "prefect")), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
     return subprocess.run([*command, *args], capture_output=True, text=True, timeout=120, cwd=cwd or scratch, env=env)
 
 

@@ -112,7 +112,9 @@ def _phase(space: Space, ended: bool) -> str:
 
 
 def _trial(root: Path, reference: Reference, trial: Trial) -> Trial:
-    space = Space.new(root / f"kill-{trial.index:02d}")  # own output folder, store and PREFECT_HOME
+    # Its own output folder, store and PREFECT_HOME; the early kills' home empty, so that Prefect's server
+    # creates its database as a user's first run does (the others copy one, tests/prefect_homes.py).
+    space = Space.new(root / f"kill-{trial.index:02d}", new_prefect_home=trial.index < EARLY)
     proc = space.start(ARGS, "killed")
     try:
         proc.wait(timeout=trial.moment)

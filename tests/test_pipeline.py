@@ -25,6 +25,7 @@ import pandas as pd
 import pytest
 
 from prac.artifacts import read_mask, read_prac_set
+from tests.prefect_homes import migrated_prefect_home
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +73,7 @@ class Workspace:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-        env.update(PREFECT_HOME=str(self.root / "prefect-home"), MLFLOW_TRACKING_URI=self.tracking_uri,
+        env.update(PREFECT_HOME=str(migrated_prefect_home(self.root / "prefect-home")), MLFLOW_TRACKING_URI=self.tracking_uri,
                    PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore",
                    # One torch thread: with two on these 2-core machines, a run is 4-7x slower
                    # whenever another process is busy (OpenMP threads spin waiting for each other).
@@ -300,6 +301,16 @@ def test_rerun_completes_from_cache_without_training(reference, rerun):
         steps = [m.step for m in history]
         assert len(steps) == len(set(steps)), f"per-epoch values logged twice in {child.info.run_name}"
 
+
+
+def test_local_server_listens_on_a_port_the_kernel_chose(rerun):
+    """Prefect alone draws its temporary server's port from 8000-8999 and binds it seconds later; two runs
+    starting together could share one (prac_lth/environment.py). The CLI asks the kernel instead."""
+    output = rerun[2].stderr
+    found = re.search(r"(?:Starting|Stopping) temporary server on http://127\.0\.0\.1:(\d+)", output)
+    assert found, output[-3000:]
+    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    assert low <= int(found.group(1)) <= high, (found.group(0), low, high)
 
 # --------------------------------------------------------------------------------------------------
 # 3. The MLflow contract

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from tests.prefect_homes import migrated_prefect_home
 from tests.test_pipeline import Workspace, make_workspace, task_states
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def test_a_resume_needs_only_the_output_folder(ws):
     home_storage = ws.root / "prefect-home" / "storage"
     assert not home_storage.exists() or not any(home_storage.iterdir()), "stage results left in PREFECT_HOME"
     # Another worker: a Prefect home (and temporary server database) of its own, the same output folder.
-    other = ws.env(PREFECT_HOME=str(ws.root / "another-worker-home"))
+    other = ws.env(PREFECT_HOME=str(migrated_prefect_home(ws.root / "another-worker-home")))
     result = ws.run_ok(*ARGS, env=other)
     states = _stage_states(result.stdout + result.stderr)
     assert set(states.values()) == {"Cached"}, states

@@ -28,6 +28,7 @@ from prac.round_file import load_round
 from prac.run_paths import run_paths
 from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
 from tasks import tracking
+from tests.prefect_homes import migrated_prefect_home
 from tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
 from tests.mlflow_store import temporary_store
 
@@ -228,7 +229,7 @@ def test_a_model_left_pending_by_an_interrupted_attempt_is_replaced(experiment, 
 def test_flow_logs_every_rounds_ticket_once(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1",
+    env.update(PREFECT_HOME=str(migrated_prefect_home(tmp_path / "prefect-home")), MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore")
     argv = [str(Path(sys.executable).parent / "prac-lth"), "run", "digits-smoke", "--output-dir", str(tmp_path / "out"),
             *[arg for item in SETTINGS for arg in ("--set", item)]]
