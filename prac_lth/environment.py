@@ -21,6 +21,10 @@ def prepare_prefect_environment(output_dir: str) -> None:
     # The stages persist their results in the run's own output folder (tasks.caching.stage_options), whatever
     # this says; other persisted results (the comparison's process pool) go beside them by default.
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(output_dir).resolve() / ".prefect-results"))
+    # Prefect's 20 s for its temporary server to start: creating a new home's database takes 16 s of it on a
+    # 2-core machine, and more when the machine is busy. The flow's own start (if the early one failed) and
+    # the comparison's processes get as long as the CLI's.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", str(START_TIMEOUT_S))
 
 
 class _HeldBack(logging.Filter):

@@ -19,6 +19,7 @@ def _ephemeral_range() -> range:
 def local_mode(monkeypatch, tmp_path):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+    SubprocessASGIServer().stop()  # one an in-process flow of an earlier test left running (one per process)
     yield
     SubprocessASGIServer().stop()
 
@@ -32,7 +33,7 @@ def test_a_failed_start_stops_its_server_and_leaves_a_fresh_one_to_start(local_m
     server = SubprocessASGIServer()
     assert server is not first and not server.running
     assert server.port in _ephemeral_range()
-    server.start()  # what the flow's client does next: one server, on the kernel's port
+    server.start(timeout=120)  # the flow's client next (its timeout the CLI's: a new home is created)
     assert server.running and server.server_process.poll() is None
 
 
