@@ -13,10 +13,10 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
+from deployments.processes import free_port  # noqa: F401 - for test_faults
 from prac.artifacts import read_mask, read_prac_set
 from tests.prefect_homes import migrated_prefect_home
 # Processes and servers as the pipeline tests handle them: one way to signal, stop and wait for them.
-from tests.test_pipeline import _free_port as free_port  # noqa: F401 - for test_faults
 from tests.test_pipeline import _kill_group as kill_group
 from tests.test_pipeline import _stop as stop  # noqa: F401 - for test_faults
 from tests.test_pipeline import _wait_for

@@ -24,11 +24,12 @@ QUICK_ARGS = {
     "subset_costs": ["--threads", "1"],
     "machine_fraction": ["--threads", "1"],
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
-    "orchestration": ["--threads", "1"],
-    "parallel": [],
-    "gpu_share": ["--device", "cpu"],
-    "host_memory": ["--threads", "1"],  # fresh processes, each arm once, 256-512 images  # 1 and 2 processes sharing the device, 256 images  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
-    "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)  # digits-smoke through the flow (temporary Prefect server) and alone
+    "orchestration": ["--threads", "1"],  # digits-smoke through the flow (temporary Prefect server) and alone
+    "parallel": [],  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
+    "host_memory": ["--threads", "1"],  # fresh processes, each arm once, 256-512 images
+    "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)
+    # gpu_share (1 and 2 processes sharing the device): its smoke run, --device cpu --quick, is step 4 of
+    # gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
 }
 
 
@@ -45,7 +46,8 @@ def test_benchmark_quick_run(name, tmp_path):
 
 def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     """bench/gpu_check.sh --cpu-smoke: the GPU check's own steps (test suite selection, data files, one
-    experiment per method through the CLI, the throughput benchmark with 2 and 8 workers) run on the CPU."""
+    experiment per method through the CLI, the throughput benchmark with 2 and 8 workers, the sharing benchmark) run on
+    the CPU."""
     out = tmp_path / "check"
     proc = subprocess.run(["bash", str(BENCH / "gpu_check.sh"), "--cpu-smoke", str(out)], capture_output=True,
                           text=True, timeout=900, cwd=BENCH.parent)
@@ -60,3 +62,4 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert (out / "cifar" / "cifar-10-batches-py" / "data_batch_5").is_file()
     assert "baseline, 2 workers img/s" in log and "baseline, 8 workers img/s" in log and "reference loop img/s" in log
     assert "ours eager img/s" in log and "ours float32 img/s" in log
+    assert re.search(r"^2 at once: [\d,]+ img/s, \d+\.\d+x 1 at once", log, re.MULTILINE)  # bench/gpu_share.py

@@ -26,7 +26,8 @@ from PIL import Image
 
 from external import CHROMIUM
 from prac.comparison import match, per_sparsity
-from tests.test_pipeline import BIN, Workspace, _free_port, _stop, make_workspace
+from deployments.processes import free_port
+from tests.test_pipeline import BIN, Workspace, _stop, make_workspace
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +60,7 @@ SHORT = ["--set", "train.epochs=8", "--set", "train.milestones=[6]", "--set", "p
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory) -> Compared:
     ws = make_workspace(tmp_path_factory, "compare-ui")
-    port = _free_port()
+    port = free_port()
     result = ws.run_ok("compare", "digits", "--seeds", "0,1", "--methods", ",".join(METHODS), *SHORT,
                        "--parallel", "2", env=ws.env(MLFLOW_UI_URL=f"http://127.0.0.1:{port}"))
     found = LINK.search(result.stdout)

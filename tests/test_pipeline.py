@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -24,8 +23,10 @@ import mlflow
 import pandas as pd
 import pytest
 
+from deployments.processes import free_port
 from prac.artifacts import read_mask, read_prac_set
 from tests.prefect_homes import migrated_prefect_home
+from tests.test_environment import _ephemeral_range
 
 pytestmark = pytest.mark.slow
 
@@ -309,8 +310,7 @@ def test_local_server_listens_on_a_port_the_kernel_chose(rerun):
     output = rerun[2].stderr
     found = re.search(r"(?:Starting|Stopping) temporary server on http://127\.0\.0\.1:(\d+)", output)
     assert found, output[-3000:]
-    low, high = map(int, Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    assert low <= int(found.group(1)) <= high, (found.group(0), low, high)
+    assert int(found.group(1)) in _ephemeral_range(), (found.group(0), _ephemeral_range())
 
 # --------------------------------------------------------------------------------------------------
 # 3. The MLflow contract
@@ -387,12 +387,6 @@ def test_unreachable_tracking_server_fails_fast_with_one_line(tmp_path_factory):
 # 5. Served deployments
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _get(url: str, timeout: float = 5.0):
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status, json.loads(response.read() or b"null")
@@ -435,7 +429,7 @@ def _stop(proc: subprocess.Popen | None, timeout: float = 30.0) -> None:
 
 def test_served_deployment_end_to_end(tmp_path_factory):
     ws = make_workspace(tmp_path_factory, "deployment")
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     client_env = ws.env(PREFECT_API_URL=api, PREFECT_RUNNER_POLL_FREQUENCY="1")
     server = serve = None
