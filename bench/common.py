@@ -45,8 +45,8 @@ from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
 from prac.config import TrainConfig
-from prac.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from prac.data import idx_files
+from prac.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from prac.data.device_data import DeviceData, DeviceSplit
 from prac.data.fashion_mnist import DEFAULT_DIR as FASHION_DIR
 from prac.data.registry import DATASETS, load_dataset
@@ -56,8 +56,9 @@ from prac.models import build_model
 from prac.placement import to_device
 from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune
+from prac.round_types import RoundSpec
 from prac.schedule import RoundSchedule
-from prac.train import RoundSpec, train_round
+from prac.train import train_round
 
 BATCH = 128
 MOMENTUM = 0.9

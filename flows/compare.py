@@ -19,7 +19,7 @@ from flows.experiments import run_experiments
 from prac.code_version import code_version_of
 from prac.comparison import per_sparsity
 from prac.report import summary_markdown
-from tasks import comparison_logging, tracking
+from tasks import comparison_logging, tracking, tracking_runs
 
 
 def artifact_key(preset: str, what: str) -> str:
@@ -56,7 +56,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     results = run_experiments(configs, overrides, parallel, on_done)
     rows = [{"method": c.method, "seed": c.seed, **record} for c in configs for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
-    run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(
+    run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(
         preset, methods, seeds, overrides, code_version_of(configs[0])))
     try:
         comparison_logging.log_comparison_task(run_id, rows, [c.model_dump(mode="json") for c in configs], title)

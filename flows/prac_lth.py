@@ -18,7 +18,7 @@ from prac.imp_loop import RoundOutputs, run_rounds
 from prac.recompute import Recompute, is_forced, parse_recompute
 from prac.report import late_ticket_line, round_line
 from tasks import stage_tasks as st
-from tasks import tracking
+from tasks import tracking, tracking_runs
 from tasks.caching import stage_options
 from tasks.experiment_lock import experiment_lock
 from tasks.round_logging import log_round_task, log_ticket_task
@@ -97,7 +97,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     # Results of other code are other results: a run of their own (tag prac.code_version).
     params = {**flat_params(config), "runtime.code_version": code_version}
     lock = experiment_lock(config, logger.warning)  # one flow run per experiment at a time: another waits
-    run_id = tracking.parent_run(experiment_id, fp, config.method, config.seed, params,
+    run_id = tracking_runs.parent_run(experiment_id, fp, config.method, config.seed, params,
                                  run_name=f"{config.method}-seed{config.seed}", code_version=code_version)
     logger.info(f"{config.preset} · {config.method} · seed {config.seed} · fingerprint {fp} · MLflow run {run_id}")
     if note := short_schedule_note(config):

@@ -25,7 +25,7 @@ from prac.run_paths import check_output_dir, run_paths
 from prac.methods import get_method
 from prac.stages import (cet_over_d0, el2n_on_d0, next_training_set, predictions_on_d0, prune, retrain,
                          select_cep_stage, train_dense_round, train_sparse_round)
-from prac.train import RoundResult, Snapshot
+from prac.round_types import RoundResult, Snapshot
 from prac.transfer import check_source
 
 Log = Callable[[str], None] | None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,9 +29,7 @@ from prac.errors import ArtifactError, one_line
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask
 from prac.placement import to_device, to_numpy
-
-if TYPE_CHECKING:
-    from prac.train import RoundSpec, Snapshot, StateDict
+from prac.round_types import RoundSpec, Snapshot, StateDict
 
 FORMAT = 1
 
@@ -71,8 +69,6 @@ def snapshot_to_plain(snapshot: Snapshot) -> dict[str, Any]:
 
 
 def snapshot_from_plain(plain: dict[str, Any]) -> Snapshot:
-    from prac.train import Snapshot  # prac.train imports this module
-
     return Snapshot(**{**plain, "forget_events": to_numpy(plain["forget_events"])})
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from prac.artifacts import load_torch, save_torch
 from prac.round_checkpoint import snapshot_from_plain, snapshot_to_plain
-from prac.train import RoundResult
+from prac.round_types import RoundResult
 
 
 def save_round(path: Path, result: RoundResult) -> None:

@@ -14,10 +14,11 @@ from prac.fingerprint import seed_for
 from prac.masks import Mask, MaskEnforcer, full_mask
 from prac.placement import to_numpy
 from prac.pruning import magnitude_prune, random_prune
+from prac.round_types import EarlyStopSpec, RoundResult, RoundSpec, StateDict
 from prac.schedule import full_schedule, scaled_schedule
 from prac.selection import el2n, highest_scores, random_subset, select_cep, select_cet
+from prac.train import load_start_state, train_round
 from prac.transfer import transferred_set
-from prac.train import EarlyStopSpec, RoundResult, RoundSpec, StateDict, load_start_state, train_round
 
 Log = Callable[[str], None] | None
 

@@ -26,9 +26,10 @@ from prac.masks import Mask, prunable_parameters
 from prac.models import build_model
 from prac.placement import to_cpu
 from prac.round_file import load_round
+from prac.round_types import StateDict
 from prac.run_paths import run_paths
 from prac.stages import ticket_start_state as stage_ticket_start_state
-from prac.train import StateDict, load_start_state
+from prac.train import load_start_state
 
 SPARSITY_FILE = "ticket_sparsity.json"
 # Where a ticket is read from: a run folder, its config, or the stages' context (data already loaded).

@@ -11,11 +11,9 @@ With a checkpoint path, the loop's state is saved after every epoch and a killed
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -27,53 +25,11 @@ from prac.fingerprint import seed_for
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
 from prac.placement import require_on
-from prac.pruning import Scope, magnitude_prune
+from prac.pruning import magnitude_prune
 from prac.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
-from prac.schedule import RoundSchedule, steps_per_epoch
+from prac.round_types import RoundResult, RoundSpec, Snapshot, StateDict
+from prac.schedule import steps_per_epoch
 from prac.train_step import TrainStep
-
-StateDict = dict[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class EarlyStopSpec:
-    eps: float
-    window: int
-    prune_rate: float  # the candidate mask is what pruning at this rate would give now
-    stop: bool  # stop training when it fires; else only note where it fired (shared round 0)
-    prune_scope: Scope = "global"  # the candidate's pruning scope
-
-
-@dataclass(frozen=True)
-class RoundSpec:
-    schedule: RoundSchedule
-    seed: int  # data order and augmentation: per-epoch streams derived from it
-    subset: np.ndarray | None = None  # sorted positions within D0; None trains on all of D0
-    rewind_epoch: int | None = None  # keep the weights after this epoch (0: before training)
-    early_stop: EarlyStopSpec | None = None
-
-
-@dataclass
-class Snapshot:
-    """The round as if it ended after `epochs_run` epochs."""
-
-    epochs_run: int
-    iterations: int
-    last_state: StateDict
-    best_state: StateDict
-    best_epoch: int
-    best_val_acc: float
-    test_acc: float  # of the best-validation weights
-    forget_events: np.ndarray  # over the round's training set, in subset order
-    eval_samples: int  # forward passes spent on validation and test up to here
-
-
-@dataclass
-class RoundResult:
-    final: Snapshot
-    early: Snapshot | None  # where early stop fired (the same as final when it stopped training)
-    rewind_state: StateDict | None
-    curves: list[dict[str, float]] = field(default_factory=list)
 
 
 def clone_state(model: nn.Module) -> StateDict:

@@ -15,7 +15,7 @@ from prac.comparison_figure_set import HEADLINE, figure_set
 from prac.comparison_inputs import runs_of
 from prac.config import ExperimentConfig
 from prac.report import method_summary
-from tasks import tracking
+from tasks import tracking, tracking_runs
 
 CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")
 HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names
@@ -85,6 +85,6 @@ def find_link(preset: str, methods: list[str], seeds: list[int], overrides: list
     experiment = tracking.client().get_experiment_by_name(tracking.experiment_name(preset))
     if experiment is None:
         return None
-    run_id = tracking.find_comparison_run(experiment.experiment_id,
+    run_id = tracking_runs.find_comparison_run(experiment.experiment_id,
                                           *identity(preset, methods, seeds, overrides, code_version))
     return link(experiment.experiment_id, run_id) if run_id else None

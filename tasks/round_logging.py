@@ -11,7 +11,7 @@ from prefect import task
 
 from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.round_file import load_round
-from tasks import tracking
+from tasks import tracking, tracking_runs
 from tasks.context import experiment_context
 from prac.imp_steps import arm_snapshot
 
@@ -27,7 +27,7 @@ def log_round_task(config: dict[str, Any], experiment_id: str, run_id: str, roun
     snap, _ = arm_snapshot(ctx, result, round_index)
     # The arm's view of round 0 may end early: its curves end where it stopped.
     curves = [{k: row[k] for k in _CURVES} for row in result.curves[: snap.epochs_run]]
-    child = tracking.round_child_run(experiment_id, run_id, round_index)
+    child = tracking_runs.round_child_run(experiment_id, run_id, round_index)
     tracking.log_epoch_curves(child, curves)
     tracking.finish_run(child)
     tracking.log_round_artifacts(run_id, round_index, [Path(checked_path(ref)) for ref in artifacts])

@@ -4,7 +4,7 @@ Every function builds its own ``MlflowClient(tracking_uri=tracking_uri())`` and 
 ids, so nothing relies on MLflow's global active run and several tasks or processes can log side by
 side. Everything is idempotent: a resumed or re-run flow finds its experiment, parent run and round
 runs again, and never logs a metric value twice at one step nor re-uploads an identical artifact.
-Run lookup and creation live in ``tasks.tracking_runs`` and are re-exported here; ``run_link`` and
+Run lookup and creation live in ``tasks.tracking_runs`` (which imports this module); ``run_link`` and
 ``ui_command`` tell users where to see a run in the MLflow UI.
 
 A local SQLite store is created whole or not at all (``prepare_store``): a process killed while MLflow
@@ -504,12 +504,8 @@ def ui_command(uri: str | None = None) -> str | None:
     return f"mlflow ui --backend-store-uri {shlex.quote(uri)} --host {address.hostname} --port {port}"
 
 
-from tasks.tracking_runs import (comparison_run, find_comparison_run, parent_run,  # noqa: E402  (re-exports)
-                                 round_child_run)
-
 __all__ = [
-    "check_tracking_reachable", "client", "comparison_run", "ensure_experiment", "experiment_name",
-    "find_comparison_run", "finish_run", "log_epoch_curves", "log_figure", "log_metrics", "log_round_artifacts",
-    "log_round_metrics", "log_table", "parent_run", "round_artifact_dir", "round_child_run", "run_link",
-    "tracking_uri", "ui_command", "ui_url",
+    "check_tracking_reachable", "client", "ensure_experiment", "experiment_name", "finish_run", "log_epoch_curves",
+    "log_figure", "log_metrics", "log_round_artifacts", "log_round_metrics", "log_table", "round_artifact_dir",
+    "run_link", "tracking_uri", "ui_command", "ui_url",
 ]

@@ -1,4 +1,4 @@
-"""Finding or creating the runs of DESIGN.md §3 (re-exported by ``tasks.tracking``).
+"""Finding or creating the runs of DESIGN.md §3 (beside ``tasks.tracking``, whose client it uses).
 
 One parent run per arm x seed (``prac.kind=experiment``, found again by ``prac.fingerprint``), a
 nested child run per round (``prac.kind=round``), and comparison runs (``prac.kind=comparison``).
@@ -14,16 +14,12 @@ from mlflow import MlflowClient
 from mlflow.entities import Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
+from tasks.tracking import client
+
 log = logging.getLogger(__name__)
 
 ParamValue = str | int | float | bool | None
 _PARAMS_PER_BATCH = 100  # MLflow's log_batch limit
-
-
-def _client() -> MlflowClient:
-    from tasks.tracking import client  # late: tasks.tracking imports this module
-
-    return client()
 
 
 def _quote(value: str) -> str:
@@ -66,7 +62,7 @@ def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
     """The run of one arm x seed: found again by ``prac.fingerprint`` and ``prac.code_version`` (results
     of other code get a run of their own; set back to RUNNING), or created with its tags and all params
     (flattened config, dotted keys)."""
-    c = _client()
+    c = client()
     identity = {"prac.fingerprint": fingerprint, **({"prac.code_version": code_version} if code_version else {})}
     run = _find(c, experiment_id, identity, exclude_kinds=("comparison", "round"))
     if run is None:
@@ -79,7 +75,7 @@ def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
 
 def round_child_run(experiment_id: str, parent_run_id: str, round_index: int) -> str:
     """The nested run carrying round ``round_index``'s per-epoch curves (found again if it exists)."""
-    c = _client()
+    c = client()
     tags = {MLFLOW_PARENT_RUN_ID: parent_run_id, "prac.kind": "round", "prac.round": str(round_index)}
     run = _find(c, experiment_id, tags)
     if run is None:
@@ -97,13 +93,13 @@ def _comparison_tags(name: str, params: Mapping[str, ParamValue]) -> dict[str, s
 def find_comparison_run(experiment_id: str, name: str, params: Mapping[str, ParamValue]) -> str | None:
     """The id of the comparison run ``comparison_run`` gives for this name and params, if there is one
     (found, not reopened: for printing its link after the flow)."""
-    run = _find(_client(), experiment_id, _comparison_tags(name, params))
+    run = _find(client(), experiment_id, _comparison_tags(name, params))
     return run.info.run_id if run is not None else None
 
 
 def comparison_run(experiment_id: str, name: str, params: Mapping[str, ParamValue]) -> str:
     """A ``prac.kind=comparison`` run; the same name and params find the same run again."""
-    c = _client()
+    c = client()
     tags = _comparison_tags(name, params)
     key = tags["prac.comparison_key"]
     run = _find(c, experiment_id, tags)

@@ -10,7 +10,7 @@ import pytest
 
 from prac.comparison import match, per_sparsity
 from prac.report import method_summary, summary_markdown
-from tasks import comparison_logging, tracking
+from tasks import comparison_logging, tracking, tracking_runs
 from tests import synthetic_runs as synthetic
 from tests.mlflow_store import temporary_store
 
@@ -30,7 +30,7 @@ def logged(store):
     root, _ = store
     configs = synthetic.write_runs(root / "runs")
     experiment_id = tracking.ensure_experiment("digits-smoke")
-    run_id = tracking.comparison_run(experiment_id, *comparison_logging.identity(*IDENTITY))
+    run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(*IDENTITY))
     paths = comparison_logging.log_comparison(run_id, synthetic.ROWS, configs, "synthetic")
     tracking.finish_run(run_id)
     return experiment_id, run_id, paths, configs
@@ -81,7 +81,7 @@ def test_figures_are_pngs_under_figures(store, logged, tmp_path):
 def test_logging_again_finds_the_run_and_duplicates_nothing(store, logged, tmp_path):
     _, client = store
     experiment_id, run_id, paths, configs = logged
-    again = tracking.comparison_run(experiment_id, *comparison_logging.identity(*IDENTITY))
+    again = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(*IDENTITY))
     assert again == run_id
     histories = {k: len(client.get_metric_history(run_id, k)) for k in client.get_run(run_id).data.metrics}
     sizes = {f.path: f.file_size for f in client.list_artifacts(run_id, "figures")}

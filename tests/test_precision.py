@@ -13,8 +13,9 @@ from prac.masks import full_mask
 from prac import precision
 from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune
+from prac.round_types import RoundSpec
 from prac.schedule import RoundSchedule
-from prac.train import RoundSpec, train_round
+from prac.train import train_round
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

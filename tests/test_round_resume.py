@@ -14,8 +14,9 @@ from prac.artifacts import load_torch, save_torch
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError
 from prac.masks import full_mask
+from prac.round_types import EarlyStopSpec, RoundResult, RoundSpec, Snapshot
 from prac.schedule import RoundSchedule
-from prac.train import EarlyStopSpec, RoundResult, RoundSpec, Snapshot, train_round
+from prac.train import train_round
 from prac.train_step import TrainStep
 
 WINDOW = 2

@@ -27,7 +27,7 @@ from prac.presets import preset_config
 from prac.round_file import load_round
 from prac.run_paths import run_paths
 from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
-from tasks import tracking
+from tasks import tracking, tracking_runs
 from tests.prefect_homes import migrated_prefect_home
 from tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
 from tests.mlflow_store import temporary_store
@@ -172,7 +172,7 @@ def test_bad_requests_are_one_line_errors(experiment, tmp_path):
 def test_logged_ticket_loads_with_its_sparsity_and_is_logged_once(experiment, store):
     config, folder, records = experiment
     experiment_id = tracking.ensure_experiment("ticket-test")
-    run_id = tracking.parent_run(experiment_id, "fp-ticket", "prac", 0, {"train.lr": 0.05}, run_name="prac-seed0")
+    run_id = tracking_runs.parent_run(experiment_id, "fp-ticket", "prac", 0, {"train.lr": 0.05}, run_name="prac-seed0")
     source = ticket_context(config)
     for r in range(ROUNDS):
         tracking.log_round_metrics(run_id, r, {"sparsity": records[r].sparsity})
@@ -214,7 +214,7 @@ def test_logged_ticket_loads_with_its_sparsity_and_is_logged_once(experiment, st
 def test_a_model_left_pending_by_an_interrupted_attempt_is_replaced(experiment, store):
     config, _, _ = experiment
     experiment_id = tracking.ensure_experiment("ticket-pending")
-    run_id = tracking.parent_run(experiment_id, "fp-pending", "prac", 0, {}, run_name="prac-seed0")
+    run_id = tracking_runs.parent_run(experiment_id, "fp-pending", "prac", 0, {}, run_name="prac-seed0")
     stale = store.create_logged_model(experiment_id, name=model_name(0), source_run_id=run_id)  # PENDING
     model_id = log_round_ticket(ticket_context(config), experiment_id, run_id, 0)
     assert model_id != stale.model_id

@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from prac.errors import ArtifactError, UserError
-from tasks import tracking
+from tasks import tracking, tracking_runs
 from tests.mlflow_store import temporary_store
 
 
@@ -36,7 +36,7 @@ def experiment_id(store):
 
 @pytest.fixture(scope="module")
 def parent(experiment_id):
-    return tracking.parent_run(experiment_id, "fp-parent", "prac", 0,
+    return tracking_runs.parent_run(experiment_id, "fp-parent", "prac", 0,
                                {"train.lr": 0.1, "train.epochs": 3, "prune.global": True, "data.root": None},
                                run_name="prac-seed0")
 
@@ -84,7 +84,7 @@ def test_parent_run_found_again_by_fingerprint(store, experiment_id, parent):
     _, _, c = store
     tracking.finish_run(parent)
     assert c.get_run(parent).info.status == "FINISHED"
-    again = tracking.parent_run(experiment_id, "fp-parent", "prac", 0, {"train.lr": 0.1, "train.extra": "x"})
+    again = tracking_runs.parent_run(experiment_id, "fp-parent", "prac", 0, {"train.lr": 0.1, "train.extra": "x"})
     assert again == parent
     runs = c.search_runs([experiment_id], "tags.`prac.fingerprint` = 'fp-parent' and tags.`prac.kind` = 'experiment'")
     assert len(runs) == 1
@@ -95,7 +95,7 @@ def test_parent_run_found_again_by_fingerprint(store, experiment_id, parent):
         "prac.method": "prac", "prac.seed": "0", "prac.fingerprint": "fp-parent", "prac.kind": "experiment"}
     assert run.data.params == {"train.lr": "0.1", "train.epochs": "3", "prune.global": "True",
                                "data.root": "None", "train.extra": "x"}
-    other = tracking.parent_run(experiment_id, "fp-other", "lt", 1, {})
+    other = tracking_runs.parent_run(experiment_id, "fp-other", "lt", 1, {})
     assert other != parent
 
 
@@ -115,16 +115,16 @@ def test_round_metrics_once_per_step(store, parent):
 
 def test_round_child_runs_nested_and_idempotent(store, experiment_id, parent):
     _, _, c = store
-    child0 = tracking.round_child_run(experiment_id, parent, 0)
-    child1 = tracking.round_child_run(experiment_id, parent, 1)
+    child0 = tracking_runs.round_child_run(experiment_id, parent, 0)
+    child1 = tracking_runs.round_child_run(experiment_id, parent, 1)
     assert child0 != child1
-    assert tracking.round_child_run(experiment_id, parent, 0) == child0
+    assert tracking_runs.round_child_run(experiment_id, parent, 0) == child0
     run = c.get_run(child0)
     assert run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.tags["prac.kind"] == "round" and run.data.tags["prac.round"] == "0"
     assert run.info.run_name == "round_00"
     # a round run never passes for the parent, though it carries the parent's fingerprint
-    assert tracking.parent_run(experiment_id, "fp-parent", "prac", 0, {}) == parent
+    assert tracking_runs.parent_run(experiment_id, "fp-parent", "prac", 0, {}) == parent
 
     curves = [{"train_loss": 1.0, "val_acc": 0.5, "lr": 0.1},
               {"train_loss": 0.5, "val_acc": float("nan"), "lr": 0.1}]
@@ -155,14 +155,14 @@ def test_round_artifacts(store, parent, tmp_path):
 def test_comparison_run_and_table(store, experiment_id):
     _, _, c = store
     params = {"seeds": "0,1,2", "preset": "test-preset"}
-    run_id = tracking.comparison_run(experiment_id, "compare-0,1,2", params)
-    assert tracking.comparison_run(experiment_id, "compare-0,1,2", params) == run_id
-    assert tracking.comparison_run(experiment_id, "compare-0,1", {"seeds": "0,1"}) != run_id
+    run_id = tracking_runs.comparison_run(experiment_id, "compare-0,1,2", params)
+    assert tracking_runs.comparison_run(experiment_id, "compare-0,1,2", params) == run_id
+    assert tracking_runs.comparison_run(experiment_id, "compare-0,1", {"seeds": "0,1"}) != run_id
     run = c.get_run(run_id)
     assert run.data.tags["prac.kind"] == "comparison"
     assert run.data.params == params
     # the comparison run does not pass for a parent run
-    assert tracking.parent_run(experiment_id, "fp-parent", "prac", 0, {}) != run_id
+    assert tracking_runs.parent_run(experiment_id, "fp-parent", "prac", 0, {}) != run_id
 
     table = pd.DataFrame({"method": ["prac", "lt"], "sparsity": [0.8, 0.8], "iterations": [1200, 3000]})
     tracking.log_table(run_id, table, "comparison.json")
@@ -299,7 +299,7 @@ def test_store_is_never_migrated_in_place(tmp_path):
     tracking.prepare_store(uri)
     with temporary_store_at(uri):
         experiment = tracking.ensure_experiment("old")
-        tracking.parent_run(experiment, "fp-old", "prac", 0, {})
+        tracking_runs.parent_run(experiment, "fp-old", "prac", 0, {})
     with contextlib.closing(sqlite3.connect(old)) as connection, connection:
         connection.execute("UPDATE alembic_version SET version_num = '0584bdc529eb'")
     before = old.read_bytes()

@@ -13,8 +13,9 @@ from prac.data.device_data import DeviceSplit
 from prac.evaluate import accuracy
 from prac.masks import full_mask, kept_count
 from prac.pruning import magnitude_prune, random_prune
+from prac.round_types import EarlyStopSpec, RoundSpec
 from prac.schedule import RoundSchedule
-from prac.train import EarlyStopSpec, RoundSpec, train_round
+from prac.train import train_round
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

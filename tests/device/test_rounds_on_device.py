@@ -17,8 +17,9 @@ from prac.placement import map_tensors, to_cpu
 from prac.precision import autocast_dtype
 from prac.pruning import magnitude_prune, random_prune
 from prac.round_file import load_round, save_round
+from prac.round_types import EarlyStopSpec, RoundSpec
 from prac.schedule import RoundSchedule, full_schedule
-from prac.train import EarlyStopSpec, RoundSpec, prunable_weights, train_round
+from prac.train import prunable_weights, train_round
 from prac.train_step import WARMUP_STEPS, TrainStep
 
 
