@@ -13,7 +13,6 @@ import mlflow
 import pyarrow.parquet as pq
 import pytest
 
-from deployments.processes import free_port  # noqa: F401 - for test_faults
 from prac.artifacts import read_mask, read_prac_set
 from tests.prefect_homes import migrated_prefect_home
 # Processes and servers as the pipeline tests handle them: one way to signal, stop and wait for them.
