@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from prac.config import ExperimentConfig
 from prac.errors import UserError
-from prac.imp_steps import check_inputs
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
+from prac.build_config import build_config
 
 
 def _shown(value: object) -> str:
@@ -27,9 +25,7 @@ def experiment_config(preset: str, method: str, seed: int, overrides: list[str] 
         raise UserError(f"parameter seed must be an integer, got {_shown(seed)}")
     if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         raise UserError(f"parameter overrides must be a list of 'key=value' strings, got {_shown(overrides)}")
-    config = apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *(overrides or [])])
-    check_inputs(config)
-    return config
+    return build_config(preset, method, seed, overrides or [])
 
 
 def check_comparison(methods: list[str], seeds: list[int], parallel: int) -> None:

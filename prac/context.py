@@ -11,7 +11,8 @@ from prac.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
 from prac.device import configure_threads, select_device
-from prac.fingerprint import fingerprint, precision_of, round0_fingerprint, seed_for
+from prac.fingerprint import fingerprint, precision_of, round0_fingerprint
+from prac.seeds import seed_for
 from prac.host_memory import keep_freed_memory
 from prac.methods import Method, get_method
 from prac.models import build_model

@@ -83,9 +83,3 @@ def round0_fingerprint(config: ExperimentConfig) -> str:
     """Hash of what round 0 depends on: equal for the prac, lt and random arms of one experiment."""
     return _digest(_without(_hashed_fields(config), _NOT_ROUND0))
 
-
-def seed_for(seed: int, *labels: object) -> int:
-    """A 63-bit seed derived from the experiment seed and labels (e.g. "epoch", 4): independent streams
-    per purpose, so resuming at an epoch boundary needs no saved RNG state."""
-    text = json.dumps([seed, *[str(x) for x in labels]])
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1

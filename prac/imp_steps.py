@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 from pathlib import Path
 from typing import Callable, Iterator
@@ -16,17 +17,16 @@ import pyarrow.parquet as pq
 from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, write_mask, write_prac_set
 from prac.artifacts.refs import ArtifactRef, checked_path, file_sha256, make_ref
 from prac.code_version import code_version_of
-from prac.config import ExperimentConfig
+from prac.build_config import check_inputs
 from prac.context import ExperimentContext
 from prac.masks import Mask, full_mask
 from prac.placement import to_numpy
 from prac.round_file import load_round, save_round
-from prac.run_paths import check_output_dir, run_paths
+from prac.run_paths import run_paths
 from prac.methods import get_method
 from prac.stages import (cet_over_d0, el2n_on_d0, next_training_set, predictions_on_d0, prune, retrain,
                          select_cep_stage, train_dense_round, train_sparse_round)
-from prac.round_types import RoundResult, Snapshot
-from prac.transfer import check_source
+from prac.round_types import RoundResult, Snapshot, StateDict
 
 Log = Callable[[str], None] | None
 
@@ -34,14 +34,6 @@ Log = Callable[[str], None] | None
 def write_json(path: Path, payload: object) -> None:
     with atomic_write(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, default=float))
-
-
-def check_inputs(config: ExperimentConfig) -> None:
-    """What a run reads besides its config and data, and where it writes, checked before any training
-    (one-line UserError)."""
-    if get_method(config.method).reads_transfer:
-        check_source(config)
-    check_output_dir(config.runtime.output_dir)  # last: a refused run creates no folder
 
 
 def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
@@ -91,7 +83,7 @@ def _round(ctx: ExperimentContext, ref: ArtifactRef | Path) -> RoundResult:
 
 
 def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndarray | None:
-    if ctx.method.next_set == "all" or prac_set_ref is None:
+    if ctx.method.selector.trains_on_all or prac_set_ref is None:
         return None
     prac_set = read_prac_set(checked_path(prac_set_ref)).prac_set
     return np.flatnonzero(prac_set.in_prac)  # rows are D0 in order: row number = position in D0
@@ -220,11 +212,14 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
     cet = read_prac_set(checked_path(cet_ref), expected_fingerprint=ctx.fingerprint).prac_set
     in_cep = np.zeros_like(cet.in_cet)
     dense = pq.read_table(checked_path(dense_ref)) if dense_ref is not None else None
+    @functools.cache
+    def sparse_best() -> StateDict:  # read only if CEP or the selector needs it
+        return arm_snapshot(ctx, _round(ctx, train_ref), round_index)[0].best_state
+
     if ctx.method.uses_cep(ctx.config.prac.use_cep) and round_index >= 1 and dense is not None:
-        snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
-        in_cep = select_cep_stage(ctx, dense.column("prediction").to_numpy(), snap.best_state)
+        in_cep = select_cep_stage(ctx, dense.column("prediction").to_numpy(), sparse_best())
     el2n_scores = dense.column("el2n").to_numpy() if dense is not None and "el2n" in dense.column_names else None
-    in_prac = next_training_set(ctx, round_index, cet.in_cet, in_cep, el2n_scores)
+    in_prac = next_training_set(ctx, round_index, cet.in_cet, in_cep, el2n_scores, sparse_best)
     if not in_prac.any():
         if log:
             log(f"round {round_index}: the PrAC set is empty; the next round trains on this round's set again")

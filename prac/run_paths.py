@@ -8,6 +8,7 @@ from pathlib import Path
 from prac.config import ExperimentConfig
 from prac.errors import UserError, one_line
 from prac.fingerprint import fingerprint, round0_fingerprint
+from prac.run_layout import round_folder
 
 
 @dataclass(frozen=True)
@@ -17,11 +18,6 @@ class RunPaths:
 
     def round(self, round_index: int) -> Path:
         return round_folder(self.root, round_index)
-
-
-def round_folder(run_root: Path, round_index: int) -> Path:
-    """A round's folder in a run folder (also one read by path: a transfer source)."""
-    return run_root / f"round_{round_index:02d}"
 
 
 def run_paths(config: ExperimentConfig) -> RunPaths:

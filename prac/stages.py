@@ -10,15 +10,14 @@ import torch
 
 from prac.context import ExperimentContext
 from prac.evaluate import predict, probabilities
-from prac.fingerprint import seed_for
 from prac.masks import Mask, MaskEnforcer, full_mask
 from prac.placement import to_numpy
-from prac.pruning import magnitude_prune, random_prune
+from prac.pruners import PruneInputs
 from prac.round_types import EarlyStopSpec, RoundResult, RoundSpec, StateDict
 from prac.schedule import full_schedule, scaled_schedule
-from prac.selection import el2n, highest_scores, random_subset, select_cep, select_cet
+from prac.selection import el2n, select_cep, select_cet
+from prac.selectors import SelectionInputs
 from prac.train import load_start_state, train_round
-from prac.transfer import transferred_set
 
 Log = Callable[[str], None] | None
 
@@ -71,14 +70,9 @@ def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.nd
 
 
 def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int) -> Mask:
-    """prune: magnitude pruning of the round's last weights (at random for methods that prune at random:
-    the draws come from a CPU generator, so a seed gives the same mask on any device). Weights and mask on
-    the training device; so is the new mask."""
-    rate = ctx.config.prune.rate
-    if ctx.method.pruning == "random":
-        generator = torch.Generator().manual_seed(seed_for(ctx.config.seed, "random-prune", round_index))
-        return random_prune(mask, rate, generator, ctx.config.prune.scope)
-    return magnitude_prune({n: weights[n] for n in mask}, mask, rate, ctx.config.prune.scope)
+    """prune: the next mask by the method's pruner (prac.pruners) from the round's last weights. Weights and mask
+    on the training device; so is the new mask."""
+    return ctx.method.pruner.prune(PruneInputs(ctx.config, round_index, weights, mask))
 
 
 def _model_at(ctx: ExperimentContext, state: StateDict, mask: Mask | None) -> torch.nn.Module:
@@ -105,24 +99,17 @@ def el2n_on_d0(ctx: ExperimentContext, state: StateDict) -> np.ndarray:
 
 
 def next_training_set(ctx: ExperimentContext, round_index: int, in_cet: np.ndarray, in_cep: np.ndarray,
-                      el2n_scores: np.ndarray | None) -> np.ndarray:
-    """The next round's training set over D0, by the method's rule (prac.methods `next_set`)."""
-    rule = ctx.method.next_set
-    if rule == "all":
-        return np.ones_like(in_cet)
-    if rule == "cet":
-        return in_cet.copy()
-    in_prac = in_cet | in_cep
-    if rule == "prac":
-        return in_prac
-    if rule == "transfer":
-        return transferred_set(ctx.config, round_index, ctx.data.train_index.astype(np.int64))
-    if rule == "random-subset":
-        generator = np.random.default_rng(seed_for(ctx.config.seed, "random-subset", round_index))
-        return random_subset(len(in_prac), int(in_prac.sum()), generator)
-    if el2n_scores is None:
-        raise ValueError("el2n-subset needs the EL2N scores of round 0")
-    return highest_scores(el2n_scores, int(in_prac.sum()))
+                      el2n_scores: np.ndarray | None, sparse_best: Callable[[], StateDict]) -> np.ndarray:
+    """The next round's training set over D0, by the method's selector (prac.selectors). `sparse_best`: the
+    round's best weights, read when a selector asks for the sparse model's probabilities."""
+    def sparse_probabilities() -> np.ndarray:
+        channels_last = ctx.config.train.channels_last
+        return to_numpy(probabilities(_model_at(ctx, sparse_best(), None), ctx.data.train, ctx.data, channels_last))
+
+    return ctx.method.selector.select(SelectionInputs(
+        ctx.config, round_index, in_cet, in_cep, train_index=ctx.data.train_index.astype(np.int64),
+        labels=to_numpy(ctx.data.train.labels).astype(np.int64), el2n_scores=el2n_scores,
+        probabilities=sparse_probabilities))
 
 
 def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, sparse_best: StateDict) -> np.ndarray:
@@ -132,7 +119,7 @@ def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, spar
 
 def ticket_start_state(ctx: ExperimentContext, rewind_state: StateDict) -> StateDict:
     """The weights a ticket starts from: θ_rewind, or a fresh initialisation (prac.methods `ticket_start`)."""
-    return ctx.reinit_state() if ctx.method.ticket_start == "reinit" else rewind_state
+    return ctx.reinit_state() if ctx.method.ticket_start.fresh_init else rewind_state
 
 
 def retrain(ctx: ExperimentContext, mask: Mask, rewind_state: StateDict, log: Log = None,

@@ -84,7 +84,7 @@ def ticket_start_state(ctx: ExperimentContext) -> StateDict:
 
 
 def ticket_start_name(ctx: ExperimentContext) -> str:
-    return f"theta_{ctx.method.ticket_start}"  # theta_rewind or theta_reinit
+    return f"theta_{ctx.method.ticket_start.name}"  # theta_rewind or theta_reinit
 
 
 def ticket_mask(ctx: ExperimentContext, round_index: int) -> Mask:

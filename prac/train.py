@@ -21,7 +21,7 @@ from prac.config import TrainConfig
 from prac.data.device_data import DeviceData
 from prac.early_stop import MaskDistanceEarlyStop
 from prac.evaluate import accuracy
-from prac.fingerprint import seed_for
+from prac.seeds import seed_for
 from prac.forgetting import CorrectnessRecord
 from prac.masks import Mask, MaskEnforcer, hamming_distance, kept_count
 from prac.placement import require_on

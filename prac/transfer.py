@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from prac.artifacts import read_prac_set
 from prac.config import ExperimentConfig
 from prac.errors import ArtifactError, UserError, one_line
-from prac.run_paths import round_folder
+from prac.run_layout import round_folder
 
 
 def source_folder(config: ExperimentConfig) -> Path:

@@ -172,7 +172,7 @@ def test_a_bad_set_is_refused_before_the_flow_too(capsys, earlier):
 ARG_CASES = {
     "seed-not-an-int": (["run", PRESET, "--seed", "x"], "invalid int value: 'x'"),
     "seed-negative": (["run", PRESET, "--seed", "-1"], "seed"),
-    "method-unknown": (["run", PRESET, "--method", "foo"], "invalid choice: 'foo'"),
+    "method-unknown": (["run", PRESET, "--method", "foo"], "unknown method 'foo' (known: prac, lt,"),
     "option-unknown": (["run", PRESET, "--frobnicate"], "--frobnicate"),
     "preset-unknown": (["run", "digits-smok"], "unknown preset 'digits-smok'"),
     "seeds-not-ints": (["compare", PRESET, "--seeds", "a,b"], "--seeds expects comma-separated integers"),

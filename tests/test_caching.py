@@ -59,15 +59,32 @@ def test_the_code_version_follows_the_science_sources(tmp_path, monkeypatch):
     copy = tmp_path / "prac"
     shutil.copytree(code_version.SCIENCE_ROOT, copy, ignore=shutil.ignore_patterns("__pycache__"))
     monkeypatch.setattr(code_version, "SCIENCE_ROOT", copy)
-    code_version.science_code_version.cache_clear()
+    monkeypatch.delenv("PRAC_LTH_PLUGINS", raising=False)
+    code_version._version.cache_clear()
     try:
         before = code_version.science_code_version()
-        assert before == code_version.science_code_version.__wrapped__()  # deterministic
+        assert before == code_version._version.__wrapped__(())  # deterministic
         (copy / "selection.py").write_text((copy / "selection.py").read_text() + "\n# a fix in CEP\n")
-        code_version.science_code_version.cache_clear()
+        code_version._version.cache_clear()
         assert code_version.science_code_version() != before
     finally:
-        code_version.science_code_version.cache_clear()
+        code_version._version.cache_clear()
+
+
+def test_the_code_version_follows_the_plugin_modules(tmp_path, monkeypatch):
+    plugin = tmp_path / "my_selector_plugin.py"
+    plugin.write_text("# a researcher's selector\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("PRAC_LTH_PLUGINS", raising=False)
+    alone = code_version.science_code_version()
+    monkeypatch.setenv("PRAC_LTH_PLUGINS", "my_selector_plugin")
+    with_plugin = code_version.science_code_version()
+    plugin.write_text("# a researcher's selector, fixed\n")
+    code_version._version.cache_clear()
+    assert len({alone, with_plugin, code_version.science_code_version()}) == 3
+    monkeypatch.setenv("PRAC_LTH_PLUGINS", "no_such_plugin_module")
+    with pytest.raises(UserError, match="PRAC_LTH_PLUGINS: module 'no_such_plugin_module' is not found"):
+        code_version.science_code_version()
 
 
 @pytest.mark.parametrize("items, expected", [
