@@ -17,6 +17,7 @@ from prac.fingerprint import fingerprint
 from prac.imp_loop import RoundOutputs, run_rounds
 from prac.recompute import Recompute, is_forced, parse_recompute
 from prac.report import late_ticket_line, round_line
+from prac.stage_table import Stage
 from tasks import stage_tasks as st
 from tasks import tracking, tracking_runs
 from tasks.caching import stage_options
@@ -30,53 +31,27 @@ class TaskSteps:
     (tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
     whose output file is missing or fails its checksum runs again too, with one line saying so."""
 
-    _FRESH = {"train-round", "retrain"}  # stages that reuse files of their own (round 0, checkpoints)
-
     def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
         self.config = config.model_dump(mode="json")
         self.recompute, self.warn = recompute, warn
         options = stage_options(config.runtime.output_dir)
-        self.tasks = {t.name: t.with_options(**options) for t in (
-            st.train_round_task, st.dense_predictions_task, st.select_cet_task, st.prune_task, st.select_cep_task,
-            st.retrain_task, st.ticket_from_next_round_task)}
+        self.tasks = {name: t.with_options(**options) for name, t in st.STAGE_TASKS.items()}
 
-    def _call(self, stage: str, r: int | None, *inputs: Any) -> ArtifactRef:
-        if is_forced(self.recompute, stage, r):
+    def run(self, stage: Stage, r: int | None, **inputs: ArtifactRef | None) -> ArtifactRef:
+        if is_forced(self.recompute, stage.name, r):
             return self._run(stage, r, inputs, fresh=True)
         ref = self._run(stage, r, inputs, fresh=False)
         try:
             checked_path(ref)
         except ArtifactError as damage:
-            where = stage if r is None else f"{stage} of round {r}"
+            where = stage.name if r is None else f"{stage.name} of round {r}"
             self.warn(f"{damage}: {where} is computed again")
             ref = self._run(stage, r, inputs, fresh=True)
         return ref
 
-    def _run(self, stage: str, r: int | None, inputs: tuple, fresh: bool) -> ArtifactRef:
-        task = self.tasks[stage].with_options(refresh_cache=True) if fresh else self.tasks[stage]
-        args = (self.config,) if r is None else (self.config, r)
-        return task(*args, *inputs, **({"fresh": True} if fresh and stage in self._FRESH else {}))
-
-    def train(self, r, mask, prac_set):
-        return self._call("train-round", r, mask, prac_set)
-
-    def dense_predictions(self, round0):
-        return self._call("dense-predictions", None, round0)
-
-    def select_cet(self, r, train, prac_set):
-        return self._call("select-cet", r, train, prac_set)
-
-    def prune(self, r, train, mask):
-        return self._call("prune", r, train, mask)
-
-    def select_cep(self, r, train, cet, dense):
-        return self._call("select-cep", r, train, cet, dense)
-
-    def retrain(self, r, mask):
-        return self._call("retrain", r, mask)
-
-    def ticket_from_next_round(self, r, next_train):
-        return self._call("ticket-from-next-round", r, next_train)
+    def _run(self, stage: Stage, r: int | None, inputs: dict, fresh: bool) -> ArtifactRef:
+        task = self.tasks[stage.name].with_options(refresh_cache=True) if fresh else self.tasks[stage.name]
+        return task(self.config, r, inputs, **({"fresh": True} if fresh and stage.fresh else {}))
 
     def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
         return st.record_of_round(self.config, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)

@@ -50,28 +50,11 @@ class EngineSteps:
     def _epochs(self, label: str) -> Log | None:
         return (lambda line: self.log(f"{label}: {line}")) if self.ctx.config.runtime.verbose else None
 
-    def train(self, r, mask, prac_set):
-        if r == 0 and imp_steps.round0_is_current(self.ctx):
-            self.log(f"round 0: reusing the shared dense round {imp_steps.round0_file(self.ctx)}")
-        return imp_steps.train_round_step(self.ctx, r, mask, prac_set, self._epochs(f"round {r}"))
-
-    def dense_predictions(self, round0):
-        return imp_steps.dense_predictions_step(self.ctx, round0)
-
-    def select_cet(self, r, train, prac_set):
-        return imp_steps.select_cet_step(self.ctx, r, train, prac_set)
-
-    def prune(self, r, train, mask):
-        return imp_steps.prune_step(self.ctx, r, train, mask)
-
-    def select_cep(self, r, train, cet, dense):
-        return imp_steps.select_cep_step(self.ctx, r, train, cet, dense, self.log)
-
-    def retrain(self, r, mask):
-        return imp_steps.retrain_step(self.ctx, r, mask, self._epochs(f"retrain of mask {r}"))
-
-    def ticket_from_next_round(self, r, next_train):
-        return imp_steps.ticket_from_next_round_step(self.ctx, r, next_train)
+    def run(self, stage, r, **inputs):
+        if stage.note and (note := stage.note(self.ctx, r)):
+            self.log(note)
+        progress = self._epochs(stage.progress.format(r=r)) if stage.progress else None
+        return stage.call(self.ctx, r, inputs, progress=progress, warn=self.log)
 
     def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
         return round_record(self.ctx, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)

@@ -1,5 +1,5 @@
 """The IMP loop over rounds, written once: the engine runs it with plain function calls, the Prefect
-flow with tasks. `steps` supplies the stages; callbacks see each round's record as it completes."""
+flow with tasks. `steps` runs the stages (prac.stage_table); callbacks see each round's record as it completes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,16 +9,14 @@ from prac.artifacts.refs import ArtifactRef
 from prac.config import ExperimentConfig
 from prac.methods import get_method
 from prac.round_record import RoundRecord, ticket_accuracy
+from prac.stage_table import (DENSE_PREDICTIONS, PRUNE, RETRAIN, SELECT_CEP, SELECT_CET, TICKET_FROM_NEXT_ROUND,
+                              TRAIN_ROUND, Stage)
 
 
 class Steps(Protocol):
-    def train(self, r: int, mask: ArtifactRef | None, prac_set: ArtifactRef | None) -> ArtifactRef: ...
-    def dense_predictions(self, round0: ArtifactRef) -> ArtifactRef: ...
-    def select_cet(self, r: int, train: ArtifactRef, prac_set: ArtifactRef | None) -> ArtifactRef: ...
-    def prune(self, r: int, train: ArtifactRef, mask: ArtifactRef | None) -> ArtifactRef: ...
-    def select_cep(self, r: int, train: ArtifactRef, cet: ArtifactRef, dense: ArtifactRef | None) -> ArtifactRef: ...
-    def retrain(self, r: int, mask: ArtifactRef) -> ArtifactRef: ...
-    def ticket_from_next_round(self, r: int, next_train: ArtifactRef) -> ArtifactRef: ...
+    def run(self, stage: Stage, r: int | None, **inputs: ArtifactRef | None) -> ArtifactRef:
+        """Run one stage of prac.stage_table (r: its round; None for a stage run once) on its named inputs."""
+
     def record(self, r: int, train: ArtifactRef, mask: ArtifactRef, previous_sparsity: float,
                prac_set: ArtifactRef, ticket: ArtifactRef | None, cumulative_before: int) -> RoundRecord: ...
 
@@ -45,22 +43,22 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
     outputs: list[RoundOutputs] = []
     mask = prac_set = dense = None
     for r in range(rounds):
-        train = steps.train(r, mask, prac_set)
+        train = steps.run(TRAIN_ROUND, r, mask=mask, prac_set=prac_set)
         if r == 0 and (method.uses_cep(config.prac.use_cep) or method.needs_el2n):
-            dense = steps.dense_predictions(train)
-        cet = steps.select_cet(r, train, prac_set)
-        new_mask = steps.prune(r, train, mask)
-        new_prac_set = steps.select_cep(r, train, cet, dense)
+            dense = steps.run(DENSE_PREDICTIONS, None, round0=train)
+        cet = steps.run(SELECT_CET, r, train=train, prac_set=prac_set)
+        new_mask = steps.run(PRUNE, r, train=train, mask=mask)
+        new_prac_set = steps.run(SELECT_CEP, r, train=train, cet=cet, dense=dense)
         if lt_like and r >= 1 and ticket_wanted(config, r - 1):
             # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,
             # schedule and data order): its ticket is known only now (prac.methods).
             before = outputs[r - 1]
-            before.ticket = steps.ticket_from_next_round(r - 1, train)
+            before.ticket = steps.run(TICKET_FROM_NEXT_ROUND, r - 1, next_train=train)
             before.record.ticket_test_acc = ticket_accuracy(before.ticket)
             on_late_ticket(before)
         ticket = None
         if ticket_wanted(config, r) and (not lt_like or r == rounds - 1):
-            ticket = steps.retrain(r, new_mask)
+            ticket = steps.run(RETRAIN, r, mask=new_mask)
         previous = outputs[-1].record if outputs else None
         record = steps.record(r, train, new_mask, previous.sparsity if previous else 0.0, new_prac_set, ticket,
                               previous.cumulative_iterations if previous else 0)

@@ -8,9 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prac.errors import UserError
+from prac.stage_table import STAGES as STAGE_TABLE
 
-STAGES = ("train-round", "dense-predictions", "select-cet", "prune", "select-cep", "retrain",
-          "ticket-from-next-round")
+STAGES = tuple(STAGE_TABLE)  # the stages' names (prac.stage_table)
 
 
 @dataclass(frozen=True)

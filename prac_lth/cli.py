@@ -7,7 +7,6 @@ import sys
 from prac.config import ExperimentConfig
 from prac.errors import UserError
 from prac.presets import PRESETS
-from prac.recompute import parse_recompute
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
 
 
@@ -80,9 +79,10 @@ def _int_list(text: str, what: str) -> list[int]:
 def _run(args: argparse.Namespace) -> None:
     overrides = _runtime_overrides(args)
     config = _validated(args.preset, args.method, args.seed, overrides)  # bad input stops here
-    parse_recompute(args.recompute, config.prune.rounds)
+    from prac.recompute import parse_recompute
     from prac.report import print_rounds
 
+    parse_recompute(args.recompute, config.prune.rounds)
     if args.engine_only:
         if args.recompute:
             raise UserError("--recompute is for runs through the flow (--engine-only computes every stage "

@@ -18,11 +18,12 @@ from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
 from prac.fingerprint import fingerprint, round0_fingerprint
+from prac.stage_table import STAGES
 
 
 def _inputs_digest(parameters: dict[str, Any]) -> str:
-    """The checksums of the artifact references among the parameters (none: empty)."""
-    refs = [f"{name}={value['sha256']}" for name, value in sorted(parameters.items())
+    """The checksums of the artifact references a stage reads (its `inputs`, by name; none: empty)."""
+    refs = [f"{name}={value['sha256']}" for name, value in sorted(parameters.get("inputs", {}).items())
             if isinstance(value, dict) and "sha256" in value]
     return "-" + hashlib.sha256(";".join(refs).encode()).hexdigest()[:12] if refs else ""
 
@@ -32,8 +33,8 @@ def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     stage = context.task.name
     round_index = parameters.get("round_index")
     code = code_version_of(config)
-    if stage == "train-round" and round_index == 0:
-        return f"round0-{round0_fingerprint(config)}-train-round-{code}"  # shared by the arms
+    if round_index == 0 and stage in STAGES and STAGES[stage].shared_round0:
+        return f"round0-{round0_fingerprint(config)}-{stage}-{code}"  # shared by the arms
     suffix = "" if round_index is None else f"-r{round_index:02d}"
     return f"{fingerprint(config)}-{stage}{suffix}-{code}{_inputs_digest(parameters)}"
 

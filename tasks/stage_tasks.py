@@ -1,15 +1,16 @@
-"""One Prefect task per stage. Thin: build (or reuse) the context, call the engine's step, which
-loads its input artifacts, computes, writes its outputs atomically and returns references."""
+"""One Prefect task per stage of prac.stage_table. Thin: build (or reuse) the context, call the engine's step,
+which loads its input artifacts, computes, writes its outputs atomically and returns references."""
 from __future__ import annotations
 
 import time
 from typing import Any, Callable
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 
 from prac import imp_steps
 from prac.artifacts.refs import ArtifactRef
 from prac.round_record import RoundRecord, round_record
+from prac.stage_table import STAGES, Stage
 from tasks.context import experiment_context
 
 Config = dict[str, Any]
@@ -41,43 +42,19 @@ def prepare_run_task(config: Config) -> ArtifactRef:
     return imp_steps.prepare_run(experiment_context(config))
 
 
-@task(name="train-round", task_run_name="train-round-r{round_index:02d}", **_STAGE)
-def train_round_task(config: Config, round_index: int, mask: ArtifactRef | None,
-                     prac_set: ArtifactRef | None, fresh: bool = False) -> ArtifactRef:
-    return imp_steps.train_round_step(experiment_context(config), round_index, mask, prac_set, _epoch_log(config),
-                                      fresh=fresh)
+def _stage_task(stage: Stage) -> Task:
+    """The Prefect task of one stage of prac.stage_table (named after it; the cache key reads `inputs`)."""
+    def run(config: Config, round_index: int | None, inputs: dict[str, ArtifactRef | None],
+            fresh: bool = False) -> ArtifactRef:
+        return stage.call(experiment_context(config), round_index, inputs, progress=_epoch_log(config),
+                          warn=get_run_logger().warning, fresh=fresh)
+
+    run.__name__ = run.__qualname__ = f"{stage.name.replace('-', '_')}_task"  # Prefect's task key: one per stage
+    named = {"task_run_name": f"{stage.name}-r{{round_index:02d}}"} if stage.per_round else {}
+    return task(run, name=stage.name, **named, **_STAGE)
 
 
-@task(name="dense-predictions", **_STAGE)
-def dense_predictions_task(config: Config, round0: ArtifactRef) -> ArtifactRef:
-    return imp_steps.dense_predictions_step(experiment_context(config), round0)
-
-
-@task(name="select-cet", task_run_name="select-cet-r{round_index:02d}", **_STAGE)
-def select_cet_task(config: Config, round_index: int, train: ArtifactRef, prac_set: ArtifactRef | None) -> ArtifactRef:
-    return imp_steps.select_cet_step(experiment_context(config), round_index, train, prac_set)
-
-
-@task(name="prune", task_run_name="prune-r{round_index:02d}", **_STAGE)
-def prune_task(config: Config, round_index: int, train: ArtifactRef, mask: ArtifactRef | None) -> ArtifactRef:
-    return imp_steps.prune_step(experiment_context(config), round_index, train, mask)
-
-
-@task(name="select-cep", task_run_name="select-cep-r{round_index:02d}", **_STAGE)
-def select_cep_task(config: Config, round_index: int, train: ArtifactRef, cet: ArtifactRef,
-                    dense: ArtifactRef | None) -> ArtifactRef:
-    return imp_steps.select_cep_step(experiment_context(config), round_index, train, cet, dense,
-                                     get_run_logger().warning)
-
-
-@task(name="retrain", task_run_name="retrain-r{round_index:02d}", **_STAGE)
-def retrain_task(config: Config, round_index: int, mask: ArtifactRef, fresh: bool = False) -> ArtifactRef:
-    return imp_steps.retrain_step(experiment_context(config), round_index, mask, _epoch_log(config), fresh=fresh)
-
-
-@task(name="ticket-from-next-round", task_run_name="ticket-from-next-round-r{round_index:02d}", **_STAGE)
-def ticket_from_next_round_task(config: Config, round_index: int, next_train: ArtifactRef) -> ArtifactRef:
-    return imp_steps.ticket_from_next_round_step(experiment_context(config), round_index, next_train)
+STAGE_TASKS: dict[str, Task] = {name: _stage_task(stage) for name, stage in STAGES.items()}
 
 
 def record_of_round(config: Config, round_index: int, train: ArtifactRef, mask: ArtifactRef,

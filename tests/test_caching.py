@@ -26,9 +26,11 @@ def _config(tmp_path, **runtime):
                          prune={"rounds": 2}, train={"epochs": 3})
 
 
-def _key(config, stage: str, **parameters) -> str:
+def _key(config, stage: str, round_index: int | None = None, **inputs) -> str:
+    """The key of a stage task's call (tasks/stage_tasks.py: config, round_index, inputs by name)."""
     context = SimpleNamespace(task=SimpleNamespace(name=stage))
-    return stage_cache_key(context, {"config": config.model_dump(mode="json"), **parameters})
+    return stage_cache_key(context, {"config": config.model_dump(mode="json"), "round_index": round_index,
+                                     "inputs": inputs})
 
 
 REF_A = {"path": "/x/mask.parquet", "sha256": "a" * 64}
