@@ -1,7 +1,7 @@
 """`--recompute STAGE[@ROUND]`: which cached stages a run computes again instead of reusing.
 
 What reads a recomputed stage's output is recomputed only if that output changed (the stage cache keys
-hold the checksums of their inputs: tasks.caching), so a damaged file is replaced and nothing else redone.
+hold the checksums of their inputs: prac_lth.tasks.caching), so a damaged file is replaced and nothing else redone.
 """
 from __future__ import annotations
 

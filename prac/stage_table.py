@@ -1,7 +1,8 @@
 """The stages of an IMP round, declared once. The engine's steps (prac/experiment.py), the Prefect tasks
-(tasks/stage_tasks.py), the cache keys (tasks/caching.py) and `--recompute`'s names (prac/recompute.py) are
-derived from this table; prac/imp_loop.py calls the stages in their order. A new stage is one entry here, its
-step function (prac/imp_steps.py: context, round, input references -> output reference) and its call in the loop.
+(prac_lth/tasks/stage_tasks.py), the cache keys (prac_lth/tasks/caching.py) and `--recompute`'s names
+(prac/recompute.py) are derived from this table; prac/imp_loop.py calls the stages in their order. A new stage
+is one entry here, its step function (prac/imp_steps.py: context, round, input references -> output reference)
+and its call in the loop.
 """
 from __future__ import annotations
 

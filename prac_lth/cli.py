@@ -93,7 +93,7 @@ def _run(args: argparse.Namespace) -> None:
         print_rounds(config, result.rounds)
         return
     _preflight(config)
-    from flows.prac_lth import prac_lth
+    from prac_lth.flows.experiment_flow import prac_lth
     from prac.round_record import RoundRecord
 
     records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, overrides=overrides,
@@ -105,8 +105,8 @@ def _preflight(config: ExperimentConfig) -> None:
     """What would fail inside the flow (with Prefect's traceback) is checked here first, as one line:
     the tracking store, and the data (loaded once; the flow's tasks reuse it in this process)."""
     prepare_prefect_environment(config.runtime.output_dir)
-    from tasks import tracking
-    from tasks.context import experiment_context
+    from prac_lth.tasks import tracking
+    from prac_lth.tasks.context import experiment_context
 
     with local_server_starting():  # meanwhile
         experiment_context(config.model_dump(mode="json"))  # data first: checking the store may create it
@@ -133,10 +133,10 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         print_comparison(compare_in_process(configs, parallel=args.parallel))
         return
     _preflight(configs[-1])
-    from flows.compare import compare
+    from prac_lth.flows.compare import compare
     from prac.code_version import code_version_of
     from prac.report import print_comparison
-    from tasks import comparison_logging, tracking
+    from prac_lth.tasks import comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel))
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
@@ -155,7 +155,7 @@ def _serve() -> None:
     from prac.config import RuntimeConfig
 
     prepare_prefect_environment(RuntimeConfig().output_dir)
-    from deployments.serve import serve_all
+    from prac_lth.deployments.serve import serve_all
 
     serve_all()
 

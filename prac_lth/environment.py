@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-from deployments.processes import free_port
+from prac_lth.deployments.processes import free_port
 
 # Longer than Prefect's 20 s: a new store's migrations on a loaded machine can take that long.
 START_TIMEOUT_S = 120
@@ -18,7 +18,7 @@ START_TIMEOUT_S = 120
 def prepare_prefect_environment(output_dir: str) -> None:
     # A harmless "database is locked" telemetry traceback otherwise (local mode, offline).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The stages persist their results in the run's own output folder (tasks.caching.stage_options), whatever
+    # The stages persist their results in the run's own output folder (prac_lth.tasks.caching.stage_options), whatever
     # this says; other persisted results (the comparison's process pool) go beside them by default.
     os.environ.setdefault("PREFECT_LOCAL_STORAGE_PATH", str(Path(output_dir).resolve() / ".prefect-results"))
     # Prefect's 20 s for its temporary server to start: creating a new home's database takes 16 s of it on a

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 import torch
 
-from deployments import postgres
+from prac_lth.deployments import postgres
 from prac.data.fashion_mnist import DEFAULT_DIR as FASHION_DIR
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -499,7 +499,7 @@ FLOW_CASES = {
 
 @pytest.mark.parametrize("params, fragment", FLOW_CASES.values(), ids=FLOW_CASES.keys())
 def test_a_deployment_run_with_bad_parameters_fails_in_one_line(prefect, earlier, params, fragment):
-    from flows.prac_lth import prac_lth
+    from prac_lth.flows.experiment_flow import prac_lth
 
     out, run = earlier
     if isinstance(params.get("overrides", []), list):
@@ -521,15 +521,15 @@ COMPARE_CASES = {
 
 @pytest.mark.parametrize("params, fragment", COMPARE_CASES.values(), ids=COMPARE_CASES.keys())
 def test_a_comparison_deployment_run_with_bad_parameters_fails_in_one_line(prefect, earlier, params, fragment):
-    from flows.compare import compare
+    from prac_lth.flows.compare import compare
 
     out, _ = earlier
     failed_with(compare(**{"preset": PRESET, "overrides": _where(out), **params}, return_state=True), fragment)
 
 
 def test_a_preset_of_another_dataset_on_a_deployment_fails_in_one_line(prefect, earlier, monkeypatch):
-    from flows.compare import compare
-    from flows.prac_lth import prac_lth
+    from prac_lth.flows.compare import compare
+    from prac_lth.flows.experiment_flow import prac_lth
 
     out, _ = earlier
     monkeypatch.setenv("PREFECT__RUNTIME__DEPLOYMENT__NAME", "digits")  # as if run as prac-lth/digits

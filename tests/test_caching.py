@@ -16,7 +16,7 @@ from prac.experiment import finished_rounds, run_experiment
 from prac.presets import preset_config
 from prac.recompute import Recompute, is_forced, parse_recompute
 from prac.run_paths import run_paths
-from tasks.caching import stage_cache_key
+from prac_lth.tasks.caching import stage_cache_key
 
 OTHER_CODE = "0123456789abcdef"
 
@@ -27,7 +27,7 @@ def _config(tmp_path, **runtime):
 
 
 def _key(config, stage: str, round_index: int | None = None, **inputs) -> str:
-    """The key of a stage task's call (tasks/stage_tasks.py: config, round_index, inputs by name)."""
+    """The key of a stage task's call (prac_lth/tasks/stage_tasks.py: config, round_index, inputs by name)."""
     context = SimpleNamespace(task=SimpleNamespace(name=stage))
     return stage_cache_key(context, {"config": config.model_dump(mode="json"), "round_index": round_index,
                                      "inputs": inputs})

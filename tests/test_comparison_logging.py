@@ -10,7 +10,7 @@ import pytest
 
 from prac.comparison import match, per_sparsity
 from prac.report import method_summary, summary_markdown
-from tasks import comparison_logging, tracking, tracking_runs
+from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 from tests import synthetic_runs as synthetic
 from tests.mlflow_store import temporary_store
 

@@ -24,7 +24,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from deployments.processes import free_port
+from prac_lth.deployments.processes import free_port
 from external import CHROMIUM
 from prac.comparison import match, per_sparsity
 from tests.test_pipeline import BIN, Workspace, _stop, make_workspace
@@ -51,8 +51,8 @@ class Compared:
 
 
 # The command (`compare digits --seeds 0,1 --methods ...`), its schedule cut to CI's time (3 rounds of
-# 8 epochs instead of 8 of 30), two experiments at once (the process pool of flows/experiments.py). Four methods:
-# the reference, PrAC, a pruning and a data baseline (each method's own behaviour: tests/test_methods.py).
+# 8 epochs instead of 8 of 30), two experiments at once (the process pool of prac_lth/flows/experiments.py). Four
+# methods: the reference, PrAC, a pruning and a data baseline (each method's own behaviour: tests/test_methods.py).
 METHODS = ["prac", "lt", "random", "el2n-subset"]
 SEEDS = [0, 1]
 SHORT = ["--set", "train.epochs=8", "--set", "train.milestones=[6]", "--set", "prune.rounds=3"]

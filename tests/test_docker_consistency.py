@@ -1,5 +1,5 @@
 """docker/compose.yaml and docker/Dockerfile describe the topology tests/test_scale_out.py runs for real with
-deployments/stack.py; Docker is not needed here. Every command they run is the stack's (built by the same functions),
+prac_lth/deployments/stack.py; Docker is not needed here. Every command they run is the stack's (built by the same functions),
 every flag exists in the installed MLflow and Prefect, every environment variable is one the project or a tool
 reads, ports and URLs agree between services, the image holds every package the project installs, no credential
 is written in either file."""
@@ -27,7 +27,7 @@ from mlflow.server.security_utils import is_allowed_host_header
 from prefect.utilities.importtools import import_object
 from prefect.utilities.templating import apply_values
 
-from deployments import postgres, stack
+from prac_lth.deployments import postgres, stack
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
@@ -292,7 +292,7 @@ def test_the_image_holds_what_the_project_installs():
             target = destination if not destination.endswith("/") and len(sources) == 1 else f"{destination}{source}"
             copied[source] = str(Path(workdir) / target.removeprefix("./")) if not target.startswith("/") else target
     packages = _packages()
-    assert {"prac", "prac_lth", "tasks", "flows", "deployments"} <= set(packages)
+    assert set(packages) == {"prac", "prac_lth"}  # one namespace: nothing generic at the top level
     for needed in [*packages, "pyproject.toml", PYPROJECT["project"]["readme"], "prefect.yaml", "constraints.txt"]:
         assert copied.get(needed) == f"{workdir}/{needed}", f"the Dockerfile does not COPY {needed} to {workdir}"
     installs = [args for args in _instructions("RUN") if "pip install" in args]

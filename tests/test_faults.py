@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deployments.processes import free_port
+from prac_lth.deployments.processes import free_port
 from tests.fault_runs import (EXPERIMENT, MLFLOW, RUN_TIMEOUT_S, Space, artifacts, check_one_value_per_round,
                               experiment_args, kill_group, parent_runs, round_values, stop, wait_for_health)
 
@@ -295,7 +295,8 @@ def _stage_states(output: str) -> dict[str, str]:
 
 
 def test_one_experiment_started_twice_at_once(reference, tmp_path):
-    """Both complete; one trains, the other waits for it (tasks/experiment_lock.py) and finds every stage cached;
+    """Both complete; one trains, the other waits for it (prac_lth/tasks/experiment_lock.py) and finds every stage
+    cached;
     one parent run, the uninterrupted run's files."""
     results = _start_together(tmp_path, [("prac", 0), ("prac", 0)])
     for space, rc, out, err in results:

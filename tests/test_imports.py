@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("prac", "prac_lth", "tasks", "flows", "deployments")
+PACKAGES = ("prac", "prac_lth")
 
 
 def _project_modules() -> dict[str, Path]:
@@ -51,7 +51,7 @@ def _imported(name: str, path: Path, known: dict[str, Path]) -> set[str]:
         else:
             continue
         for target in targets:
-            while target and target not in known:  # `from tasks import tracking` is tasks.tracking
+            while target and target not in known:  # `from prac_lth.tasks import tracking` is prac_lth.tasks.tracking
                 target = target.rpartition(".")[0]
             if target and target != name and not name.startswith(target + "."):  # not its own package
                 found.add(target)
@@ -96,3 +96,15 @@ def test_no_import_cycles():
 
 def test_the_cycle_finder_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_no_module_beside_a_flow_is_named_like_a_package():
+    # Prefect loads a deployment's entrypoint by its path, with the file's folder first on sys.path: a module
+    # there named like one of our packages (prac_lth/flows/prac_lth.py once) hides the package from the flow.
+    import yaml
+
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    folders = {(ROOT / d["entrypoint"].split(":")[0]).parent for d in deployments}
+    assert folders and all(folder.is_dir() for folder in folders), folders
+    for folder in folders:
+        assert not {p.stem for p in folder.glob("*.py")} & set(PACKAGES), folder

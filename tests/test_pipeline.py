@@ -23,7 +23,7 @@ import mlflow
 import pandas as pd
 import pytest
 
-from deployments.processes import free_port
+from prac_lth.deployments.processes import free_port
 from prac.artifacts import read_mask, read_prac_set
 from tests.prefect_homes import migrated_prefect_home
 from tests.test_environment import _ephemeral_range

@@ -1,6 +1,6 @@
-"""The scaled-out stack, for real, on loopback (deployments/stack.py, the topology of docker/compose.yaml): PostgreSQL,
-an MLflow tracking server on it serving the artifacts, a Prefect server on it, two process workers on the work pool
-prefect.yaml names, prefect.yaml's deployments registered with `prefect deploy --all`. Two seeds go in as
+"""The scaled-out stack, for real, on loopback (prac_lth/deployments/stack.py, the topology of docker/compose.yaml):
+PostgreSQL, an MLflow tracking server on it serving the artifacts, a Prefect server on it, two process workers on
+the work pool prefect.yaml names, prefect.yaml's deployments registered with `prefect deploy --all`. Two seeds go in as
 `prefect deployment run prac-lth/digits`, run on the workers, and come back from the MLflow server through its
 client: metrics per round, one parent run per seed, the Parquet artifacts. Then `down` stops every PID.
 
@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
 
-from deployments import postgres, processes, stack as stack_module
+from prac_lth.deployments import postgres, processes, stack as stack_module
 from prac.artifacts import read_mask, read_prac_set
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs("postgresql")]

@@ -8,7 +8,7 @@ import pytest
 
 from prac.recompute import STAGES as RECOMPUTE_NAMES
 from prac.stage_table import STAGES
-from tasks.stage_tasks import STAGE_TASKS
+from prac_lth.tasks.stage_tasks import STAGE_TASKS
 
 
 @pytest.mark.parametrize("name", list(STAGES))

@@ -27,9 +27,9 @@ from prac.presets import preset_config
 from prac.round_file import load_round
 from prac.run_paths import run_paths
 from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
-from tasks import tracking, tracking_runs
+from prac_lth.tasks import tracking, tracking_runs
 from tests.prefect_homes import migrated_prefect_home
-from tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
+from prac_lth.tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
 from tests.mlflow_store import temporary_store
 
 ROUNDS = 2
@@ -166,7 +166,7 @@ def test_bad_requests_are_one_line_errors(experiment, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# MLflow (tasks.ticket_logging), against a temporary sqlite store
+# MLflow (prac_lth.tasks.ticket_logging), against a temporary sqlite store
 
 
 def test_logged_ticket_loads_with_its_sparsity_and_is_logged_once(experiment, store):

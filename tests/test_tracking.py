@@ -1,4 +1,4 @@
-"""tasks.tracking against a temporary sqlite store (one store shared by the module: opening a fresh
+"""prac_lth.tasks.tracking against a temporary sqlite store (one store shared by the module: opening a fresh
 one runs MLflow's migrations, a few seconds)."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from prac.errors import ArtifactError, UserError
-from tasks import tracking, tracking_runs
+from prac_lth.tasks import tracking, tracking_runs
 from tests.mlflow_store import temporary_store
 
 
@@ -207,7 +207,7 @@ if how == "mlflow":  # what the flow did before: MLflow creating the store in pl
 
     MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
 else:
-    from tasks.tracking import prepare_store
+    from prac_lth.tasks.tracking import prepare_store
 
     prepare_store(uri)
 print(count)

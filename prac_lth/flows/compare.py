@@ -14,12 +14,12 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.runtime import deployment
 
-from flows.config_params import check_comparison, check_deployment_dataset, experiment_config
-from flows.experiments import run_experiments
+from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, experiment_config
+from prac_lth.flows.experiments import run_experiments
 from prac.code_version import code_version_of
 from prac.comparison import per_sparsity
 from prac.report import summary_markdown
-from tasks import comparison_logging, tracking, tracking_runs
+from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 
 
 def artifact_key(preset: str, what: str) -> str:
@@ -32,10 +32,10 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(table.round(4).to_json(orient="records"))
 
 
-@flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # flows.config_params checks them
+@flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1) -> list[dict[str, Any]]:
-    """`parallel` experiments at once, as separate processes (flows/experiments.py); 1: one after another."""
+    """`parallel` experiments at once, as separate processes (prac_lth/flows/experiments.py); 1: one after another."""
     methods, seeds = methods if methods is not None else ["prac", "lt"], seeds if seeds is not None else [0]
     check_comparison(methods, seeds, parallel)
     # every combination validated before training any

@@ -11,7 +11,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from deployments import processes
+from prac_lth.deployments import processes
 
 SUPERUSER = "prac"  # the cluster's bootstrap superuser (initdb -U); trust on loopback, so no password
 

@@ -15,7 +15,7 @@ from prac.comparison_figure_set import HEADLINE, figure_set
 from prac.comparison_inputs import runs_of
 from prac.config import ExperimentConfig
 from prac.report import method_summary
-from tasks import tracking, tracking_runs
+from prac_lth.tasks import tracking, tracking_runs
 
 CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")
 HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names

@@ -4,7 +4,7 @@ Every function builds its own ``MlflowClient(tracking_uri=tracking_uri())`` and 
 ids, so nothing relies on MLflow's global active run and several tasks or processes can log side by
 side. Everything is idempotent: a resumed or re-run flow finds its experiment, parent run and round
 runs again, and never logs a metric value twice at one step nor re-uploads an identical artifact.
-Run lookup and creation live in ``tasks.tracking_runs`` (which imports this module); ``run_link`` and
+Run lookup and creation live in ``prac_lth.tasks.tracking_runs`` (which imports this module); ``run_link`` and
 ``ui_command`` tell users where to see a run in the MLflow UI.
 
 A local SQLite store is created whole or not at all (``prepare_store``): a process killed while MLflow

@@ -7,7 +7,7 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 
-from flows.config_params import check_deployment_dataset, experiment_config, flat_params
+from prac_lth.flows.config_params import check_deployment_dataset, experiment_config, flat_params
 from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.code_version import code_version_of
 from prac.config import ExperimentConfig
@@ -18,17 +18,17 @@ from prac.imp_loop import RoundOutputs, run_rounds
 from prac.recompute import Recompute, is_forced, parse_recompute
 from prac.report import late_ticket_line, round_line
 from prac.stage_table import Stage
-from tasks import stage_tasks as st
-from tasks import tracking, tracking_runs
-from tasks.caching import stage_options
-from tasks.experiment_lock import experiment_lock
-from tasks.round_logging import log_round_task, log_ticket_task
-from tasks.ticket_logging import log_ticket_model_task
+from prac_lth.tasks import stage_tasks as st
+from prac_lth.tasks import tracking, tracking_runs
+from prac_lth.tasks.caching import stage_options
+from prac_lth.tasks.experiment_lock import experiment_lock
+from prac_lth.tasks.round_logging import log_round_task, log_ticket_task
+from prac_lth.tasks.ticket_logging import log_ticket_model_task
 
 
 class TaskSteps:
     """The IMP steps as Prefect tasks, each cached by fingerprint + round + stage + code version + inputs
-    (tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
+    (prac_lth.tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
     whose output file is missing or fails its checksum runs again too, with one line saying so."""
 
     def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
@@ -57,7 +57,7 @@ class TaskSteps:
         return st.record_of_round(self.config, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)
 
 
-@flow(name="prac-lth", log_prints=True, validate_parameters=False)  # flows.config_params checks them
+@flow(name="prac-lth", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
              overrides: list[str] | None = None, recompute: list[str] | None = None) -> list[dict[str, Any]]:
     """Find lottery tickets for one preset × method × seed; returns the per-round records. `recompute`:

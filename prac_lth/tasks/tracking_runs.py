@@ -1,4 +1,4 @@
-"""Finding or creating the runs of DESIGN.md §3 (beside ``tasks.tracking``, whose client it uses).
+"""Finding or creating the runs of DESIGN.md §3 (beside ``prac_lth.tasks.tracking``, whose client it uses).
 
 One parent run per arm x seed (``prac.kind=experiment``, found again by ``prac.fingerprint``), a
 nested child run per round (``prac.kind=round``), and comparison runs (``prac.kind=comparison``).
@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Param, Run
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
-from tasks.tracking import client
+from prac_lth.tasks.tracking import client
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@ server), a Prefect server on it, a process work pool with N workers, and prefect
 the topology of docker/compose.yaml, without containers. Everything binds to 127.0.0.1 on free ports and keeps its
 state in one folder; every PID started is recorded there and `down` stops them by PID.
 
-    python -m deployments.stack up FOLDER [--workers 2]   # prints the two URLs clients need
-    eval "$(python -m deployments.stack env FOLDER)"      # PREFECT_API_URL, MLFLOW_TRACKING_URI
+    python -m prac_lth.deployments.stack up FOLDER [--workers 2]   # prints the two URLs clients need
+    eval "$(python -m prac_lth.deployments.stack env FOLDER)"      # PREFECT_API_URL, MLFLOW_TRACKING_URI
     prefect deployment run prac-lth/digits -p seed=1
-    python -m deployments.stack down FOLDER
+    python -m prac_lth.deployments.stack down FOLDER
 
 FOLDER holds postgres/ (the cluster), mlflow-artifacts/, prefect/ (PREFECT_HOME), runs/ (PRAC_OUTPUT_DIR of the
 workers), logs/ and stack.json (ports and PIDs). `up` again on the same folder restarts the stack on its data.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import yaml
 
-from deployments import postgres, processes
+from prac_lth.deployments import postgres, processes
 
-PROJECT = Path(__file__).resolve().parents[1]  # where prefect.yaml and flows/ are
+PROJECT = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, and prac_lth/flows/
 PREFECT_YAML = PROJECT / "prefect.yaml"
 # The environment variable prefect.yaml's pull step takes the project's folder from (docker: /app).
 PROJECT_DIR_ENV = "PRAC_PROJECT_DIR"
@@ -243,7 +243,7 @@ def _exports(stack: Stack) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.stack", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m prac_lth.deployments.stack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     start = commands.add_parser("up", help="start the stack in FOLDER (created if missing)")
     start.add_argument("--workers", type=int, default=2, help="process workers on the pool (default 2)")

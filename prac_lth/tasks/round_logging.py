@@ -11,8 +11,8 @@ from prefect import task
 
 from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.round_file import load_round
-from tasks import tracking, tracking_runs
-from tasks.context import experiment_context
+from prac_lth.tasks import tracking, tracking_runs
+from prac_lth.tasks.context import experiment_context
 from prac.imp_steps import arm_snapshot
 
 _CURVES = ("train_loss", "train_acc", "val_acc", "mask_distance", "lr")

@@ -13,10 +13,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from flows.prac_lth import prac_lth
+from prac_lth.flows.experiment_flow import prac_lth
 from prac.concurrency import round0_first
 from prac.config import ExperimentConfig
-from tasks import tracking
+from prac_lth.tasks import tracking
 
 Records = list[dict[str, Any]]
 Done = Callable[[str, int, Records], None]

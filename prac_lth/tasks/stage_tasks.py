@@ -11,7 +11,7 @@ from prac import imp_steps
 from prac.artifacts.refs import ArtifactRef
 from prac.round_record import RoundRecord, round_record
 from prac.stage_table import STAGES, Stage
-from tasks.context import experiment_context
+from prac_lth.tasks.context import experiment_context
 
 Config = dict[str, Any]
 _STAGE = {"persist_result": True, "retries": 0}

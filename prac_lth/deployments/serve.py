@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from prefect import serve
 
-from flows.compare import compare
-from flows.prac_lth import prac_lth
+from prac_lth.flows.compare import compare
+from prac_lth.flows.experiment_flow import prac_lth
 
 # Deployment name -> default preset (a run may pass another preset of the same dataset, e.g. a variant).
 DEPLOYMENTS = {

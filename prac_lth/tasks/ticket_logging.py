@@ -22,8 +22,8 @@ from torch import nn
 
 from prac.context import ExperimentContext
 from prac.ticket import SPARSITY_FILE, LayerSparsity, report_ticket, ticket_start_name, total_sparsity
-from tasks import tracking
-from tasks.context import experiment_context
+from prac_lth.tasks import tracking
+from prac_lth.tasks.context import experiment_context
 
 _RUN_TAGS = ("prac.method", "prac.seed", "prac.fingerprint")
 
