@@ -8,7 +8,7 @@ from prac.config import ExperimentConfig
 from prac.data.registry import get_spec
 from prac.errors import UserError
 from prac.methods import get_method
-from prac.models import model_names
+from prac.models import model_builder
 from prac.overrides import apply_overrides
 from prac.presets import preset_config
 from prac.run_paths import check_output_dir
@@ -25,7 +25,9 @@ def check_inputs(config: ExperimentConfig) -> None:
     (one-line UserError): an unknown dataset, model or method, what its selector reads (transfer's source), the
     output folder. (The registries sit above the config: their entries read configs.)"""
     get_spec(config.data.dataset)
-    if config.model.name not in model_names():
-        raise UserError(f"model.name: unknown model {config.model.name!r} (known: {', '.join(model_names())})")
+    try:
+        model_builder(config.model.name)
+    except UserError as error:
+        raise UserError(f"model.name: {error}") from None  # the setting to change, as for the others
     get_method(config.method).selector.check_inputs(config)
     check_output_dir(config.runtime.output_dir)  # last: a refused run creates no folder

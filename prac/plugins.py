@@ -13,7 +13,6 @@ from pathlib import Path
 from prac.errors import UserError, one_line
 
 ENV = "PRAC_LTH_PLUGINS"
-_loaded: set[str] = set()
 
 
 def plugin_modules() -> list[str]:
@@ -21,15 +20,13 @@ def plugin_modules() -> list[str]:
 
 
 def load_plugins() -> None:
-    """Import every plugin module not imported yet (one line naming it if one cannot be imported)."""
+    """Import every plugin module (once: Python keeps them in sys.modules); one line naming a module that
+    cannot be imported."""
     for name in plugin_modules():
-        if name in _loaded:
-            continue
         try:
             importlib.import_module(name)
         except Exception as error:  # its own bug or a missing module: the user's code, said in one line
             raise UserError(f"{ENV}: module '{name}' cannot be imported ({one_line(error, 300)})") from None
-        _loaded.add(name)
 
 
 def plugin_sources() -> list[Path]:

@@ -3,6 +3,7 @@ through prac.selectors and prac.methods, loaded with PRAC_LTH_PLUGINS) runs end 
 through the engine, through the flow, and in a comparison with prac and lt."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ def _env(ws: Workspace) -> dict[str, str]:
 
 def _sets(ws: Workspace, method: str, round_index: int):
     (run,) = [p for p in (ws.out / "digits-smoke").iterdir()
-              if p.is_dir() and (p / "config.json").is_file() and f'"method": "{method}"' in (p / "config.json").read_text()]
+              if (p / "config.json").is_file() and json.loads((p / "config.json").read_text())["method"] == method]
     return read_prac_set(run / f"round_{round_index:02d}" / "prac_set.parquet").prac_set
 
 

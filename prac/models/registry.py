@@ -44,11 +44,16 @@ def init_weights(model: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def model_builder(name: str) -> Builder:
+    """The registered builder of `name`; UserError (one line) for an unknown name."""
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    return MODELS[name]
+
+
 def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
     """Build and initialise a registered model; UserError for an unknown name or bad sizes."""
-    builder = MODELS.get(name)
-    if builder is None:
-        raise UserError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    builder = model_builder(name)
     for key, value in (("in_channels", in_channels), ("num_classes", num_classes), ("image_size", image_size)):
         if not isinstance(value, int) or value < 1:
             raise UserError(f"model {name}: {key} must be a positive integer, got {value!r}")
