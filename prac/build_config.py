@@ -15,7 +15,7 @@ from prac.run_paths import check_output_dir
 
 
 def build_config(preset: str, method: str, seed: int, overrides: list[str]) -> ExperimentConfig:
-    config = apply_overrides(preset_config(preset), [f"method={method}", f"seed={seed}", *overrides])
+    config = apply_overrides(preset_config(preset), overrides, values={"method": method, "seed": seed})
     check_inputs(config)
     return config
 

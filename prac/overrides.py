@@ -75,10 +75,11 @@ def parse_assignment(item: str) -> tuple[str, Any]:
     return path, _parse_value(text)
 
 
-def apply_overrides(config: ExperimentConfig, items: list[str]) -> ExperimentConfig:
+def apply_overrides(config: ExperimentConfig, items: list[str], values: dict[str, Any] | None = None
+                    ) -> ExperimentConfig:
+    """`config` with `values` (dotted path -> value, taken as it is) set, then the `key=value` texts of `items`."""
     data = config.model_dump()
-    for item in items:
-        path, value = parse_assignment(item)
+    for path, value in [*(values or {}).items(), *map(parse_assignment, items)]:
         *parents, leaf = path.split(".")
         node = data
         for part in parents:

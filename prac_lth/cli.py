@@ -63,12 +63,6 @@ def _runtime_overrides(args: argparse.Namespace) -> list[str]:
     return extra + args.overrides
 
 
-def _validated(preset: str, method: str, seed: int, overrides: list[str]) -> ExperimentConfig:
-    from prac.build_config import build_config
-
-    return build_config(preset, method, seed, overrides)  # e.g. a transfer source of another dataset
-
-
 def _int_list(text: str, what: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",") if x.strip()]
@@ -78,7 +72,9 @@ def _int_list(text: str, what: str) -> list[int]:
 
 def _run(args: argparse.Namespace) -> None:
     overrides = _runtime_overrides(args)
-    config = _validated(args.preset, args.method, args.seed, overrides)  # bad input stops here
+    from prac.build_config import build_config
+
+    config = build_config(args.preset, args.method, args.seed, overrides)  # bad input stops here, once
     from prac.recompute import parse_recompute
     from prac.report import print_rounds
 
@@ -96,8 +92,8 @@ def _run(args: argparse.Namespace) -> None:
     from prac_lth.flows.experiment_flow import prac_lth
     from prac.round_record import RoundRecord
 
-    records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, overrides=overrides,
-                       recompute=args.recompute or None)
+    records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, recompute=args.recompute or None,
+                       config=config.model_dump(mode="json"))  # passed down, not built again
     print_rounds(config, [RoundRecord(**r) for r in records])
 
 
@@ -109,7 +105,7 @@ def _preflight(config: ExperimentConfig) -> None:
     from prac_lth.tasks.context import experiment_context
 
     with local_server_starting():  # meanwhile
-        experiment_context(config.model_dump(mode="json"))  # data first: checking the store may create it
+        experiment_context(config)  # data first: checking the store may create it
         tracking.check_tracking_reachable(tracking.tracking_uri())
 
 
@@ -125,7 +121,9 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     for flag, values in (("--seeds", seeds), ("--methods", methods)):
         if twice := sorted({str(v) for v in values if values.count(v) > 1}):
             raise UserError(f"{flag} names {', '.join(twice)} twice: each experiment runs once")
-    configs = [_validated(preset, method, seed, overrides) for seed in seeds for method in methods]
+    from prac.build_config import build_config
+
+    configs = [build_config(preset, method, seed, overrides) for seed in seeds for method in methods]
     if args.engine_only:
         from prac.experiment import compare_in_process
         from prac.report import print_comparison
@@ -138,7 +136,8 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     from prac.report import print_comparison
     from prac_lth.tasks import comparison_logging, tracking
 
-    print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel))
+    print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
+                             configs=[c.model_dump(mode="json") for c in configs]))  # not built again
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")

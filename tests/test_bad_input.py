@@ -508,6 +508,26 @@ def test_a_deployment_run_with_bad_parameters_fails_in_one_line(prefect, earlier
     failed_with(prac_lth(**params, return_state=True), fragment)
 
 
+# A config built by the caller (the CLI, the compare flow) and passed serialised: read back, checked against
+# the names beside it, never silently preferred to them.
+CONFIG_CASES = {
+    "config-of-another-method": (dict(method="lt"), "is digits-smoke · prac · seed 0, not digits-smoke · lt · seed 0"),
+    "config-and-overrides": (dict(overrides=["train.epochs=2"]), "give one or the other"),
+    "config-not-a-config": (dict(config={"preset": 1}), "parameter config is not an experiment config"),
+}
+
+
+@pytest.mark.parametrize("params, fragment", CONFIG_CASES.values(), ids=CONFIG_CASES.keys())
+def test_a_run_given_a_config_that_is_not_its_own_fails_in_one_line(prefect, earlier, params, fragment):
+    from prac.build_config import build_config
+    from prac_lth.flows.experiment_flow import prac_lth
+
+    out, _ = earlier
+    config = build_config(PRESET, "prac", 0, _where(out)).model_dump(mode="json")
+    given = {"preset": PRESET, "method": "prac", "seed": 0, "config": config, **params}
+    failed_with(prac_lth(**given, return_state=True), fragment)
+
+
 COMPARE_CASES = {
     "method-unknown": (dict(methods=["prac", "foo"]), "method"),
     "methods-not-a-list": (dict(methods="prac"), "methods"),

@@ -27,9 +27,10 @@ def _config(tmp_path, **runtime):
 
 
 def _key(config, stage: str, round_index: int | None = None, **inputs) -> str:
-    """The key of a stage task's call (prac_lth/tasks/stage_tasks.py: config, round_index, inputs by name)."""
+    """The key of a stage task's call (prac_lth/tasks/stage_tasks.py: the config object, round_index, inputs by
+    name)."""
     context = SimpleNamespace(task=SimpleNamespace(name=stage))
-    return stage_cache_key(context, {"config": config.model_dump(mode="json"), "round_index": round_index,
+    return stage_cache_key(context, {"config": config, "round_index": round_index,
                                      "inputs": inputs})
 
 

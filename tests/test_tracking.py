@@ -346,3 +346,25 @@ def test_a_server_that_stopped_answering_is_one_line_and_other_failures_stay_as_
     with pytest.raises(Exception) as info:
         tracking.client().get_run("0" * 32)
     assert not isinstance(info.value, UserError), info.value
+
+
+def test_mlflows_own_calls_to_a_server_that_stopped_answering_are_one_line_too(monkeypatch, tmp_path):
+    """mlflow.pytorch.log_model talks to the server without our client (prac_lth/tasks/ticket_logging.py): the
+    ticket's upload cut by a dead server ends as TrackingUnavailable, not MLflow's traceback."""
+    import mlflow
+
+    uri = "http://127.0.0.1:9"  # nothing listens there
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(tracking.TrackingUnavailable) as info:
+        with tracking.server_calls():
+            mlflow.MlflowClient(uri).get_run("0" * 32)  # MLflow's own client, not tracking.client()
+    assert str(info.value).startswith(f"MLflow tracking server {uri} stopped answering (")
+    with pytest.raises(ValueError, match="not the server's"):  # a failure of ours while it answers: unchanged
+        with tracking.server_calls():
+            monkeypatch.setattr(tracking, "_health_problem", lambda uri: None)
+            raise ValueError("not the server's")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")  # a local store: as it was
+    with pytest.raises(KeyError):
+        with tracking.server_calls():
+            raise KeyError("local")

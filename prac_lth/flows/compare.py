@@ -14,7 +14,7 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.runtime import deployment
 
-from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, experiment_config
+from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, comparison_configs
 from prac_lth.flows.experiments import run_experiments
 from prac.code_version import code_version_of
 from prac.comparison import per_sparsity
@@ -34,32 +34,34 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 @flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
-            overrides: list[str] | None = None, parallel: int = 1) -> list[dict[str, Any]]:
-    """`parallel` experiments at once, as separate processes (prac_lth/flows/experiments.py); 1: one after another."""
+            overrides: list[str] | None = None, parallel: int = 1,
+            configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """`parallel` experiments at once, as separate processes (prac_lth/flows/experiments.py); 1: one after another.
+    `configs`: the experiments' configs already built (the CLI passes them, serialised, seed by seed and method
+    by method): not built again."""
     methods, seeds = methods if methods is not None else ["prac", "lt"], seeds if seeds is not None else [0]
     check_comparison(methods, seeds, parallel)
-    # every combination validated before training any
-    configs = [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
-    check_deployment_dataset(configs[0], deployment.name)
+    built = comparison_configs(preset, methods, seeds, overrides, configs)  # all checked before any trains
+    check_deployment_dataset(built[0], deployment.name)
     logger = get_run_logger()
     title = f"{preset}: {', '.join(methods)} · seeds {','.join(map(str, seeds))}"
     progress = create_progress_artifact(0.0, key=artifact_key(preset, "progress"),
-                                        description=f"{title}: 0 of {len(configs)} experiments finished")
+                                        description=f"{title}: 0 of {len(built)} experiments finished")
     finished: list[str] = []
 
     def on_done(method: str, seed: int, records: list[dict[str, Any]]) -> None:
         finished.append(f"{method} · seed {seed}")
-        update_progress_artifact(progress, 100.0 * len(finished) / len(configs),
-                                 description=f"{title}: {len(finished)} of {len(configs)} experiments finished "
+        update_progress_artifact(progress, 100.0 * len(finished) / len(built),
+                                 description=f"{title}: {len(finished)} of {len(built)} experiments finished "
                                              f"(last: {finished[-1]})")
 
-    results = run_experiments(configs, overrides, parallel, on_done)
-    rows = [{"method": c.method, "seed": c.seed, **record} for c in configs for record in results[(c.method, c.seed)]]
+    results = run_experiments(built, parallel, on_done)
+    rows = [{"method": c.method, "seed": c.seed, **record} for c in built for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
     run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(
-        preset, methods, seeds, overrides, code_version_of(configs[0])))
+        preset, methods, seeds, overrides, code_version_of(built[0])))
     try:
-        comparison_logging.log_comparison_task(run_id, rows, [c.model_dump(mode="json") for c in configs], title)
+        comparison_logging.log_comparison_task(run_id, rows, built, title)
     except BaseException:
         tracking.finish_run(run_id, "FAILED")
         raise

@@ -1,6 +1,10 @@
 """From flow parameters (preset, method, seed, overrides) to a validated experiment config."""
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
+
 from prac.config import ExperimentConfig
 from prac.errors import UserError
 from prac.build_config import build_config
@@ -15,9 +19,12 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def experiment_config(preset: str, method: str, seed: int, overrides: list[str] | None) -> ExperimentConfig:
+def experiment_config(preset: str, method: str, seed: int, overrides: list[str] | None,
+                      config: dict[str, Any] | None = None) -> ExperimentConfig:
     """Raises UserError (one line) for an unknown preset, method, key or value, or a bad transfer source.
-    The flows check their parameters' types here too (Prefect's own check would fail the run in several lines)."""
+    The flows check their parameters' types here too (Prefect's own check would fail the run in several lines).
+    `config`: a config its caller (the CLI, the compare flow) already built and checked, in its serialised form:
+    read back, not built again; the names beside it must be its own."""
     for name, value in (("preset", preset), ("method", method)):
         if not isinstance(value, str):
             raise UserError(f"parameter {name} must be a name, got {_shown(value)}")
@@ -25,7 +32,24 @@ def experiment_config(preset: str, method: str, seed: int, overrides: list[str] 
         raise UserError(f"parameter seed must be an integer, got {_shown(seed)}")
     if overrides is not None and not (isinstance(overrides, list) and all(isinstance(o, str) for o in overrides)):
         raise UserError(f"parameter overrides must be a list of 'key=value' strings, got {_shown(overrides)}")
-    return build_config(preset, method, seed, overrides or [])
+    if config is None:
+        return build_config(preset, method, seed, overrides or [])
+    return _given_config(config, preset, method, seed, overrides)
+
+
+def _given_config(config: object, preset: str, method: str, seed: int, overrides: list[str] | None
+                  ) -> ExperimentConfig:
+    if overrides:
+        raise UserError("parameters overrides and config: give one or the other (a config has its overrides applied)")
+    try:
+        given = ExperimentConfig.model_validate(config)
+    except ValidationError as error:
+        raise UserError(f"parameter config is not an experiment config ({error.error_count()} problems, "
+                        f"first: {error.errors()[0]['loc']}: {error.errors()[0]['msg']})") from None
+    if (given.preset, given.method, given.seed) != (preset, method, seed):
+        raise UserError(f"parameter config is {given.preset} · {given.method} · seed {given.seed}, "
+                        f"not {preset} · {method} · seed {seed} as the other parameters say")
+    return given
 
 
 def check_comparison(methods: list[str], seeds: list[int], parallel: int) -> None:
@@ -39,6 +63,18 @@ def check_comparison(methods: list[str], seeds: list[int], parallel: int) -> Non
             raise UserError(f"parameter {name} names {', '.join(twice)} twice: each experiment runs once")
     if not _is_int(parallel) or parallel < 1:
         raise UserError(f"parameter parallel must be an integer of at least 1, got {_shown(parallel)}")
+
+
+def comparison_configs(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
+                       configs: list[dict[str, Any]] | None) -> list[ExperimentConfig]:
+    """Every experiment's config, seed by seed, method by method, each checked before any trains: built here,
+    or read back from `configs` (built by the caller with `overrides`, which still name the comparison)."""
+    if configs is None:
+        return [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
+    grid = [(seed, method) for seed in seeds for method in methods]
+    if not isinstance(configs, list) or len(configs) != len(grid):
+        raise UserError(f"parameter configs must be a list of {len(grid)} configs, one per seed × method")
+    return [experiment_config(preset, method, seed, None, config) for (seed, method), config in zip(grid, configs)]
 
 
 def check_deployment_dataset(config: ExperimentConfig, deployment_name: str | None) -> None:

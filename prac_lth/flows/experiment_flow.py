@@ -32,7 +32,7 @@ class TaskSteps:
     whose output file is missing or fails its checksum runs again too, with one line saying so."""
 
     def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
-        self.config = config.model_dump(mode="json")
+        self.config = config  # the object itself: the tasks and their cache keys do not validate it again
         self.recompute, self.warn = recompute, warn
         options = stage_options(config.runtime.output_dir)
         self.tasks = {name: t.with_options(**options) for name, t in st.STAGE_TASKS.items()}
@@ -59,10 +59,13 @@ class TaskSteps:
 
 @flow(name="prac-lth", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
-             overrides: list[str] | None = None, recompute: list[str] | None = None) -> list[dict[str, Any]]:
+             overrides: list[str] | None = None, recompute: list[str] | None = None,
+             config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Find lottery tickets for one preset × method × seed; returns the per-round records. `recompute`:
-    cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.recompute)."""
-    config = experiment_config(preset, method, seed, overrides)
+    cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.recompute). `config`: the experiment's
+    config already built by prac.build_config (the CLI and the compare flow pass it, serialised), instead of
+    `overrides`; the config is then not built again."""
+    config = experiment_config(preset, method, seed, overrides, config)
     check_deployment_dataset(config, deployment.name)
     forced = parse_recompute(recompute, config.prune.rounds)
     logger = get_run_logger()
@@ -77,15 +80,14 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     logger.info(f"{config.preset} · {config.method} · seed {config.seed} · fingerprint {fp} · MLflow run {run_id}")
     if note := short_schedule_note(config):
         logger.warning(note)
-    config_dict = config.model_dump(mode="json")
     try:
-        st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config_dict)
+        st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config)
 
         def on_round(out: RoundOutputs) -> None:
             logger.info(round_line(config, out.record))
-            log_round_task(config_dict, experiment_id, run_id, out.record.round, out.record.metrics(),
-                           out.train, [out.mask, out.prac_set])
-            log_ticket_model_task(config_dict, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
+            log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train,
+                           [out.mask, out.prac_set])
+            log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
         def on_late_ticket(out: RoundOutputs) -> None:
             logger.info(late_ticket_line(out.record))

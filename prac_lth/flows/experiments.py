@@ -23,8 +23,8 @@ Done = Callable[[str, int, Records], None]
 
 
 @task(name="experiment", task_run_name="{method}-seed{seed}", cache_policy=NO_CACHE)
-def experiment_task(preset: str, method: str, seed: int, overrides: list[str] | None) -> Records:
-    return prac_lth(preset=preset, method=method, seed=seed, overrides=overrides)
+def experiment_task(preset: str, method: str, seed: int, config: dict[str, Any]) -> Records:
+    return prac_lth(preset=preset, method=method, seed=seed, config=config)
 
 
 def _share_local_server() -> None:
@@ -38,9 +38,9 @@ def _share_local_server() -> None:
         os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
 
 
-def run_experiments(configs: list[ExperimentConfig], overrides: list[str] | None, parallel: int,
+def run_experiments(configs: list[ExperimentConfig], parallel: int,
                     on_done: Done = lambda method, seed, records: None) -> dict[tuple[str, int], Records]:
-    """Every experiment of `configs` (as the flow's parameters: preset, method, seed, overrides); `on_done`
+    """Every experiment of `configs` (each subflow gets its config, serialised, and its names); `on_done`
     sees each as it finishes. Returns the records by (method, seed)."""
     results: dict[tuple[str, int], Records] = {}
 
@@ -49,7 +49,8 @@ def run_experiments(configs: list[ExperimentConfig], overrides: list[str] | None
         on_done(config.method, config.seed, records)
 
     def parameters(config: ExperimentConfig) -> dict[str, Any]:
-        return {"preset": config.preset, "method": config.method, "seed": config.seed, "overrides": overrides}
+        return {"preset": config.preset, "method": config.method, "seed": config.seed,
+                "config": config.model_dump(mode="json")}
 
     if parallel <= 1:
         for config in configs:

@@ -29,7 +29,7 @@ def _inputs_digest(parameters: dict[str, Any]) -> str:
 
 
 def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
-    config = ExperimentConfig.model_validate(parameters["config"])
+    config: ExperimentConfig = parameters["config"]  # the flow's validated config itself, not re-validated
     stage = context.task.name
     round_index = parameters.get("round_index")
     code = code_version_of(config)

@@ -67,10 +67,10 @@ def log_comparison(run_id: str, rows: list[dict[str, Any]], configs: list[Experi
 
 
 @task(name="log-comparison", cache_policy=NO_CACHE)
-def log_comparison_task(run_id: str, rows: list[dict[str, Any]], configs: list[dict[str, Any]], title: str
+def log_comparison_task(run_id: str, rows: list[dict[str, Any]], configs: list[ExperimentConfig], title: str
                         ) -> list[str]:
     logger = get_run_logger()
-    return log_comparison(run_id, rows, [ExperimentConfig.model_validate(c) for c in configs], title,
+    return log_comparison(run_id, rows, configs, title,
                           note=logger.warning)
 
 

@@ -1,19 +1,16 @@
 """One experiment context (data on the device, model factory) per process, shared by its tasks."""
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from prac.config import ExperimentConfig
 from prac.context import ExperimentContext, build_context
 
 _current: dict[str, ExperimentContext] = {}
 
 
-def experiment_context(config: dict[str, Any]) -> ExperimentContext:
+def experiment_context(config: ExperimentConfig) -> ExperimentContext:
     """The context of `config`, built once: tasks of one flow run reuse the data already on the device."""
-    key = json.dumps(config, sort_keys=True)
+    key = config.model_dump_json()
     if key not in _current:
         _current.clear()  # one dataset in memory at a time
-        _current[key] = build_context(ExperimentConfig.model_validate(config))
+        _current[key] = build_context(config)
     return _current[key]

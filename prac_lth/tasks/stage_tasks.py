@@ -3,17 +3,18 @@ which loads its input artifacts, computes, writes its outputs atomically and ret
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Callable
 
 from prefect import Task, get_run_logger, task
 
 from prac import imp_steps
 from prac.artifacts.refs import ArtifactRef
+from prac.config import ExperimentConfig
 from prac.round_record import RoundRecord, round_record
 from prac.stage_table import STAGES, Stage
 from prac_lth.tasks.context import experiment_context
 
-Config = dict[str, Any]
+Config = ExperimentConfig  # the flow's validated config, passed as the object (not re-validated here)
 _STAGE = {"persist_result": True, "retries": 0}
 
 
@@ -25,7 +26,7 @@ def _epoch_log(config: Config) -> Callable[[str], None]:
     PROGRESS_EVERY_S seconds, so a long round shows where it is without flooding short ones. Other lines
     (resumed, started afresh) always."""
     logger = get_run_logger()
-    if config["runtime"]["verbose"]:
+    if config.runtime.verbose:
         return logger.info
     last = [time.monotonic()]
 

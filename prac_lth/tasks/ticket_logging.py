@@ -20,6 +20,7 @@ from mlflow.types import Schema, TensorSpec
 from prefect import task
 from torch import nn
 
+from prac.config import ExperimentConfig
 from prac.context import ExperimentContext
 from prac.ticket import SPARSITY_FILE, LayerSparsity, report_ticket, ticket_start_name, total_sparsity
 from prac_lth.tasks import tracking
@@ -29,7 +30,7 @@ _RUN_TAGS = ("prac.method", "prac.seed", "prac.fingerprint")
 
 
 @task(name="log-ticket-model", task_run_name="log-ticket-model-r{round_index:02d}")
-def log_ticket_model_task(config: dict[str, Any], experiment_id: str, run_id: str, round_index: int) -> str:
+def log_ticket_model_task(config: ExperimentConfig, experiment_id: str, run_id: str, round_index: int) -> str:
     """The round's ticket and its sparsity report; returns the MLflow model's id."""
     return log_round_ticket(experiment_context(config), experiment_id, run_id, round_index)
 
@@ -74,7 +75,7 @@ def log_ticket_model(experiment_id: str, run_id: str, round_index: int, ticket: 
     model = c.create_logged_model(experiment_id, name=model_name(round_index), source_run_id=run_id,
                                   tags={**tags, "prac.kind": "ticket", "prac.round": str(round_index)},
                                   params=run.data.params)
-    with _quiet_pickle_warning():
+    with _quiet_pickle_warning(), tracking.server_calls():
         mlflow.pytorch.log_model(
             ticket, name=model_name(round_index), model_id=model.model_id, run_id=run_id, step=round_index,
             # pickle: users load the project's own module class (its layers by name), in one call; pt2

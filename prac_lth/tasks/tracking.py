@@ -116,6 +116,21 @@ class _ServerClient(MlflowClient):
         return call
 
 
+@contextlib.contextmanager
+def server_calls() -> Iterator[None]:
+    """Around MLflow's own calls that go to the server without our client (``mlflow.pytorch.log_model``): a
+    failure while the server is gone is ``TrackingUnavailable`` (one line), as with ``client()``'s calls."""
+    uri = tracking_uri()
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        if _is_server(uri):
+            _raise_if_server_gone(uri, exc)
+        raise
+
+
 def client() -> MlflowClient:
     uri = tracking_uri()
     if not _is_server(uri):
