@@ -88,7 +88,9 @@ def apply_overrides(config: ExperimentConfig, items: list[str], values: dict[str
     try:
         return ExperimentConfig.model_validate(data)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors()
-        )
-        raise UserError(f"invalid configuration: {problems}") from None
+        raise UserError(f"invalid configuration: {validation_problems(error)}") from None
+
+
+def validation_problems(error: ValidationError) -> str:
+    """A config's validation errors on one line: `path: message; ...`."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in error.errors())

@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from prac.config import ExperimentConfig
 from prac.errors import UserError
+from prac.overrides import validation_problems
 from prac.build_config import build_config
 
 
@@ -44,8 +45,7 @@ def _given_config(config: object, preset: str, method: str, seed: int, overrides
     try:
         given = ExperimentConfig.model_validate(config)
     except ValidationError as error:
-        raise UserError(f"parameter config is not an experiment config ({error.error_count()} problems, "
-                        f"first: {error.errors()[0]['loc']}: {error.errors()[0]['msg']})") from None
+        raise UserError(f"parameter config is not an experiment config: {validation_problems(error)}") from None
     if (given.preset, given.method, given.seed) != (preset, method, seed):
         raise UserError(f"parameter config is {given.preset} · {given.method} · seed {given.seed}, "
                         f"not {preset} · {method} · seed {seed} as the other parameters say")

@@ -14,14 +14,13 @@ from prac.round_record import RoundRecord, round_record
 from prac.stage_table import STAGES, Stage
 from prac_lth.tasks.context import experiment_context
 
-Config = ExperimentConfig  # the flow's validated config, passed as the object (not re-validated here)
 _STAGE = {"persist_result": True, "retries": 0}
 
 
 PROGRESS_EVERY_S = 30.0
 
 
-def _epoch_log(config: Config) -> Callable[[str], None]:
+def _epoch_log(config: ExperimentConfig) -> Callable[[str], None]:
     """Epoch lines to the Prefect log (terminal and UI): every one when verbose, else one every
     PROGRESS_EVERY_S seconds, so a long round shows where it is without flooding short ones. Other lines
     (resumed, started afresh) always."""
@@ -39,13 +38,13 @@ def _epoch_log(config: Config) -> Callable[[str], None]:
 
 
 @task(name="prepare-run", **_STAGE)
-def prepare_run_task(config: Config) -> ArtifactRef:
+def prepare_run_task(config: ExperimentConfig) -> ArtifactRef:
     return imp_steps.prepare_run(experiment_context(config))
 
 
 def _stage_task(stage: Stage) -> Task:
     """The Prefect task of one stage of prac.stage_table (named after it; the cache key reads `inputs`)."""
-    def run(config: Config, round_index: int | None, inputs: dict[str, ArtifactRef | None],
+    def run(config: ExperimentConfig, round_index: int | None, inputs: dict[str, ArtifactRef | None],
             fresh: bool = False) -> ArtifactRef:
         return stage.call(experiment_context(config), round_index, inputs, progress=_epoch_log(config),
                           warn=get_run_logger().warning, fresh=fresh)
@@ -58,7 +57,7 @@ def _stage_task(stage: Stage) -> Task:
 STAGE_TASKS: dict[str, Task] = {name: _stage_task(stage) for name, stage in STAGES.items()}
 
 
-def record_of_round(config: Config, round_index: int, train: ArtifactRef, mask: ArtifactRef,
+def record_of_round(config: ExperimentConfig, round_index: int, train: ArtifactRef, mask: ArtifactRef,
                     previous_sparsity: float, prac_set: ArtifactRef, ticket: ArtifactRef | None,
                     cumulative_before: int) -> RoundRecord:
     """Not a task: reading a few small files back is cheaper than a task run."""

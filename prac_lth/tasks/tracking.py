@@ -105,22 +105,18 @@ class _ServerClient(MlflowClient):
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            try:
+            with server_calls(uri):
                 return attribute(*args, **kwargs)
-            except UserError:
-                raise
-            except Exception as exc:
-                _raise_if_server_gone(uri, exc)
-                raise
 
         return call
 
 
 @contextlib.contextmanager
-def server_calls() -> Iterator[None]:
-    """Around MLflow's own calls that go to the server without our client (``mlflow.pytorch.log_model``): a
-    failure while the server is gone is ``TrackingUnavailable`` (one line), as with ``client()``'s calls."""
-    uri = tracking_uri()
+def server_calls(uri: str | None = None) -> Iterator[None]:
+    """Around calls to the tracking server at ``uri`` (default: ``tracking_uri()``): ``client()``'s, and MLflow's
+    own that go without it (``mlflow.pytorch.log_model``). A failure while the server does not answer its health
+    check is ``TrackingUnavailable`` (one line); any other is raised as it was."""
+    uri = uri or tracking_uri()
     try:
         yield
     except UserError:
