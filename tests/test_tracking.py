@@ -278,6 +278,33 @@ def test_store_creation_killed_anywhere_leaves_no_store_or_a_complete_one(tmp_pa
         tracking.check_tracking_reachable(f"sqlite:///{db}")
 
 
+_KILLED_WRITER = """
+import os, sqlite3, sys
+connection = sqlite3.connect(sys.argv[1], isolation_level=None)
+connection.execute("PRAGMA cache_size=1")  # pages spill into the file before the commit that never comes
+connection.execute("BEGIN IMMEDIATE")
+for i in range(3000):
+    connection.execute("INSERT INTO experiment_tags (key, value, experiment_id) VALUES (?, ?, 0)", (f"k{i}", "v" * 200))
+os._exit(9)  # killed mid-write: the rollback journal stays behind, hot
+"""
+
+
+def test_a_store_whose_writer_was_killed_mid_write_opens_as_it_was_before_that_write(tmp_path):
+    """A run killed while MLflow wrote to its SQLite store leaves a hot rollback journal: the re-run opens the
+    store (SQLite rolls the unfinished write back), instead of failing on a read-only look at the schema."""
+    db = tmp_path / "mlflow.db"
+    uri = f"sqlite:///{db}"
+    tracking.check_tracking_reachable(uri)
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        tags_before = connection.execute("SELECT COUNT(*) FROM experiment_tags").fetchone()[0]
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER, str(db)], check=False, timeout=120)
+    journal = Path(f"{db}-journal")
+    assert journal.is_file() and journal.stat().st_size > 0  # the state a killed writer leaves
+    tracking.check_tracking_reachable(uri)
+    with contextlib.closing(sqlite3.connect(db)) as connection:
+        assert connection.execute("SELECT COUNT(*) FROM experiment_tags").fetchone()[0] == tags_before
+
+
 def test_store_is_never_migrated_in_place(tmp_path):
     """A store MLflow left half-created (killed while creating it in place), or one at another schema revision:
     refused in one line saying what to do, the file left byte for byte as it was."""

@@ -301,7 +301,9 @@ def _check_store_schema(uri: str, path: Path) -> None:
     import mlflow.store.db.utils as db_utils  # also registers every table with Base.metadata
     from mlflow.store.db.base_sql_model import Base
 
-    connection = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=30)
+    # mode=rw: never creates the file, and only reads here; but read-only (mode=ro) could not roll back the hot
+    # journal a process killed mid-write leaves ("attempt to write a readonly database"), as any open must.
+    connection = sqlite3.connect(f"{path.as_uri()}?mode=rw", uri=True, timeout=30)
     try:
         tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         missing = sorted(set(Base.metadata.tables) - tables)
