@@ -1,7 +1,7 @@
 """What the benchmarks share: threads and machine notes, interleaved timing, the workloads, our training
 path and the baseline written the usual way.
 
-- Our path is `prac.train.train_round` itself: each split one uint8 tensor, batches gathered by index,
+- Our path is `prac.training.train.train_round` itself: each split one uint8 tensor, batches gathered by index,
   crop/flip/normalise on the device, channels_last, masks enforced in place (MaskEnforcer), one scatter
   per batch into the correctness record. Each call trains one epoch and ends with the round's
   evaluation on a one-batch validation and test split (EVAL_SPLIT images), counted in its time.
@@ -44,21 +44,21 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision import transforms
 from torchvision.datasets import VisionDataset
 
-from prac.config import TrainConfig
+from prac.settings.config import TrainConfig
 from prac.data import idx_files
 from prac.data.cifar import CIFAR10_MEAN, CIFAR10_STD
 from prac.data.device_data import DeviceData, DeviceSplit
 from prac.data.fashion_mnist import DEFAULT_DIR as FASHION_DIR
 from prac.data.registry import DATASETS, load_dataset
-from prac.evaluate import accuracy
-from prac.masks import Mask, full_mask, prunable_parameters
+from prac.training.evaluate import accuracy
+from prac.training.masks import Mask, full_mask, prunable_parameters
 from prac.models import build_model
-from prac.placement import to_device
-from prac.precision import autocast_dtype
-from prac.pruning import magnitude_prune
-from prac.round_types import RoundSpec
-from prac.schedule import RoundSchedule
-from prac.train import train_round
+from prac.hardware.placement import to_device
+from prac.hardware.precision import autocast_dtype
+from prac.training.pruning import magnitude_prune
+from prac.training.round_types import RoundSpec
+from prac.training.schedule import RoundSchedule
+from prac.training.train import train_round
 
 BATCH = 128
 MOMENTUM = 0.9
@@ -282,7 +282,7 @@ class Workload:
                   precision: str = "auto") -> DeviceData:
         """The workload's data on `device`, with the product's default precision there unless `precision` says
         otherwise (auto: bfloat16 autocast on a GPU and on a CPU with native bfloat16, where measured faster;
-        prac.precision)."""
+        prac.hardware.precision)."""
         data = fashion_data(train_count, test_count) if self.data == "fashion" else cifar_shaped_data(train_count)
         device = torch.device(device)
         return dataclasses.replace(to_device(data, device), autocast=autocast_dtype(precision, device, self.model))
@@ -332,7 +332,7 @@ def schedule(epochs: int, lr: float, milestones: tuple[int, ...] = ()) -> RoundS
 
 
 class FastPath:
-    """Our engine: `prac.train.train_round` on a pruned model, the model's weights carried across calls."""
+    """Our engine: `prac.training.train.train_round` on a pruned model, the model's weights carried across calls."""
 
     def __init__(self, workload: Workload, data: DeviceData, subset: np.ndarray | None = None, seed: int = 0):
         self.workload, self.data, self.subset = workload, data, subset

@@ -1,9 +1,9 @@
-"""Benchmark 9: a CPU training process with freed host memory kept for reuse (prac.host_memory, what the
+"""Benchmark 9: a CPU training process with freed host memory kept for reuse (prac.hardware.host_memory, what the
 product does when it trains on the CPU) against glibc's defaults.
 
     .venv/bin/python bench/host_memory.py [--quick] [--threads N] [--repeats N] [--models lenet300,conv4,resnet20]
 
-The setting is process-wide, so each arm is a fresh process: our path (prac.train.train_round on the
+The setting is process-wide, so each arm is a fresh process: our path (prac.training.train.train_round on the
 benchmark's data, the product's precision) trains `EPOCHS` epochs and prints its images/s; the two arms
 alternate, pair by pair, and the median of each is reported with the ratio. Nothing else runs in those
 processes (in bench/throughput.py the baseline arms share our arm's process and change how glibc's
@@ -30,7 +30,7 @@ def child(model: str, images: int, threads: int, keep: bool) -> None:
 
     import torch
 
-    from prac.host_memory import keep_freed_memory
+    from prac.hardware.host_memory import keep_freed_memory
 
     if keep and not keep_freed_memory():
         raise SystemExit("malloc is not glibc's: nothing to measure")
@@ -53,7 +53,7 @@ def main() -> int:
         model, images, keep = args.child
         child(model, int(images), args.threads, keep == "1")
         return 0
-    common.start(args, "A CPU training process with freed host memory kept (prac.host_memory) against glibc's defaults")
+    common.start(args, "A CPU training process with freed host memory kept (prac.hardware.host_memory) against glibc's defaults")
     repeats = 1 if args.quick else args.repeats or 4
     rows, ratios = [], []
     for name in [n for n in args.models.split(",") if n]:

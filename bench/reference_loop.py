@@ -41,7 +41,7 @@ from torchvision import transforms
 
 from common import BATCH, GAMMA, WARMUP_BATCHES, PILImages, Workload, baseline_start, baseline_transform, timed
 from prac.data.device_data import DeviceData
-from prac.evaluate import accuracy
+from prac.training.evaluate import accuracy
 
 
 class _Meter:

@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from prac import comparison
+from prac.reporting import comparison
 from prac.artifacts import read_mask
 from prac.artifacts.atomic import atomic_write
-from prac.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
+from prac.reporting.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
                                      tradeoff_figure)
-from prac.comparison_inputs import mask_similarity_frame, runs_of
+from prac.reporting.comparison_inputs import mask_similarity_frame, runs_of
 from prac.errors import UserError
 from prac.experiment import compare_in_process, finished_rounds
-from prac.imp_steps import method_snapshot
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.round_file import load_round
-from prac.report import dense_line, match_line
-from prac.run_paths import run_paths
+from prac.imp.imp_steps import method_snapshot
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.training.round_file import load_round
+from prac.reporting.report import dense_line, match_line
+from prac.layout.run_paths import run_paths
 
 SEEDS = (0, 1, 2)
 NO_AUG = "data.augment=false"

@@ -16,8 +16,8 @@ import time
 
 from memory import SHORT_ROUNDS
 from prac.experiment import run_experiment
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
 
 
 def rss_mib() -> float:

@@ -30,10 +30,10 @@ import numpy as np
 import torch
 
 import common
-import prac.train
+import prac.training.train
 from common import DEFAULT_MODELS, WORKLOADS, FastPath, finish, median, replaced, table, timed
-from prac.forgetting import CorrectnessRecord
-from prac.masks import MaskEnforcer
+from prac.training.forgetting import CorrectnessRecord
+from prac.training.masks import MaskEnforcer
 
 SUBSET_FRACTION = 0.35
 SIZES = {"lenet300": (30_000, 512), "conv4": (2_048, 256), "resnet20": (3_072, 256)}
@@ -133,7 +133,7 @@ def measure(name: str, args) -> dict:
                 return ours.train_epochs(1, seed=r)
         return {"with": with_piece, "without": without}
 
-    with replaced(prac.train, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
+    with replaced(prac.training.train, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
         ours.warm_up()
         # One interleaved pair per claim, so each comparison has its own neighbours in time.
         a = common.interleave({"full": lambda r: ours.train_epochs(1, seed=r),

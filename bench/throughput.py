@@ -33,7 +33,7 @@ import torch
 
 import common
 from common import DEFAULT_MODELS, WORKLOADS, Baseline, FastPath, finish, median, spread, step_flops, table
-from prac.host_memory import keep_freed_memory
+from prac.hardware.host_memory import keep_freed_memory
 from reference_loop import ReferenceLoop
 
 # Training images per workload (full run, --quick) and targets (ours / baseline with workers, ours / the
@@ -155,8 +155,8 @@ def main() -> int:
     common.start(args, "Training-loop throughput: ours (train_round) vs DataLoader + PIL + torch.nn.utils.prune "
                        "and the reference implementation's loop")
     if not args.device.startswith("cuda") and keep_freed_memory():
-        # as the product's process does on the CPU (prac.host_memory); process-wide, so the baselines get it too
-        print("this process keeps freed host memory for reuse (prac.host_memory), as the product's does on the CPU")
+        # as the product's process does on the CPU (prac.hardware.host_memory); process-wide, so the baselines get it too
+        print("this process keeps freed host memory for reuse (prac.hardware.host_memory), as the product's does on the CPU")
     on_gpu = args.device.startswith("cuda")
     dataloader = baseline_label(args.worker_counts[0])
     print(f"batch {common.BATCH}, SGD momentum {common.MOMENTUM} wd {common.WEIGHT_DECAY}, {common.PRUNED:.0%} of the "

@@ -4,14 +4,14 @@ registries, a transfer source, the output folder). The CLI and the flows' parame
 a bad input stops here as one UserError line, before anything is written."""
 from __future__ import annotations
 
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.data.registry import get_spec
 from prac.errors import UserError
-from prac.methods import get_method
+from prac.strategies.methods import get_method
 from prac.models import model_builder
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.run_paths import check_output_dir
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.layout.run_paths import check_output_dir
 
 
 def build_config(preset: str, method: str, seed: int, overrides: list[str]) -> ExperimentConfig:

@@ -13,7 +13,7 @@ import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.plugins import plugin_sources
 
 SCIENCE_ROOT = Path(__file__).resolve().parent

@@ -9,18 +9,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from prac import imp_steps
+from prac.imp import imp_steps
 from prac.code_version import code_version_of
-from prac.config import ExperimentConfig
-from prac.context import ExperimentContext, build_context
-from prac.early_stop import MaskDistanceEarlyStop
-from prac.concurrency import round0_first
-from prac.imp_loop import RoundOutputs, run_rounds
-from prac.methods import get_method
-from prac.report import late_ticket_line, round_line
-from prac.round_record import RoundRecord, round_record
-from prac.run_paths import run_paths
-from prac.ticket import report_ticket
+from prac.settings.config import ExperimentConfig
+from prac.imp.context import ExperimentContext, build_context
+from prac.training.early_stop import MaskDistanceEarlyStop
+from prac.imp.concurrency import round0_first
+from prac.imp.imp_loop import RoundOutputs, run_rounds
+from prac.strategies.methods import get_method
+from prac.reporting.report import late_ticket_line, round_line
+from prac.imp.round_record import RoundRecord, round_record
+from prac.layout.run_paths import run_paths
+from prac.imp.ticket import report_ticket
 
 Log = Callable[[str], None]
 
@@ -78,7 +78,7 @@ def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
 
 def compare_in_process(configs: list[ExperimentConfig], log: Log = print, parallel: int = 1) -> list[dict]:
     """The experiments, each read back if it finished before (one after another, or `parallel` at once as
-    processes, in prac.concurrency's order): per-round rows with `method` and `seed` (what prac.comparison
+    processes, in prac.imp.concurrency's order): per-round rows with `method` and `seed` (what prac.reporting.comparison
     summarises), in the order of `configs`."""
     records: dict[tuple[str, int], list[RoundRecord]] = {}
     if parallel <= 1:

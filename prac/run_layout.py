@@ -1,4 +1,4 @@
-"""How a run folder is laid out inside (a leaf: prac.run_paths names the folders by fingerprint; a transfer
+"""How a run folder is laid out inside (a leaf: prac.layout.run_paths names the folders by fingerprint; a transfer
 source is read by its path)."""
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.errors import UserError
-from prac.presets import PRESETS
+from prac.settings.presets import PRESETS
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
 
 
@@ -32,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one experiment (preset × method × seed) through the flow")
     _add_common(run)
     # Any registered method (a researcher's too): checked with the rest of the config (prac.build_config)
-    run.add_argument("--method", default="prac", help="a method of prac.methods.METHODS (default prac)")
+    run.add_argument("--method", default="prac", help="a method of prac.strategies.methods.METHODS (default prac)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--engine-only", action="store_true",
                      help="run in-process without Prefect or MLflow (same steps, same files)")
@@ -75,8 +75,8 @@ def _run(args: argparse.Namespace) -> None:
     from prac.build_config import build_config
 
     config = build_config(args.preset, args.method, args.seed, overrides)  # bad input stops here, once
-    from prac.recompute import parse_recompute
-    from prac.report import print_rounds
+    from prac.imp.recompute import parse_recompute
+    from prac.reporting.report import print_rounds
 
     parse_recompute(args.recompute, config.prune.rounds)
     if args.engine_only:
@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> None:
         return
     _preflight(config)
     from prac_lth.flows.experiment_flow import prac_lth
-    from prac.round_record import RoundRecord
+    from prac.imp.round_record import RoundRecord
 
     records = prac_lth(preset=args.preset, method=args.method, seed=args.seed, recompute=args.recompute or None,
                        config=config.model_dump(mode="json"))  # passed down, not built again
@@ -126,14 +126,14 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     configs = [build_config(preset, method, seed, overrides) for seed in seeds for method in methods]
     if args.engine_only:
         from prac.experiment import compare_in_process
-        from prac.report import print_comparison
+        from prac.reporting.report import print_comparison
 
         print_comparison(compare_in_process(configs, parallel=args.parallel))
         return
     _preflight(configs[-1])
     from prac_lth.flows.compare import compare
     from prac.code_version import code_version_of
-    from prac.report import print_comparison
+    from prac.reporting.report import print_comparison
     from prac_lth.tasks import comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
@@ -151,7 +151,7 @@ def _presets() -> None:
 
 
 def _serve() -> None:
-    from prac.config import RuntimeConfig
+    from prac.settings.config import RuntimeConfig
 
     prepare_prefect_environment(RuntimeConfig().output_dir)
     from prac_lth.deployments.serve import serve_all

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import external  # noqa: E402  (tests/ is on sys.path)
-from prac.context import build_context
-from prac.presets import preset_config
+from prac.imp.context import build_context
+from prac.settings.presets import preset_config
 
 
 @pytest.fixture(scope="module")

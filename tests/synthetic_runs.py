@@ -6,13 +6,13 @@ import numpy as np
 import torch
 
 from prac.artifacts import PracSet, write_mask, write_prac_set
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.data.digits import load_digits
 from prac.data.validation_split import split_train_validation
-from prac.fingerprint import fingerprint
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.run_paths import run_paths
+from prac.layout.fingerprint import fingerprint
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.layout.run_paths import run_paths
 from tests.test_comparison import LT, PRAC, _rows
 
 METHODS = ("prac", "lt", "random")

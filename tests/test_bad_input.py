@@ -1,6 +1,6 @@
 """Bad input, one case each: the CLI ends with exactly one line on stderr (`prac-lth: error: ...`) and exit
 code 2, never a traceback; a deployment's flow run with bad parameters fails with a one-line message naming
-the problem; the Python API (prac.ticket.load_ticket) raises a one-line UserError naming the file. And no
+the problem; the Python API (prac.imp.ticket.load_ticket) raises a one-line UserError naming the file. And no
 file of an earlier experiment changes: one small finished experiment is built once, every file's bytes and
 mtime recorded, and checked after every case (the bad commands point --output-dir at its folder)."""
 from __future__ import annotations
@@ -8,7 +8,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -21,9 +20,9 @@ import datafiles  # tests/ is on sys.path (pytest rootdir-less import)
 from prac.artifacts import read_prac_set, write_mask, write_prac_set
 from prac.artifacts.prac_set_io import PracSet
 from prac.errors import UserError
-from prac.masks import prunable_parameters
+from prac.training.masks import prunable_parameters
 from prac.models import build_model
-from prac.ticket import load_ticket
+from prac.imp.ticket import load_ticket
 from prac_lth.cli import main
 from test_cli import assert_user_error, cli
 
@@ -382,7 +381,7 @@ def test_a_damaged_transfer_source_is_refused_before_anything_runs(capsys, earli
 
 
 # --------------------------------------------------------------------------------------------------
-# Masks a user loads: prac.ticket.load_ticket (the Python API; the CLI reads no mask a user gives)
+# Masks a user loads: prac.imp.ticket.load_ticket (the Python API; the CLI reads no mask a user gives)
 
 
 def _mask_of(model_name: str, fingerprint: str, path: Path) -> None:

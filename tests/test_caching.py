@@ -9,13 +9,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from prac import code_version, imp_steps
-from prac.context import build_context
+from prac import code_version
+
+from prac.imp import imp_steps
+from prac.imp.context import build_context
 from prac.errors import UserError
 from prac.experiment import finished_rounds, run_experiment
-from prac.presets import preset_config
-from prac.recompute import Recompute, is_forced, parse_recompute
-from prac.run_paths import run_paths
+from prac.settings.presets import preset_config
+from prac.imp.recompute import Recompute, is_forced, parse_recompute
+from prac.layout.run_paths import run_paths
 from prac_lth.tasks.caching import stage_cache_key
 
 OTHER_CODE = "0123456789abcdef"
@@ -67,7 +69,7 @@ def test_the_code_version_follows_the_science_sources(tmp_path, monkeypatch):
     try:
         before = code_version.science_code_version()
         assert before == code_version._version.__wrapped__(())  # deterministic
-        (copy / "selection.py").write_text((copy / "selection.py").read_text() + "\n# a fix in CEP\n")
+        (copy / "training" / "selection.py").write_text((copy / "training" / "selection.py").read_text() + "\n# a fix in CEP\n")
         code_version._version.cache_clear()
         assert code_version.science_code_version() != before
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from prac.presets import PRESETS
+from prac.settings.presets import PRESETS
 from tests.prefect_homes import migrated_prefect_home
 
 SCRIPT = Path(sys.executable).with_name("prac-lth")

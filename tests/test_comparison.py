@@ -7,9 +7,9 @@ import re
 import matplotlib.pyplot as plt
 import pytest
 
-from prac.comparison import (accuracy_grid, curve, dense_accuracy, dense_matched_sparsity, match, matches,
+from prac.reporting.comparison import (accuracy_grid, curve, dense_accuracy, dense_matched_sparsity, match, matches,
                              per_sparsity)
-from prac.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
+from prac.reporting.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
 from tests.test_cli import cli
 
 SPARSITY = [0.2, 0.36, 0.488, 0.59]

@@ -1,4 +1,4 @@
-"""The comparison run in MLflow (a temporary SQLite store): conclusions as metrics equal to prac.comparison.match,
+"""The comparison run in MLflow (a temporary SQLite store): conclusions as metrics equal to prac.reporting.comparison.match,
 tables as Parquet, figures under figures/, all logged again without duplicates; and the link users open."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
-from prac.comparison import match, per_sparsity
-from prac.report import method_summary, summary_markdown
+from prac.reporting.comparison import match, per_sparsity
+from prac.reporting.report import method_summary, summary_markdown
 from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 from tests import synthetic_runs as synthetic
 from tests.mlflow_store import temporary_store

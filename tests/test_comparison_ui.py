@@ -26,7 +26,7 @@ from PIL import Image
 
 from prac_lth.deployments.processes import free_port
 from external import CHROMIUM
-from prac.comparison import match, per_sparsity
+from prac.reporting.comparison import match, per_sparsity
 from tests.test_pipeline import BIN, Workspace, _stop, make_workspace
 
 pytestmark = pytest.mark.slow

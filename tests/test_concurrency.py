@@ -1,4 +1,4 @@
-"""Several experiments at once: the order (prac.concurrency: arms sharing round 0 never train it side by side)
+"""Several experiments at once: the order (prac.imp.concurrency: arms sharing round 0 never train it side by side)
 and the engine's process pool giving the same files as one experiment after another."""
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ from concurrent.futures import Future
 
 import pytest
 
-from prac.concurrency import round0_first
+from prac.imp.concurrency import round0_first
 from prac.experiment import compare_in_process
-from prac.fingerprint import round0_fingerprint
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.run_paths import run_paths
+from prac.layout.fingerprint import round0_fingerprint
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.layout.run_paths import run_paths
 
 
 def config_of(method: str, seed: int, output_dir, *items: str):

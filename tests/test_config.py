@@ -8,15 +8,15 @@ import sys
 
 import pytest
 
-from prac import overrides
+from prac.settings import overrides
 from prac.build_config import build_config
-from prac.config import DataConfig, ExperimentConfig, PracConfig, PruneConfig, RuntimeConfig, TrainConfig
-from prac.device import training_device
+from prac.settings.config import DataConfig, ExperimentConfig, PracConfig, PruneConfig, RuntimeConfig, TrainConfig
+from prac.hardware.device import training_device
 from prac.errors import UserError
-from prac.fingerprint import fingerprint, result_fields as fingerprint_fields, round0_fingerprint
-from prac.overrides import apply_overrides, resolve_key
-from prac.precision import resolve_precision
-from prac.presets import PRESETS, preset_config, preset_names
+from prac.layout.fingerprint import fingerprint, result_fields as fingerprint_fields, round0_fingerprint
+from prac.settings.overrides import apply_overrides, resolve_key
+from prac.hardware.precision import resolve_precision
+from prac.settings.presets import PRESETS, preset_config, preset_names
 from prac.seeds import seed_for
 
 PAPER_MODELS = {
@@ -292,9 +292,9 @@ def test_unknown_fields_are_rejected_by_the_models():
 # ---------------------------------------------------------------- fingerprints
 
 _FP_SCRIPT = (
-    "from prac.presets import preset_config;"
-    "from prac.overrides import apply_overrides;"
-    "from prac.fingerprint import fingerprint, round0_fingerprint;"
+    "from prac.settings.presets import preset_config;"
+    "from prac.settings.overrides import apply_overrides;"
+    "from prac.layout.fingerprint import fingerprint, round0_fingerprint;"
     "c = apply_overrides(preset_config('cifar10-resnet20'), ['seed=3', 'method=lt', 'lr=0.05']);"
     "print(fingerprint(c), round0_fingerprint(c))"
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from prac.build_config import build_config
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 
 pytestmark = pytest.mark.slow
 

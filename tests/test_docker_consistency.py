@@ -268,7 +268,7 @@ def test_every_environment_variable_is_read_by_someone(monkeypatch):
         else:
             assert name in DOCUMENTED, f"{name}: nobody reads it"
     # The project variables do what the workers need: the flows' defaults come from them
-    from prac.config import RuntimeConfig
+    from prac.settings.config import RuntimeConfig
 
     monkeypatch.setenv("PRAC_OUTPUT_DIR", "/runs")
     monkeypatch.setenv("PRAC_DATA_DIR", "/data")

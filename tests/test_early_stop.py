@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from prac.early_stop import MaskDistanceEarlyStop
+from prac.training.early_stop import MaskDistanceEarlyStop
 
 EPS = 0.08
 BIG, SMALL = 0.3, 0.01

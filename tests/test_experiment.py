@@ -19,9 +19,9 @@ import torch
 from prac.artifacts import read_mask, read_prac_set
 from prac.errors import ArtifactError
 from prac.experiment import ExperimentResult, run_experiment
-from prac.masks import is_nested
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
+from prac.training.masks import is_nested
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
 
 pytestmark = pytest.mark.slow
 
@@ -30,19 +30,19 @@ ROUNDS = 3  # digits-smoke's rounds
 
 def _run(out: Path, *items: str) -> tuple[ExperimentResult, list[str]]:
     """Run digits-smoke; the log gets one extra line per training ("trainings: N") at the end."""
-    import prac.stages
+    import prac.imp.stages
 
     config = apply_overrides(preset_config("digits-smoke"), [f"runtime.output_dir={out}", "runtime.device=cpu", *items])
     lines: list[str] = []
     trainings = []
-    real = prac.stages.train_round
+    real = prac.imp.stages.train_round
 
     def counting(*args, **kwargs):
         trainings.append(1)
         return real(*args, **kwargs)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(prac.stages, "train_round", counting)
+        patch.setattr(prac.imp.stages, "train_round", counting)
         result = run_experiment(config, log=lines.append)
     return result, [*lines, f"trainings: {len(trainings)}"]
 
@@ -105,7 +105,7 @@ def test_prac_writes_every_round(prac_a):
 
 def test_masks_are_nested_with_the_expected_sparsity(prac_a):
     from prac.models import build_model
-    from prac.masks import prunable_parameters
+    from prac.training.masks import prunable_parameters
 
     result, _ = prac_a
     model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)

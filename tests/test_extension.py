@@ -1,5 +1,5 @@
 """A method added from outside the project (tests/plugins/lowest_loss.py: a selector and a method, registered
-through prac.selectors and prac.methods, loaded with PRAC_LTH_PLUGINS) runs end to end like the built-in ones:
+through prac.strategies.selectors and prac.strategies.methods, loaded with PRAC_LTH_PLUGINS) runs end to end like the built-in ones:
 through the engine, through the flow, and in a comparison with prac and lt."""
 from __future__ import annotations
 

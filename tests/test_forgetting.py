@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from prac.forgetting import NEVER_LEARNED, CorrectnessRecord, forget_events
-from prac.selection import prac_union, select_cep, select_cet
+from prac.training.forgetting import NEVER_LEARNED, CorrectnessRecord, forget_events
+from prac.training.selection import prac_union, select_cep, select_cet
 
 
 def events_reference(history: np.ndarray) -> np.ndarray:

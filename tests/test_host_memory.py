@@ -1,4 +1,4 @@
-"""prac.host_memory: after keep_freed_memory, a freed block of activation size stays in the process's heap
+"""prac.hardware.host_memory: after keep_freed_memory, a freed block of activation size stays in the process's heap
 (glibc's mallinfo2 counts it as free heap) for the next step, where glibc's defaults map it apart and hand
 it back to the OS. Each case runs in a fresh process: the setting is process-wide and glibc's thresholds
 move with what a process has freed before."""
@@ -14,7 +14,7 @@ import pytest
 
 PROBE = r"""
 import ctypes, ctypes.util, json, sys
-from prac.host_memory import keep_freed_memory
+from prac.hardware.host_memory import keep_freed_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",

@@ -1,6 +1,6 @@
 """Every module of the project imports on its own (the quick tier's floor: `pytest -m 'not slow'` runs this,
 then exercises each module further in its own tests). A module that no test imports is caught here. And no two
-modules import each other, directly or around a loop: shared types live in a leaf module (prac/round_types.py)."""
+modules import each other, directly or around a loop: shared types live in a leaf module (prac/training/round_types.py)."""
 from __future__ import annotations
 
 import ast
@@ -108,3 +108,21 @@ def test_no_module_beside_a_flow_is_named_like_a_package():
     assert folders and all(folder.is_dir() for folder in folders), folders
     for folder in folders:
         assert not {p.stem for p in folder.glob("*.py")} & set(PACKAGES), folder
+
+
+def _package_of(module: str) -> str:
+    """prac.training.train -> prac.training; a module directly under prac (prac.experiment) stands alone."""
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_no_two_of_the_science_packages_import_each_other():
+    # ARCHITECTURE.md draws prac/ as layers of packages: one that imported another from both sides would have
+    # no place in that drawing (a module's file could then reach back up through its own package).
+    known = {name: path for name, path in _project_modules().items() if name.startswith("prac.")}
+    graph: dict[str, set[str]] = {}
+    for name, path in known.items():
+        graph.setdefault(_package_of(name), set()).update(
+            _package_of(other) for other in _imported(name, path, known) if _package_of(other) != _package_of(name))
+    assert {"prac.training", "prac.imp", "prac.strategies"} <= set(graph)  # the packages were found
+    assert _cycles(graph) == []

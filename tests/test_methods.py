@@ -1,4 +1,4 @@
-"""The method registry (prac.methods): each method's entry is what the loop does, checked on the files of a
+"""The method registry (prac.strategies.methods): each method's entry is what the loop does, checked on the files of a
 short digits run per method — what each round trained on, how the next set was chosen, where tickets start."""
 from __future__ import annotations
 
@@ -12,16 +12,16 @@ import torch
 
 from prac.artifacts import read_mask, read_prac_set
 from prac.build_config import build_config
-from prac.config import PracConfig
+from prac.settings.config import PracConfig
 from prac.errors import UserError
 from prac.experiment import compare_in_process
-from prac.fingerprint import fingerprint
-from prac.methods import METHODS, PRAC_SETTINGS, get_method
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.run_paths import run_paths
-from prac.selection import el2n, highest_scores, random_subset
-from prac.ticket import load_ticket
+from prac.layout.fingerprint import fingerprint
+from prac.strategies.methods import METHODS, PRAC_SETTINGS, get_method
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.layout.run_paths import run_paths
+from prac.training.selection import el2n, highest_scores, random_subset
+from prac.imp.ticket import load_ticket
 from prac_lth.cli import main
 
 ROUNDS = 2

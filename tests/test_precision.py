@@ -1,4 +1,4 @@
-"""Mixed precision and torch.compile, the GPU path's options (prac.precision, runtime.precision /
+"""Mixed precision and torch.compile, the GPU path's options (prac.hardware.precision, runtime.precision /
 runtime.compile), exercised on the CPU: bfloat16 autocast runs there too."""
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import pytest
 import torch
 from torch import nn
 
-from prac.context import ExperimentContext
-from prac.masks import full_mask
-from prac import precision
-from prac.precision import autocast_dtype
-from prac.pruning import magnitude_prune
-from prac.round_types import RoundSpec
-from prac.schedule import RoundSchedule
-from prac.train import train_round
+from prac.imp.context import ExperimentContext
+from prac.training.masks import full_mask
+from prac.hardware import precision
+from prac.hardware.precision import autocast_dtype
+from prac.training.pruning import magnitude_prune
+from prac.training.round_types import RoundSpec
+from prac.training.schedule import RoundSchedule
+from prac.training.train import train_round
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune as torch_prune
 
-from prac.masks import (
+from prac.training.masks import (
     MaskEnforcer,
     full_mask,
     hamming_distance,
@@ -22,7 +22,7 @@ from prac.masks import (
     total_count,
 )
 from prac.models import build_model
-from prac.pruning import magnitude_prune, prune_count, random_prune
+from prac.training.pruning import magnitude_prune, prune_count, random_prune
 
 
 

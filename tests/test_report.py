@@ -3,10 +3,10 @@ whose own model collapsed is said in words, the number kept)."""
 from __future__ import annotations
 
 
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.report import collapse_notes, late_ticket_line, print_rounds, round_line
-from prac.round_record import RoundRecord
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.reporting.report import collapse_notes, late_ticket_line, print_rounds, round_line
+from prac.imp.round_record import RoundRecord
 
 NAN = float("nan")
 

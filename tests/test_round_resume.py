@@ -11,13 +11,13 @@ import pytest
 import torch
 
 from prac.artifacts import load_torch, save_torch
-from prac.early_stop import MaskDistanceEarlyStop
+from prac.training.early_stop import MaskDistanceEarlyStop
 from prac.errors import ArtifactError
-from prac.masks import full_mask
-from prac.round_types import EarlyStopSpec, RoundResult, RoundSpec, Snapshot
-from prac.schedule import RoundSchedule
-from prac.train import train_round
-from prac.train_step import TrainStep
+from prac.training.masks import full_mask
+from prac.training.round_types import EarlyStopSpec, RoundResult, RoundSpec, Snapshot
+from prac.training.schedule import RoundSchedule
+from prac.training.train import train_round
+from prac.training.train_step import TrainStep
 
 WINDOW = 2
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from prac.config import TrainConfig
-from prac.schedule import RoundSchedule, full_schedule, scaled_schedule, steps_per_epoch
+from prac.settings.config import TrainConfig
+from prac.training.schedule import RoundSchedule, full_schedule, scaled_schedule, steps_per_epoch
 
 PAPER = TrainConfig(epochs=182, batch_size=128, lr=0.1, milestones=[91, 136])
 D0 = 45_000  # CIFAR-10's 50k train images minus the 10% validation split

@@ -11,14 +11,14 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from prac.comparison import per_sparsity
-from prac.comparison_figure_set import figure_set
-from prac.comparison_figures import COLORS, accuracy_figure, method_colors, save, similarity_figure
-from prac.comparison_inputs import (class_share_frame, mask_similarity_frame, prac_sets, runs_of, sample_images,
+from prac.reporting.comparison import per_sparsity
+from prac.reporting.comparison_figure_set import figure_set
+from prac.reporting.comparison_figures import COLORS, accuracy_figure, method_colors, save, similarity_figure
+from prac.reporting.comparison_inputs import (class_share_frame, mask_similarity_frame, prac_sets, runs_of, sample_images,
                                     set_method, showcase_round)
 from prac.data.digits import load_digits
-from prac.masks import mask_similarity
-from prac.set_figures import class_share_figure, sample_grid_figure
+from prac.training.masks import mask_similarity
+from prac.reporting.set_figures import class_share_figure, sample_grid_figure
 from tests import synthetic_runs as synthetic
 
 NEW_METHODS = ["random-subset", "el2n-subset", "cet-only", "early-bird", "random-reinit", "transfer"]

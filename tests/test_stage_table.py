@@ -1,4 +1,4 @@
-"""The stage table (prac/stage_table.py) is the one declaration of the stages: each entry agrees with its step
+"""The stage table (prac/imp/stage_table.py) is the one declaration of the stages: each entry agrees with its step
 function, and the Prefect tasks and `--recompute`'s names are derived from it."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import inspect
 
 import pytest
 
-from prac.recompute import STAGES as RECOMPUTE_NAMES
-from prac.stage_table import STAGES
+from prac.imp.recompute import STAGES as RECOMPUTE_NAMES
+from prac.imp.stage_table import STAGES
 from prac_lth.tasks.stage_tasks import STAGE_TASKS
 
 

@@ -1,11 +1,11 @@
-"""The CPU thread count the product chooses (prac.device)."""
+"""The CPU thread count the product chooses (prac.hardware.device)."""
 import os
 
 import pytest
 import torch
 
-from prac.config import RuntimeConfig
-from prac.device import choose_threads, configure_threads, usable_cores
+from prac.settings.config import RuntimeConfig
+from prac.hardware.device import choose_threads, configure_threads, usable_cores
 
 
 def affinity() -> int:

@@ -1,4 +1,4 @@
-"""The ticket users take away: m ⊙ θ_rewind in plain PyTorch in one call (prac.ticket), its per-layer
+"""The ticket users take away: m ⊙ θ_rewind in plain PyTorch in one call (prac.imp.ticket), its per-layer
 sparsity measured from its zeros, and the same ticket as an MLflow model of the parent run, logged once.
 
 A tiny digits-smoke experiment (2 rounds of 3 epochs) runs once in-process for the fast tests; the
@@ -22,11 +22,11 @@ from prac.artifacts import read_mask
 from prac.errors import ArtifactError, UserError
 from prac.experiment import run_experiment
 from prac.models.small_conv import SmallConv
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
-from prac.round_file import load_round
-from prac.run_paths import run_paths
-from prac.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
+from prac.training.round_file import load_round
+from prac.layout.run_paths import run_paths
+from prac.imp.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
 from prac_lth.tasks import tracking, tracking_runs
 from tests.prefect_homes import migrated_prefect_home
 from prac_lth.tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
@@ -74,7 +74,7 @@ def _mask(config, r: int):
 
 
 # --------------------------------------------------------------------------------------------------
-# prac.ticket
+# prac.imp.ticket
 
 
 def test_ticket_is_the_mask_applied_to_theta_rewind(experiment):

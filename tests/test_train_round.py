@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from prac.data.device_data import DeviceSplit
-from prac.evaluate import accuracy
-from prac.masks import full_mask, kept_count
-from prac.pruning import magnitude_prune, random_prune
-from prac.round_types import EarlyStopSpec, RoundSpec
-from prac.schedule import RoundSchedule
-from prac.train import train_round
+from prac.training.evaluate import accuracy
+from prac.training.masks import full_mask, kept_count
+from prac.training.pruning import magnitude_prune, random_prune
+from prac.training.round_types import EarlyStopSpec, RoundSpec
+from prac.training.schedule import RoundSchedule
+from prac.training.train import train_round
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

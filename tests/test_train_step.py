@@ -1,4 +1,4 @@
-"""The training step (prac.train_step) on the CPU: its SGD update is torch.optim.SGD's, in both of its forms
+"""The training step (prac.training.train_step) on the CPU: its SGD update is torch.optim.SGD's, in both of its forms
 (the per-tensor loop of the CPU and the multi-tensor kernels of a GPU), and it keeps what a CUDA graph
 replays at fixed addresses, reading nothing from the host between the steps of an epoch."""
 from __future__ import annotations
@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from prac.forgetting import CorrectnessRecord
-from prac.masks import MaskEnforcer, full_mask
-from prac.pruning import magnitude_prune
-from prac.train import prunable_weights
-from prac.train_step import TrainStep, sgd_update
+from prac.training.forgetting import CorrectnessRecord
+from prac.training.masks import MaskEnforcer, full_mask
+from prac.training.pruning import magnitude_prune
+from prac.training.train import prunable_weights
+from prac.training.train_step import TrainStep, sgd_update
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

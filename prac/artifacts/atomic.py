@@ -10,7 +10,7 @@ from typing import Any, Iterator
 import torch
 
 from prac.errors import ArtifactError, one_line
-from prac.placement import to_cpu
+from prac.hardware.placement import to_cpu
 
 
 @contextlib.contextmanager
@@ -56,14 +56,14 @@ def _fsync_dir(directory: Path) -> None:
 
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """`torch.save` through `atomic_write`, so a crash mid-save never leaves a corrupt checkpoint. Tensors
-    cross to the CPU first (prac.placement): a file written on a GPU machine reads anywhere."""
+    cross to the CPU first (prac.hardware.placement): a file written on a GPU machine reads anywhere."""
     with atomic_write(path) as tmp:
         torch.save(to_cpu(obj), tmp)
 
 
 def load_torch(path: str | os.PathLike[str], *, weights_only: bool = True) -> Any:
     """Load a checkpoint written by `save_torch`, its tensors on the CPU (the caller places them:
-    prac.placement); ArtifactError naming the file if it cannot be read.
+    prac.hardware.placement); ArtifactError naming the file if it cannot be read.
 
     `weights_only=True` (torch's safe loader) accepts tensors, dicts, lists and plain scalars;
     pass False only for trusted files that hold other Python objects.

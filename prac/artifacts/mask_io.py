@@ -18,7 +18,7 @@ import torch
 
 from prac.artifacts._parquet import check_fingerprint, check_schema, parse_round, read_table, write_table
 from prac.errors import ArtifactError
-from prac.placement import to_numpy
+from prac.hardware.placement import to_numpy
 
 _WHAT = "mask file"
 COLUMNS = {

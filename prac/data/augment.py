@@ -2,7 +2,7 @@
 
 The random draws are separate from their application (`draw_crop_flip`, `crop_flip`), so that the training
 step can draw a whole epoch's augmentation at the epoch's start and read a batch's rows by index on the
-device (prac.train_step: a step with static shapes, captured as a CUDA graph on a GPU).
+device (prac.training.train_step: a step with static shapes, captured as a CUDA graph on a GPU).
 """
 from __future__ import annotations
 

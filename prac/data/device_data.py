@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from prac.config import DataConfig
+from prac.settings.config import DataConfig
 from prac.data.augment import CropFlip, crop_flip, draw_crop_flip, normalize
 from prac.data.raw import RawDataset
 from prac.data.registry import DATASETS
@@ -38,8 +38,8 @@ class DeviceData:
     flip: bool
     num_classes: int
     image_shape: tuple[int, int, int]
-    autocast: torch.dtype | None = None  # forward passes in this dtype (prac.precision); None: float32
-    graphs: bool = True  # on a CUDA device, capture the training step as a CUDA graph (prac.train_step)
+    autocast: torch.dtype | None = None  # forward passes in this dtype (prac.hardware.precision); None: float32
+    graphs: bool = True  # on a CUDA device, capture the training step as a CUDA graph (prac.training.train_step)
 
     def forward_context(self, graph_safe: bool = False) -> contextlib.AbstractContextManager:
         """Where a model's forward pass (and loss) runs: autocast to `autocast` on the data's device.

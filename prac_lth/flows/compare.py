@@ -17,8 +17,8 @@ from prefect.runtime import deployment
 from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, comparison_configs
 from prac_lth.flows.experiments import run_experiments
 from prac.code_version import code_version_of
-from prac.comparison import per_sparsity
-from prac.report import summary_markdown
+from prac.reporting.comparison import per_sparsity
+from prac.reporting.report import summary_markdown
 from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 
 

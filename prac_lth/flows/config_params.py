@@ -5,9 +5,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.errors import UserError
-from prac.overrides import validation_problems
+from prac.settings.overrides import validation_problems
 from prac.build_config import build_config
 
 

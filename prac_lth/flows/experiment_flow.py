@@ -10,14 +10,14 @@ from prefect.runtime import deployment
 from prac_lth.flows.config_params import check_deployment_dataset, experiment_config, flat_params
 from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.code_version import code_version_of
-from prac.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig
 from prac.errors import ArtifactError
 from prac.experiment import short_schedule_note, write_round_summaries
-from prac.fingerprint import fingerprint
-from prac.imp_loop import RoundOutputs, run_rounds
-from prac.recompute import Recompute, is_forced, parse_recompute
-from prac.report import late_ticket_line, round_line
-from prac.stage_table import Stage
+from prac.layout.fingerprint import fingerprint
+from prac.imp.imp_loop import RoundOutputs, run_rounds
+from prac.imp.recompute import Recompute, is_forced, parse_recompute
+from prac.reporting.report import late_ticket_line, round_line
+from prac.imp.stage_table import Stage
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
 from prac_lth.tasks.caching import stage_options
@@ -62,7 +62,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
              overrides: list[str] | None = None, recompute: list[str] | None = None,
              config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """Find lottery tickets for one preset × method × seed; returns the per-round records. `recompute`:
-    cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.recompute). `config`: the experiment's
+    cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.imp.recompute). `config`: the experiment's
     config already built by prac.build_config (the CLI and the compare flow pass it, serialised), instead of
     `overrides`; the config is then not built again."""
     config = experiment_config(preset, method, seed, overrides, config)

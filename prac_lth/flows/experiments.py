@@ -1,7 +1,7 @@
 """A comparison's experiments (methods × seeds), one after another or several at once.
 
 At once means separate processes (Prefect's process pool: each has its own torch threads and data, so
-they share a GPU or a many-core CPU), in prac.concurrency's order (one arm per shared round 0 first). Each
+they share a GPU or a many-core CPU), in prac.imp.concurrency's order (one arm per shared round 0 first). Each
 experiment is the `prac-lth` flow, a subflow of the comparison either way."""
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from prac_lth.flows.experiment_flow import prac_lth
-from prac.concurrency import round0_first
-from prac.config import ExperimentConfig
+from prac.imp.concurrency import round0_first
+from prac.settings.config import ExperimentConfig
 from prac_lth.tasks import tracking
 
 Records = list[dict[str, Any]]

@@ -4,7 +4,7 @@ A stage's key is fingerprint + round + stage + the science code's version (prac.
 checksums of the artifacts it reads: a re-run (or a retry, or a fresh process, or another worker) skips
 every finished stage and restarts at the failed one; new code recomputes instead of returning what old
 code found; and a recomputed stage whose output changed recomputes what reads it, nothing else. The
-precision a run trains in is in its fingerprint (prac.fingerprint.precision_of). Keys and Prefect's
+precision a run trains in is in its fingerprint (prac.layout.fingerprint.precision_of). Keys and Prefect's
 persisted results both live in the experiment's output folder, so resuming needs that folder only.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Any
 from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 
 from prac.code_version import code_version_of
-from prac.config import ExperimentConfig
-from prac.fingerprint import fingerprint, round0_fingerprint
-from prac.stage_table import STAGES
+from prac.settings.config import ExperimentConfig
+from prac.layout.fingerprint import fingerprint, round0_fingerprint
+from prac.imp.stage_table import STAGES
 
 
 def _inputs_digest(parameters: dict[str, Any]) -> str:

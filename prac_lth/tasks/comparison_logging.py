@@ -10,11 +10,11 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from prac import comparison
-from prac.comparison_figure_set import HEADLINE, figure_set
-from prac.comparison_inputs import runs_of
-from prac.config import ExperimentConfig
-from prac.report import method_summary
+from prac.reporting import comparison
+from prac.reporting.comparison_figure_set import HEADLINE, figure_set
+from prac.reporting.comparison_inputs import runs_of
+from prac.settings.config import ExperimentConfig
+from prac.reporting.report import method_summary
 from prac_lth.tasks import tracking, tracking_runs
 
 CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")

@@ -1,8 +1,8 @@
 """One experiment context (data on the device, model factory) per process, shared by its tasks."""
 from __future__ import annotations
 
-from prac.config import ExperimentConfig
-from prac.context import ExperimentContext, build_context
+from prac.settings.config import ExperimentConfig
+from prac.imp.context import ExperimentContext, build_context
 
 _current: dict[str, ExperimentContext] = {}
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from prac.config import ExperimentConfig
-from prac.run_paths import run_paths
+from prac.settings.config import ExperimentConfig
+from prac.layout.run_paths import run_paths
 
 
 def lock_path(config: ExperimentConfig) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import task
 
 from prac.artifacts.refs import ArtifactRef, checked_path
-from prac.round_file import load_round
+from prac.training.round_file import load_round
 from prac_lth.tasks import tracking, tracking_runs
 
 _CURVES = ("train_loss", "train_acc", "val_acc", "mask_distance", "lr")
@@ -18,7 +18,7 @@ _CURVES = ("train_loss", "train_acc", "val_acc", "mask_distance", "lr")
 @task(name="log-round", task_run_name="log-round-r{round_index:02d}")
 def log_round_task(experiment_id: str, run_id: str, round_index: int, metrics: dict[str, float],
                    train: ArtifactRef, artifacts: list[ArtifactRef]) -> None:
-    """`metrics`: the round's record (prac.round_record), whose epochs_run is the arm's own view of the round
+    """`metrics`: the round's record (prac.imp.round_record), whose epochs_run is the arm's own view of the round
     (round 0, shared, may have stopped early for this arm): its curves end where it stopped."""
     tracking.log_round_metrics(run_id, round_index, metrics)
     curves = load_round(checked_path(train)).curves[: int(metrics["epochs_run"])]

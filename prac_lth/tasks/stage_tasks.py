@@ -1,4 +1,4 @@
-"""One Prefect task per stage of prac.stage_table. Thin: build (or reuse) the context, call the engine's step,
+"""One Prefect task per stage of prac.imp.stage_table. Thin: build (or reuse) the context, call the engine's step,
 which loads its input artifacts, computes, writes its outputs atomically and returns references."""
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from typing import Callable
 
 from prefect import Task, get_run_logger, task
 
-from prac import imp_steps
+from prac.imp import imp_steps
 from prac.artifacts.refs import ArtifactRef
-from prac.config import ExperimentConfig
-from prac.round_record import RoundRecord, round_record
-from prac.stage_table import STAGES, Stage
+from prac.settings.config import ExperimentConfig
+from prac.imp.round_record import RoundRecord, round_record
+from prac.imp.stage_table import STAGES, Stage
 from prac_lth.tasks.context import experiment_context
 
 _STAGE = {"persist_result": True, "retries": 0}
@@ -43,7 +43,7 @@ def prepare_run_task(config: ExperimentConfig) -> ArtifactRef:
 
 
 def _stage_task(stage: Stage) -> Task:
-    """The Prefect task of one stage of prac.stage_table (named after it; the cache key reads `inputs`)."""
+    """The Prefect task of one stage of prac.imp.stage_table (named after it; the cache key reads `inputs`)."""
     def run(config: ExperimentConfig, round_index: int | None, inputs: dict[str, ArtifactRef | None],
             fresh: bool = False) -> ArtifactRef:
         return stage.call(experiment_context(config), round_index, inputs, progress=_epoch_log(config),

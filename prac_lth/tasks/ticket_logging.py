@@ -20,9 +20,9 @@ from mlflow.types import Schema, TensorSpec
 from prefect import task
 from torch import nn
 
-from prac.config import ExperimentConfig
-from prac.context import ExperimentContext
-from prac.ticket import SPARSITY_FILE, LayerSparsity, report_ticket, ticket_start_name, total_sparsity
+from prac.settings.config import ExperimentConfig
+from prac.imp.context import ExperimentContext
+from prac.imp.ticket import SPARSITY_FILE, LayerSparsity, report_ticket, ticket_start_name, total_sparsity
 from prac_lth.tasks import tracking
 from prac_lth.tasks.context import experiment_context
 

@@ -475,7 +475,7 @@ def log_figure(run_id: str, figure, artifact_file: str) -> None:
     replaced. The figure is closed afterwards."""
     import matplotlib.pyplot as plt  # late: only comparisons draw
 
-    from prac.comparison_figures import FIGURE_DPI
+    from prac.reporting.comparison_figures import FIGURE_DPI
 
     try:
         client().log_figure(run_id, figure, artifact_file, save_kwargs={"dpi": FIGURE_DPI})

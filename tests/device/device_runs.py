@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from prac.config import ExperimentConfig
-from prac.overrides import apply_overrides
-from prac.presets import preset_config
+from prac.settings.config import ExperimentConfig
+from prac.settings.overrides import apply_overrides
+from prac.settings.presets import preset_config
 
 DEVICES = [
     pytest.param("cpu", marks=pytest.mark.slow, id="cpu"),

@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-import prac.context
+import prac.imp.context
 from device_runs import BATCH, short_config
 from prac.artifacts import read_mask
 from prac.experiment import run_experiment
-from prac.masks import is_nested
-from prac.run_paths import run_paths
+from prac.training.masks import is_nested
+from prac.layout.run_paths import run_paths
 
 
 def graphs_captured() -> int:
@@ -35,7 +35,7 @@ def test_a_compiled_experiment_compiles_in_round_0_only(device, cifar_dir, tmp_p
     config = short_config(device, cifar_dir, tmp_path, "method=prac", "runtime.compile=true",
                           "runtime.evaluate_tickets=all")
     if device == "cpu":
-        monkeypatch.setattr(prac.context, "COMPILE_OPTIONS", {**prac.context.COMPILE_OPTIONS, "backend": "eager"})
+        monkeypatch.setattr(prac.imp.context, "COMPILE_OPTIONS", {**prac.imp.context.COMPILE_OPTIONS, "backend": "eager"})
     torch._dynamo.reset()
     before = graphs_captured()
     per_round: list[int] = []

@@ -13,15 +13,15 @@ import torch
 
 from device_runs import BATCH, short_config
 from prac.artifacts import read_mask, read_prac_set
-from prac.context import build_context
+from prac.imp.context import build_context
 from prac.experiment import run_experiment
-from prac.masks import is_nested
-from prac.methods import get_method
-from prac.round_file import load_round
-from prac.pruners import Magnitude
-from prac.run_paths import run_paths
-from prac.schedule import scaled_schedule
-from prac.stages import predictions_on_d0
+from prac.training.masks import is_nested
+from prac.strategies.methods import get_method
+from prac.training.round_file import load_round
+from prac.strategies.pruners import Magnitude
+from prac.layout.run_paths import run_paths
+from prac.training.schedule import scaled_schedule
+from prac.imp.stages import predictions_on_d0
 
 ROUNDS = 3
 METHODS = ["prac", "lt", "random", "el2n-subset", "random-reinit"]  # the last two: EL2N and reinit on the device

@@ -11,16 +11,16 @@ import torch
 
 from device_runs import BATCH, short_config
 from prac.artifacts import load_torch, read_mask, write_mask
-from prac.context import build_context
-from prac.masks import full_mask
-from prac.placement import map_tensors, to_cpu
-from prac.precision import autocast_dtype
-from prac.pruning import magnitude_prune, random_prune
-from prac.round_file import load_round, save_round
-from prac.round_types import EarlyStopSpec, RoundSpec
-from prac.schedule import RoundSchedule, full_schedule
-from prac.train import prunable_weights, train_round
-from prac.train_step import WARMUP_STEPS, TrainStep
+from prac.imp.context import build_context
+from prac.training.masks import full_mask
+from prac.hardware.placement import map_tensors, to_cpu
+from prac.hardware.precision import autocast_dtype
+from prac.training.pruning import magnitude_prune, random_prune
+from prac.training.round_file import load_round, save_round
+from prac.training.round_types import EarlyStopSpec, RoundSpec
+from prac.training.schedule import RoundSchedule, full_schedule
+from prac.training.train import prunable_weights, train_round
+from prac.training.train_step import WARMUP_STEPS, TrainStep
 
 
 class Interrupted(Exception):
@@ -158,7 +158,7 @@ def test_layerwise_pruning_on_the_device_keeps_the_mask_there_and_equals_the_cpu
 
 
 def test_on_a_gpu_the_step_is_a_cuda_graph_replayed_and_trains_as_the_eager_step(ctx, device, monkeypatch):
-    """prac.train_step: on CUDA the full-batch step is captured after WARMUP_STEPS eager steps and replayed for
+    """prac.training.train_step: on CUDA the full-batch step is captured after WARMUP_STEPS eager steps and replayed for
     the rest; the last partial batch of each epoch runs eagerly. On the CPU nothing is captured."""
     made: list[TrainStep] = []
     init = TrainStep.__init__

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from prac.methods import METHODS, PRAC_SETTINGS, REWIND, Method
-from prac.pruners import PRUNERS
-from prac.selectors import SELECTORS, SelectionInputs, Selector
+from prac.strategies.methods import METHODS, PRAC_SETTINGS, REWIND, Method
+from prac.strategies.pruners import PRUNERS
+from prac.strategies.selectors import SELECTORS, SelectionInputs, Selector
 
 
 class LowestLoss(Selector):

@@ -1,0 +1,28 @@
+"""The order in which a comparison's experiments run when several run at once. Arms that share round 0 (the
+same round-0 fingerprint: one seed's methods) must not train it side by side, so one of them starts first and
+the others when it is done; groups run side by side. The caller's pool does the running (processes through
+Prefect, or plain concurrent.futures for the engine alone)."""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+from prac.settings.config import ExperimentConfig
+from prac.layout.fingerprint import round0_fingerprint
+
+F = TypeVar("F")
+
+
+def round0_first(configs: Sequence[ExperimentConfig], submit: Callable[[ExperimentConfig], F],
+                 first_done: Callable[[list[F]], F]) -> Iterator[tuple[ExperimentConfig, F]]:
+    """Submit the experiments in that order and yield (config, its finished future) as each one ends."""
+    groups: dict[str, list[ExperimentConfig]] = {}
+    for config in configs:
+        groups.setdefault(round0_fingerprint(config), []).append(config)
+    pending = {submit(group[0]): (group[0], group[1:]) for group in groups.values()}
+    while pending:
+        future = first_done(list(pending))
+        config, rest = pending.pop(future)
+        for other in rest:  # round 0 is on disk now: the group's other arms read it
+            pending[submit(other)] = (other, [])
+        yield config, future

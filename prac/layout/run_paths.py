@@ -1,0 +1,36 @@
+"""Where an experiment's files live: named by fingerprints, so a run is found by what it is."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from prac.settings.config import ExperimentConfig
+from prac.errors import UserError, one_line
+from prac.layout.fingerprint import fingerprint, round0_fingerprint
+from prac.run_layout import round_folder
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path  # <output_dir>/<preset>/<fingerprint>: this arm × seed
+    shared_round0: Path  # <output_dir>/<preset>/round0-<round-0 fingerprint>: shared by the arms
+
+    def round(self, round_index: int) -> Path:
+        return round_folder(self.root, round_index)
+
+
+def run_paths(config: ExperimentConfig) -> RunPaths:
+    base = Path(config.runtime.output_dir) / config.preset
+    return RunPaths(base / fingerprint(config), base / f"round0-{round0_fingerprint(config)}")
+
+
+def check_output_dir(output_dir: str) -> None:
+    """The output folder exists (created if missing) and can be written, else one line before anything runs."""
+    path = Path(output_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"output directory {path} cannot be created ({one_line(error, 200)})") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(f"output directory {path} is not writable")

@@ -1,0 +1,1 @@
+"""An experiment's settings: the config (pydantic), the named presets, `--set key=value` overrides."""

@@ -1,0 +1,124 @@
+"""The experiment configuration: pydantic models. Configuration is data; its hash names a run."""
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo in --set must not be silently ignored. No setting means an infinite or
+    # NaN number (JSON lets `--set lr=Infinity` and `1e999` through).
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+
+class DataConfig(_Strict):
+    dataset: str  # a name in prac.data.registry.DATASETS, checked where the config is built (prac.build_config)
+    val_fraction: float = Field(0.1, gt=0.0, lt=0.5)
+    split_seed: int = Field(0, ge=0)  # the train/validation split; shared by every seed and arm so D0 is one set
+    augment: bool = True  # random crop (dataset's padding) and flip where the dataset has them
+    train_limit: int | None = Field(None, ge=10)  # keep only the first N train images (benchmarks)
+
+
+class ModelConfig(_Strict):
+    name: str  # a name in prac.models' registry, checked where the config is built (prac.build_config)
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(gt=0)  # E0: the full schedule of one dense training
+    batch_size: int = Field(128, gt=0)
+    lr: float = Field(0.1, gt=0.0)
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    weight_decay: float = Field(1e-4, ge=0.0)
+    milestones: list[int] = Field(default_factory=list)  # epochs at which the LR is multiplied by gamma
+    gamma: float = Field(0.1, gt=0.0, le=1.0)
+    warmup_epochs: int = Field(0, ge=0)  # linear warm-up, per step
+    channels_last: bool = True
+
+    @model_validator(mode="after")
+    def _milestones_inside_schedule(self) -> "TrainConfig":
+        if sorted(self.milestones) != self.milestones or any(m <= 0 or m > self.epochs for m in self.milestones):
+            raise ValueError(f"milestones {self.milestones} must be increasing and within 1..epochs={self.epochs}")
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(f"warmup_epochs={self.warmup_epochs} must be below epochs={self.epochs}")
+        return self
+
+
+class PruneConfig(_Strict):
+    rate: float = Field(0.2, gt=0.0, lt=1.0)  # fraction of the remaining prunable weights removed per round
+    rounds: int = Field(16, gt=0)
+    prune_linear: bool = False  # conv weights are always prunable; linear weights too when set (MLPs)
+    rewind_epoch: int = Field(3, ge=0)  # k: rewind to the weights after epoch k of round 0 (0: θ0)
+    # global: the smallest weights across all prunable tensors (the paper); layerwise: `rate` of each tensor's
+    # remaining weights (Frankle & Carbin's LeNet), so per-layer sparsity cannot drift with how long a round trained.
+    scope: Literal["global", "layerwise"] = "global"
+
+
+class PracConfig(_Strict):
+    forget_threshold: int = Field(0, ge=0)  # E_F: CET = samples with more forgetting events than this
+    early_stop: bool = True
+    early_stop_eps: float = Field(0.08, gt=0.0, lt=1.0)
+    early_stop_window: int = Field(5, gt=0)
+    schedule_scaling: Literal["epochs", "iterations"] = "epochs"
+    # A floor on a PrAC round's epochs (rounds ≥ 1): short CPU-sized schedules scaled by |P|/|D0| leave
+    # rounds too few epochs to learn (and early stop needs window + 2); never above train.epochs.
+    min_epochs: int = Field(1, ge=1)
+    use_cep: bool = True
+
+
+class TransferConfig(_Strict):
+    """The `transfer` method's source: the run whose per-round PrAC sets it trains on, as
+    `<preset>/<fingerprint>` under the output dir (or that folder's path)."""
+
+    source: str | None = None
+
+
+class RuntimeConfig(_Strict):
+    """Where and how to run: not part of the fingerprint, except the precision `precision` resolves to on the
+    machine that trains (prac.layout.fingerprint.precision_of). PRAC_OUTPUT_DIR and PRAC_DATA_DIR set the defaults
+    of a machine (e.g. a worker's shared volume)."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # CPU threads for torch; None: OMP_NUM_THREADS if set, else the cores this process may use
+    # (affinity and container quota: prac.hardware.device.usable_cores).
+    threads: int | None = Field(None, ge=1)
+    # Forward passes autocast to: "auto" is bfloat16 where measured faster (a CUDA GPU with bf16, a CPU with
+    # native bf16 instructions), else float32 (prac.hardware.precision). The resolved precision keys results.
+    precision: Literal["auto", "float32", "bfloat16"] = "auto"
+    compile: bool = False  # torch.compile the model (measured slower than the default on a GPU: BENCHMARKS.md)
+    # On a CUDA device, capture the training step as a CUDA graph and replay it (prac.training.train_step); not with compile.
+    cuda_graphs: bool = True
+    output_dir: str = Field(default_factory=lambda: os.environ.get("PRAC_OUTPUT_DIR", "prac-runs"), min_length=1)
+    data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
+    download: bool = False
+    evaluate_tickets: Literal["all", "last", "none"] = "all"  # retrain which masks (lt reuses its next round)
+    # The science code's version results are keyed by (prac.code_version); None: a hash of this code's prac/.
+    # Set to an earlier run's `code_version` (its config.json, MLflow tag prac.code_version) to reuse its
+    # results on purpose after the code changed.
+    code_version: str | None = Field(None, pattern=r"^[0-9a-f]{16}$")
+    verbose: bool = False
+
+
+class ExperimentConfig(_Strict):
+    preset: str
+    # A name in prac.strategies.methods.METHODS, checked where the config is built (prac.build_config): the registry
+    # sits above the config (its strategies read configs), and a researcher's methods join it at run time.
+    method: str = Field("prac", min_length=1)
+    seed: int = Field(0, ge=0)
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+    prune: PruneConfig = PruneConfig()
+    prac: PracConfig = PracConfig()
+    transfer: TransferConfig = TransferConfig()
+    runtime: RuntimeConfig = Field(default_factory=RuntimeConfig)
+
+    @model_validator(mode="after")
+    def _rewind_inside_schedule(self) -> "ExperimentConfig":
+        if self.prune.rewind_epoch > self.train.epochs:
+            raise ValueError(f"prune.rewind_epoch={self.prune.rewind_epoch} is beyond train.epochs={self.train.epochs}")
+        if self.prac.min_epochs > self.train.epochs:
+            raise ValueError(f"prac.min_epochs={self.prac.min_epochs} is beyond train.epochs={self.train.epochs}")
+        return self

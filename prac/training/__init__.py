@@ -1,0 +1,1 @@
+"""One round of training and what it is built from: the loop and its step, masks and pruning, forgetting events and CET/CEP selection, schedules, early stop, evaluation, a round's file and per-epoch checkpoint."""
