@@ -3,7 +3,9 @@ this runs the experiments that have not finished yet (or reads them back), then 
 figures (ticket accuracy, cumulative iterations, PrAC set sizes) and across settings the trade-off
 figure and docs/results/tables.md (every number there next to its command).
 
-    python bench/results.py [--only NAME ...] [--no-run] [--out docs/results] [--output-dir /work/runs]
+    python bench/results.py [--only NAME ...] [--no-run] [--parallel N] [--out docs/results] [--output-dir /work/runs]
+
+With --only, the tables go to <out>/tables-<names>.md and tables.md (every setting's) is left as it is.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ from prac.imp.imp_steps import method_snapshot
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
 from prac.training.round_file import load_round
-from prac.reporting.report import dense_line, match_line
+from prac.reporting.report import dense_line, match_line, meant_at_prac_budget
 from prac.layout.run_paths import run_paths
 
 SEEDS = (0, 1, 2)
@@ -87,6 +89,11 @@ SETTINGS = [
             note="the preset's defaults (the runs of lenet-lr0.05-iterations) against the baselines: other samples as "
                  "many as PrAC's set (random, highest EL2N), PrAC without CEP, the early stop alone, lt's masks "
                  "from a fresh initialisation", repeats="lenet-lr0.05-iterations"),
+    Setting("lenet-equal-budget", LENET, (), ("prac", "lt", "random", "snip", "grasp", "synflow", "entropy-subset",
+                                             "svp-subset", "random-subset", "el2n-subset"),
+            note="the paper's baselines at PrAC's budget (the preset's defaults): SNIP, GraSP and SynFlow pruning each "
+                 "round of the prac run's PrAC set, the Entropy, SVP, random and EL2N subsets as large as its sets, "
+                 "each round for the prac run's epochs", repeats="lenet-lr0.05-iterations"),
 ]
 
 
@@ -101,13 +108,14 @@ def configs(setting: Setting, output_dir: str | None):
             for s in setting.seeds for m in setting.methods]
 
 
-def table_of(setting: Setting, output_dir: str | None, run: bool) -> pd.DataFrame:
+def table_of(setting: Setting, output_dir: str | None, run: bool, parallel: int = 1) -> pd.DataFrame:
     wanted = configs(setting, output_dir)
     missing = [c for c in wanted if finished_rounds(c) is None]
     if missing and not run:
         names = ", ".join(f"{c.method}/seed {c.seed}" for c in missing)
         raise UserError(f"{setting.name} has unfinished experiments ({names}); run without --no-run")
-    return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr)))
+    return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr),
+                                                      parallel=parallel))
 
 
 def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
@@ -157,19 +165,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
+GAPS_AT = (0.79, 0.931)  # the sparsities docs/results.md compares methods at (rounds 7 and 12 of 20 %)
+
+
 def methods_markdown(table: pd.DataFrame) -> str:
-    """Per method against lt: the ticket's gap (mean − mean, points) where sparsity is nearest 79 % and at the
-    last round, and the iterations of all rounds and their saving."""
-    lines = ["| method | gap at 79 % (points) | gap at the last round | iterations, all rounds | saving |",
-             "|---|---|---|---|---|"]
+    """Per method against lt: the ticket (mean ± std over seeds) and its gap (mean − mean, points) where sparsity
+    is nearest each of GAPS_AT and at the last round, and the iterations of all rounds, of prac's and saved."""
+    budget = comparison.budgets(table).set_index("method")["of_reference"]
+    at = " | ".join(f"ticket at {100 * x:g} % | gap" for x in GAPS_AT)
+    lines = [f"| method | {at} | gap at the last round | iterations, all rounds | of prac's | saving |",
+             "|---|" + "---|---|" * len(GAPS_AT) + "---|---|---|---|"]
     for method in (m for m in table["method"].unique() if m != comparison.REFERENCE):
         both = comparison.curve(table, method)
         if both.empty:
             continue
-        at79, last = both.iloc[(both["sparsity"] - 0.79).abs().argmin()], both.iloc[-1]
-        rows = table[table["method"] == method]
-        lines.append(f"| {method} | {100 * at79['gap']:+.2f} | {100 * last['gap']:+.2f} | "
-                     f"{rows['cumulative_iterations'].max():,.0f} | {_pct(last['saving'])} % |")
+        rows, cells = table[table["method"] == method], []
+        for x in GAPS_AT:
+            near = both.iloc[(both["sparsity"] - x).abs().argmin()]
+            row = rows[rows["round"] == near["round"]].iloc[0]
+            cells.append(f"{_pct(row['ticket_mean'])} ± {_pct(row['ticket_std'])} | {100 * near['gap']:+.2f}")
+        of_prac = budget.get(method, float("nan"))
+        lines.append(f"| {method} | {' | '.join(cells)} | {100 * both.iloc[-1]['gap']:+.2f} | "
+                     f"{rows['cumulative_iterations'].max():,.0f} | "
+                     f"{'–' if of_prac != of_prac else f'{100 * of_prac:.1f} %'} | {_pct(both.iloc[-1]['saving'])} % |")
     return "\n".join(lines)
 
 
@@ -181,10 +199,12 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
              "|---|---|" + "---|" * len(grid.columns)]
     for (r, sparsity), cells in grid.iterrows():
         lines.append(f"| {r} | {100 * sparsity:.1f} | " + " | ".join(map(str, cells)) + " |")
-    lines += ["", *[f"- {match_line(m)}" for m in comparison.matches(table)],
-              *[f"- {dense_line(table, m)}" for m in setting.methods], ""]
+    seeds = int(table["seeds"].max())
+    lines += ["", *[f"- {match_line(m, seeds)}" for m in comparison.matches(table)],
+              *[f"- {dense_line(table, m, seeds)}" for m in setting.methods], ""]
     if (table["method"] == comparison.REFERENCE).any() and len(setting.methods) > 2:
         lines += [methods_markdown(table), ""]
+        lines += [*[f"- {w}" for w in comparison.budget_warnings(table, meant_at_prac_budget)], ""]
     prac = table[table["method"] == "prac"]
     if len(prac):
         lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
@@ -222,8 +242,9 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(settings: list[Setting], out: Path, output_dir: str | None, run: bool) -> dict[Setting, pd.DataFrame]:
-    tables = {s: table_of(s, output_dir, run) for s in settings}
+def write_results(settings: list[Setting], out: Path, output_dir: str | None, run: bool, parallel: int = 1,
+                  tables_name: str = "tables.md") -> dict[Setting, pd.DataFrame]:
+    tables = {s: table_of(s, output_dir, run, parallel) for s in settings}
     for setting, table in tables.items():
         title = f"{setting.name}: {setting.preset}, seeds {','.join(map(str, setting.seeds))}"
         save(accuracy_figure(table, title), out / f"{setting.name}-accuracy.png")
@@ -246,7 +267,7 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
             text += ["Per layer (means over seeds): the sparsity of the round's mask, and the growth of the weights "
                      "it kept during that round's training (mean |w| where pruned / at the rewind point):", "",
                      layer_markdown(layer_analysis(setting, output_dir, rounds))]
-    with atomic_write(out / "tables.md") as tmp:
+    with atomic_write(out / tables_name) as tmp:
         tmp.write_text("\n".join(text))
     return tables
 
@@ -257,18 +278,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-run", action="store_true", help="fail instead of training what is missing")
     parser.add_argument("--out", default="docs/results", help="where figures and tables.md go")
     parser.add_argument("--output-dir", help="where the experiments' runs are (runtime.output_dir)")
+    parser.add_argument("--parallel", type=int, default=1, help="experiments at once, as processes (default 1)")
     args = parser.parse_args(argv)
     known = {s.name: s for s in SETTINGS}
     unknown = [n for n in args.only or [] if n not in known]
     if unknown:
         parser.error(f"unknown setting {unknown}; known: {', '.join(known)}")
     settings = [known[n] for n in args.only] if args.only else SETTINGS
+    tables_name = f"tables-{'-'.join(args.only)}.md" if args.only else "tables.md"
     try:
-        write_results(settings, Path(args.out), args.output_dir, run=not args.no_run)
+        write_results(settings, Path(args.out), args.output_dir, run=not args.no_run, parallel=max(1, args.parallel),
+                      tables_name=tables_name)
     except UserError as error:  # bad input: one line, exit 2
         print(f"results: error: {error}", file=sys.stderr)
         return 2
-    print(f"figures and tables.md written to {args.out}")
+    print(f"figures and {tables_name} written to {args.out}")
     return 0
 
 

@@ -2,7 +2,6 @@
 steps called directly. The Prefect flow (flows/) runs the same loop with the steps as tasks."""
 from __future__ import annotations
 
-import json
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
@@ -10,16 +9,15 @@ from pathlib import Path
 from typing import Callable
 
 from prac.imp import imp_steps
-from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
 from prac.training.early_stop import MaskDistanceEarlyStop
-from prac.imp.concurrency import round0_first
+from prac.imp.concurrency import references_first, round0_first
 from prac.imp.imp_loop import RoundOutputs, run_rounds
 from prac.strategies.methods import get_method
 from prac.reporting.report import late_ticket_line, round_line
 from prac.imp.round_record import RoundRecord, round_record
-from prac.layout.run_paths import run_paths
+from prac.layout.run_paths import finished_rows, run_paths
 from prac.imp.ticket import report_ticket
 
 Log = Callable[[str], None]
@@ -69,11 +67,8 @@ def write_round_summaries(config: ExperimentConfig, records: list[RoundRecord]) 
 
 def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
     """The records of an experiment that ran to its end before (its rounds.json, written last), else None."""
-    path = run_paths(config).root / "rounds.json"
-    if not path.exists() or imp_steps.recorded_code_version(path.parent) != code_version_of(config):
-        return None  # not finished, or by other code (prac.code_version)
-    records = [RoundRecord(**row) for row in json.loads(path.read_text())]
-    return records if len(records) == config.prune.rounds else None
+    rows = finished_rows(config)
+    return None if rows is None else [RoundRecord(**row) for row in rows]
 
 
 def compare_in_process(configs: list[ExperimentConfig], log: Log = print, parallel: int = 1) -> list[dict]:
@@ -82,7 +77,7 @@ def compare_in_process(configs: list[ExperimentConfig], log: Log = print, parall
     summarises), in the order of `configs`."""
     records: dict[tuple[str, int], list[RoundRecord]] = {}
     if parallel <= 1:
-        for config in configs:
+        for config in references_first(configs):
             records[(config.method, config.seed)] = _records(config, log)
     else:
         with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -11,9 +11,20 @@ from prac_lth.environment import local_server_starting, prepare_prefect_environm
 
 
 class _Parser(argparse.ArgumentParser):
+    lists_methods = False  # run's and compare's --help end with the methods, one line each
+
     def error(self, message: str) -> None:  # argparse's own errors: one line, exit 2
         print(f"prac-lth: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+    def format_help(self) -> str:
+        if not self.lists_methods:
+            return super().format_help()
+        from prac.strategies.methods import METHODS  # imported here: only a help text needs the registry
+
+        width = max(map(len, METHODS))
+        lines = [f"  {name:{width}s}  {METHODS.get(name).summary}" for name in METHODS]
+        return super().format_help() + "\nmethods (prac.strategies.methods):\n" + "\n".join(lines) + "\n"
 
 
 def _add_common(command: argparse.ArgumentParser) -> None:
@@ -32,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run one experiment (preset × method × seed) through the flow")
     _add_common(run)
     # Any registered method (a researcher's too): checked with the rest of the config (prac.build_config)
-    run.add_argument("--method", default="prac", help="a method of prac.strategies.methods.METHODS (default prac)")
+    run.add_argument("--method", default="prac", help="a method (listed below; default prac)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--engine-only", action="store_true",
                      help="run in-process without Prefect or MLflow (same steps, same files)")
@@ -42,11 +53,12 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="run methods × seeds of a preset and gather their rounds")
     _add_common(compare)
     compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
-    compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (default prac,lt)")
+    compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (listed below; default prac,lt)")
     compare.add_argument("--parallel", type=int, default=1, metavar="N",
                          help="N experiments at once, as processes (e.g. 3 on one GPU; default 1: one after another)")
     compare.add_argument("--engine-only", action="store_true",
                          help="run in-process without Prefect or MLflow; experiments that finished before are read back")
+    run.lists_methods = compare.lists_methods = True
     commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
     commands.add_parser("demo", help="the offline demo: compare prac and lt on digits")
     return parser
@@ -79,6 +91,9 @@ def _run(args: argparse.Namespace) -> None:
     from prac.reporting.report import print_rounds
 
     parse_recompute(args.recompute, config.prune.rounds)
+    from prac.imp.budget import check_reference
+
+    check_reference(config)  # a method at the prac run's budget needs that run finished: one line, before anything
     if args.engine_only:
         if args.recompute:
             raise UserError("--recompute is for runs through the flow (--engine-only computes every stage "
@@ -123,7 +138,10 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
             raise UserError(f"{flag} names {', '.join(twice)} twice: each experiment runs once")
     from prac.build_config import build_config
 
+    from prac.imp.budget import check_references
+
     configs = [build_config(preset, method, seed, overrides) for seed in seeds for method in methods]
+    check_references(configs)  # a method at prac's budget without its prac run: one line, nothing trained
     if args.engine_only:
         from prac.experiment import compare_in_process
         from prac.reporting.report import print_comparison

@@ -171,3 +171,21 @@ def test_rerun_by_other_code_trains_round0_again_and_stamps_it(finished, tmp_pat
     assert any("epoch" in line for line in lines), "round 0 was not trained again"
     stamp = json.loads(imp_steps.round0_file(ctx).with_name("round0.json").read_text())
     assert stamp["code_version"] == OTHER_CODE and imp_steps.round0_is_current(ctx)
+
+
+def test_a_method_at_prac_budget_is_keyed_by_what_the_prac_run_spent(finished, tmp_path):
+    assert finished.method == "prac"
+    snip = finished.model_copy(update={"method": "snip"})
+    key = _key(snip, "select-cep", round_index=1)
+    assert "-budget" in key and "-budgetunfinished" not in key
+    assert "-budget" not in _key(finished.model_copy(update={"method": "lt"}), "select-cep", round_index=1)
+    prac_set = run_paths(finished).round(1) / "prac_set.parquet"
+    saved = prac_set.read_bytes()
+    try:
+        prac_set.write_bytes(saved + b"\0")  # the prac run's set of that round recomputed differently
+        assert _key(snip, "select-cep", round_index=1) != key
+    finally:
+        prac_set.write_bytes(saved)
+    assert _key(snip, "select-cep", round_index=1) == key
+    elsewhere = snip.model_copy(update={"runtime": snip.runtime.model_copy(update={"output_dir": str(tmp_path)})})
+    assert "-budgetunfinished-" in _key(elsewhere, "select-cep", round_index=1)  # never a cache hit

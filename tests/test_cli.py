@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from prac.settings.presets import PRESETS
+from prac.strategies.methods import METHODS
 from tests.prefect_homes import migrated_prefect_home
 
 SCRIPT = Path(sys.executable).with_name("prac-lth")
@@ -46,6 +47,15 @@ def test_presets_lists_every_preset_with_dataset_and_model():
     for row in rows:
         assert row[1] == PRESETS[row[0]]["data"]["dataset"]
         assert row[2] == PRESETS[row[0]]["model"]["name"]
+
+
+def test_run_and_compare_help_list_every_method_in_one_line_each():
+    for command in ("run", "compare"):
+        result = cli(command, "--help")
+        assert result.returncode == 0, result.stderr
+        listed = result.stdout.split("methods (prac.strategies.methods):\n", 1)[1].splitlines()
+        assert [line.split()[0] for line in listed] == list(METHODS)
+        assert all(METHODS.get(line.split()[0]).summary in line for line in listed)
 
 
 def test_python_dash_m_works_too():

@@ -7,8 +7,10 @@ import re
 import matplotlib.pyplot as plt
 import pytest
 
-from prac.reporting.comparison import (accuracy_grid, curve, dense_accuracy, dense_matched_sparsity, match, matches,
-                             per_sparsity)
+from prac.reporting.comparison import (accuracy_grid, budget_warnings, curve, dense_accuracy, dense_matched_sparsity,
+                                      match, matches, per_sparsity)
+from prac.reporting.comparison import budgets as comparison_budgets
+from prac.reporting.report import print_summary
 from prac.reporting.comparison_figures import accuracy_figure, iterations_figure, save, set_sizes_figure, tradeoff_figure
 from tests.test_cli import cli
 
@@ -88,7 +90,7 @@ def test_engine_compare_prints_the_summary_and_reads_finished_experiments_back(t
     first = cli(*args, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "mean ± std over 1 seed;" in first.stdout and "dense:" in first.stdout
-    line = re.search(r"prac vs lt: (matched up to [\d.]+ % sparsity.*saving [-\d.]+ %|within one std of lt at no "
+    line = re.search(r"prac vs lt: (matched up to [\d.]+ % sparsity.*saving [-\d.]+ %|at or above lt at no "
                      r"sparsity)", first.stdout)
     assert line, first.stdout
     again = cli(*args, cwd=tmp_path)
@@ -121,3 +123,28 @@ def test_figures_are_png_files_with_a_curve_per_method(tmp_path):
         assert image.shape[0] > 300 and image.shape[1] > 600
         assert image[..., :3].std() > 0.05  # something is drawn, not a blank canvas
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_the_budget_of_each_method_sits_beside_its_last_ticket_and_strays_are_warned():
+    random = _rows("random-subset", {r: [0.8, 0.8, 0.8] for r in range(4)}, [60, 10, 5, 5])  # 80 of prac's 100
+    snip = _rows("snip", {r: [0.8, 0.8, 0.8] for r in range(4)}, [60, 21, 10, 10])  # 101: within 5 %
+    table = per_sparsity(LT + PRAC + random + snip)
+    budgets = comparison_budgets(table).set_index("method")
+    assert budgets.loc["prac", "iterations"] == 100 and budgets.loc["lt", "of_reference"] == pytest.approx(4.0)
+    assert budgets.loc["prac", "ticket_mean"] == pytest.approx(0.85) and budgets.loc["prac", "sparsity"] == 0.59
+    meant = {"random-subset", "snip"}.__contains__  # the registry's word, here given
+    warnings = budget_warnings(table, meant)
+    assert len(warnings) == 1 and warnings[0].startswith("warning: random-subset trained 80 iterations, 80 % of prac's 100")
+    assert budget_warnings(table, lambda method: False) == []  # lt costs 4x prac's by design: no warning
+
+
+def test_with_one_seed_the_summary_says_a_std_needs_two_seeds(capsys):
+    one_seed = [row for row in LT + PRAC if row["seed"] == 0]
+    print_summary(per_sparsity(one_seed))
+    out = capsys.readouterr().out
+    assert "one seed: a std needs at least two seeds" in out and "within one std of" not in out
+    assert re.search(r"prac vs lt: (matched up to|at or above lt at no sparsity)", out)
+    assert "budget: training iterations over all rounds" in out
+    print_summary(per_sparsity(LT + PRAC))
+    out = capsys.readouterr().out
+    assert "within one std of" in out and "one seed" not in out

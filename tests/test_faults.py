@@ -269,7 +269,7 @@ def _start_together(tmp_path: Path, experiments: list[tuple[str, int]]) -> list[
 
 
 def test_four_experiments_at_once_into_one_new_store(tmp_path):
-    experiments = [("prac", 0), ("lt", 1), ("random-subset", 2), ("prac", 3)]  # four rounds 0: none shared
+    experiments = [("prac", 0), ("lt", 1), ("cet-only", 2), ("prac", 3)]  # four rounds 0: none shared
     results = _start_together(tmp_path, experiments)
     for space, rc, out, err in results:
         assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"

@@ -16,7 +16,7 @@ from prac.settings.config import PracConfig
 from prac.errors import UserError
 from prac.experiment import compare_in_process
 from prac.layout.fingerprint import fingerprint
-from prac.strategies.methods import METHODS, PRAC_SETTINGS, get_method
+from prac.strategies.methods import ALL_PRAC_SETTINGS, METHODS, get_method
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
 from prac.layout.run_paths import run_paths
@@ -27,7 +27,8 @@ from prac_lth.cli import main
 ROUNDS = 2
 RUN = ["prac", "lt", "random-subset", "el2n-subset", "cet-only", "early-bird", "random-reinit"]
 SETTING_CHANGES = {"forget_threshold": "1", "early_stop": "false", "early_stop_eps": "0.05",
-                   "early_stop_window": "4", "schedule_scaling": "iterations", "min_epochs": "3", "use_cep": "false"}
+                   "early_stop_window": "4", "schedule_scaling": "iterations", "min_epochs": "3", "use_cep": "false",
+                   "budget": "own"}
 
 
 def config_of(method: str, output_dir=None, *items: str):
@@ -57,9 +58,10 @@ def ticket_source(config, r: int) -> str:
 
 
 def test_the_registry_knows_every_prac_setting_and_the_config_every_method():
-    assert PRAC_SETTINGS == set(PracConfig.model_fields) == set(SETTING_CHANGES)
+    assert ALL_PRAC_SETTINGS == set(PracConfig.model_fields) == set(SETTING_CHANGES)
     for name, method in METHODS.items():
-        assert method.name == name and method.reads <= PRAC_SETTINGS and "forget_threshold" in method.reads
+        assert method.name == name and method.reads <= ALL_PRAC_SETTINGS and "forget_threshold" in method.reads
+        assert ("budget" in method.reads) == (method.budget == "setting")  # the setting is read where it decides
         assert config_of(name).method == name
     with pytest.raises(UserError, match="unknown method 'nope'"):
         build_config("digits-smoke", "nope", 0, [])  # where every config is built (CLI, flows)
@@ -98,14 +100,28 @@ def test_prac_trains_on_cet_union_cep_and_lt_on_all_of_d0(runs):
 
 
 @pytest.mark.slow
-def test_random_subset_trains_on_random_samples_as_many_as_its_prac_set(runs):
+def test_random_subset_trains_on_random_samples_as_many_as_the_prac_runs_set(runs):
     configs, records = runs
     for r in range(ROUNDS):
-        chosen = sets(configs["random-subset"], r)
+        chosen, prac = sets(configs["random-subset"], r), sets(configs["prac"], r)
+        assert chosen.in_prac.sum() == prac.in_prac.sum() and (chosen.in_prac != prac.in_prac).any()
+        assert not chosen.in_cep.any()  # at prac's budget its size is prac's: no CEP of its own is needed
+    for field in ("train_set_size", "epochs_run", "train_iterations"):  # equal budget (prac.imp.budget)
+        assert records["random-subset"][1][field] == records["prac"][1][field], field
+
+
+@pytest.mark.slow
+def test_random_subset_at_its_own_budget_takes_as_many_as_its_own_prac_set(runs):
+    configs, others = runs
+    own = config_of("random-subset", configs["prac"].runtime.output_dir, "prac.budget=own")
+    assert fingerprint(own) != fingerprint(configs["random-subset"])
+    records = compare_in_process([own], log=lambda line: None)
+    for r in range(ROUNDS):
+        chosen = sets(own, r)
         prac_set = chosen.in_cet | chosen.in_cep
         assert chosen.in_prac.sum() == prac_set.sum() and (chosen.in_prac != prac_set).any()
-    assert records["random-subset"][1]["train_set_size"] == records["random-subset"][0]["prac_set_size"]
-    assert records["random-subset"][1]["epochs_run"] < records["lt"][1]["epochs_run"]  # scaled like prac
+    assert records[1]["train_set_size"] == records[0]["prac_set_size"]
+    assert records[1]["epochs_run"] < others["lt"][1]["epochs_run"]  # scaled like prac
 
 
 @pytest.mark.slow
@@ -116,12 +132,11 @@ def test_el2n_subset_trains_on_the_highest_el2n_samples_of_the_early_dense_model
     assert np.isfinite(scores).all() and scores.std() > 0
     for r in range(ROUNDS):
         chosen = sets(configs["el2n-subset"], r)
-        count = int((chosen.in_cet | chosen.in_cep).sum())
+        count = int(sets(configs["prac"], r).in_prac.sum())  # as many as the prac run's set
         assert (chosen.in_prac == highest_scores(scores, count)).all()
         assert scores[chosen.in_prac].min() >= scores[~chosen.in_prac].max()
-    # EL2N costs one more pass over D0 in round 0 than prac's CEP.
-    d0 = len(scores)
-    assert records["el2n-subset"][0]["extra_forward_passes"] == records["prac"][0]["extra_forward_passes"] + d0
+    # EL2N costs one pass over D0 in round 0, as prac's CEP does (at prac's budget it needs no CEP of its own).
+    assert records["el2n-subset"][0]["extra_forward_passes"] == records["prac"][0]["extra_forward_passes"]
 
 
 @pytest.mark.slow

@@ -493,9 +493,10 @@ def test_served_deployment_end_to_end(tmp_path_factory):
 # 6. Comparison
 
 
-def test_compare_logs_a_comparison_run_with_both_methods(tmp_path_factory):
+def test_compare_logs_a_comparison_run_with_every_method(tmp_path_factory):
     ws = make_workspace(tmp_path_factory, "compare")
-    result = ws.run_ok("compare", PRESET, "--seeds", "0", "--methods", "prac,lt", "--set", "prune.rounds=2",
+    # synflow trains at the prac run's budget: listed first, it still runs after prac (prac.imp.concurrency)
+    result = ws.run_ok("compare", PRESET, "--seeds", "0", "--methods", "synflow,prac,lt", "--set", "prune.rounds=2",
                        "--set", "runtime.evaluate_tickets=last")
     comparisons = ws.runs("comparison")
     assert len(comparisons) == 1, comparisons
@@ -504,8 +505,11 @@ def test_compare_logs_a_comparison_run_with_both_methods(tmp_path_factory):
     # (mlflow.load_table would read the process-wide tracking URI: read the artifact itself)
     local = Path(ws.client().download_artifacts(run.info.run_id, "rounds.json", str(ws.root / "download")))
     table = pd.read_json(local, orient="split")
-    assert set(table["method"]) == {"prac", "lt"}
-    for method in ("prac", "lt"):
+    assert set(table["method"]) == {"prac", "lt", "synflow"}
+    for method in ("prac", "lt", "synflow"):
         assert sorted(table.loc[table["method"] == method, "round"]) == [0, 1], table
-    assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 2
-    assert "prac" in result.stdout and "lt" in result.stdout
+    iterations = table.set_index(["method", "round"])["train_iterations"]
+    assert iterations[("synflow", 1)] == iterations[("prac", 1)]  # equal budget, through the flow too
+    assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 3
+    assert "prac" in result.stdout and "lt" in result.stdout and "synflow vs lt" in result.stdout
+    assert "budget: training iterations over all rounds" in result.stdout

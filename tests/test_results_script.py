@@ -15,7 +15,7 @@ import results  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
-TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "lt"), seeds=(0, 1))
+TINY = results.Setting("smoke", "digits-smoke", ("prune.rounds=2",), ("prac", "lt", "synflow"), seeds=(0, 1))
 
 
 def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
@@ -30,9 +30,11 @@ def test_results_script_writes_figures_and_tables_and_reads_runs_back(tmp_path):
     for name in ("smoke-accuracy.png", "smoke-iterations.png", "smoke-sets.png", "smoke-masks.png", "tradeoff.png"):
         assert plt.imread(out / name).shape[0] > 300, name
     masks = results.similarity(TINY, str(runs))
-    assert set(masks["pair"]) == {"prac vs lt, same seed", "lt vs lt, two seeds"}
-    assert len(masks) == 2 * 2 and masks["similarity"].between(0, 1).all()
-    assert list(masks["sparsity"]) == pytest.approx([0.2, 0.2, 0.36, 0.36])
+    assert set(masks["pair"]) == {"prac vs lt, same seed", "synflow vs lt, same seed", "lt vs lt, two seeds"}
+    assert len(masks) == 3 * 2 and masks["similarity"].between(0, 1).all()
+    assert sorted(masks["sparsity"]) == pytest.approx([0.2, 0.2, 0.2, 0.36, 0.36, 0.36])
+    synflow = next(line for line in text.splitlines() if line.startswith("| synflow |"))
+    assert synflow.count("±") == len(results.GAPS_AT) and "| 100.0 % |" in synflow  # at prac's budget
     layers = results.layer_analysis(TINY, str(runs), (0, 1))
     assert len(layers) == 2 * 5  # rounds 0 and 1 × conv2's prunable tensors (two convs and three linear layers)
     sparsity, growth = layers["sparsity"].to_numpy(), layers["growth"].to_numpy()

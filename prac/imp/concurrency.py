@@ -1,23 +1,32 @@
 """The order in which a comparison's experiments run when several run at once. Arms that share round 0 (the
 same round-0 fingerprint: one seed's methods) must not train it side by side, so one of them starts first and
-the others when it is done; groups run side by side. The caller's pool does the running (processes through
-Prefect, or plain concurrent.futures for the engine alone)."""
+the others when it is done; groups run side by side. An arm at the prac run's budget reads that run's finished
+files (prac.imp.budget), so a group's prac run leads it when another arm needs it, and runs first when they run
+one after another. The caller's pool does the running (processes through Prefect, or plain concurrent.futures
+for the engine alone)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from prac.settings.config import ExperimentConfig
+from prac.imp.budget import is_reference_of
 from prac.layout.fingerprint import round0_fingerprint
 
 F = TypeVar("F")
+
+
+def references_first(configs: Sequence[ExperimentConfig]) -> list[ExperimentConfig]:
+    """`configs` in their order, except that a prac run another one's budget reads comes before every other."""
+    needed = [c for c in configs if any(is_reference_of(c, other) for other in configs)]
+    return needed + [c for c in configs if c not in needed]
 
 
 def round0_first(configs: Sequence[ExperimentConfig], submit: Callable[[ExperimentConfig], F],
                  first_done: Callable[[list[F]], F]) -> Iterator[tuple[ExperimentConfig, F]]:
     """Submit the experiments in that order and yield (config, its finished future) as each one ends."""
     groups: dict[str, list[ExperimentConfig]] = {}
-    for config in configs:
+    for config in references_first(configs):
         groups.setdefault(round0_fingerprint(config), []).append(config)
     pending = {submit(group[0]): (group[0], group[1:]) for group in groups.values()}
     while pending:

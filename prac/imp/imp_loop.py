@@ -44,10 +44,10 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
     mask = prac_set = dense = None
     for r in range(rounds):
         train = steps.run(TRAIN_ROUND, r, mask=mask, prac_set=prac_set)
-        if r == 0 and (method.uses_cep(config.prac.use_cep) or method.needs_el2n):
+        if r == 0 and (method.uses_cep(config) or method.needs_early_scores):
             dense = steps.run(DENSE_PREDICTIONS, None, round0=train)
         cet = steps.run(SELECT_CET, r, train=train, prac_set=prac_set)
-        new_mask = steps.run(PRUNE, r, train=train, mask=mask)
+        new_mask = steps.run(PRUNE, r, train=train, mask=mask, prac_set=prac_set)
         new_prac_set = steps.run(SELECT_CEP, r, train=train, cet=cet, dense=dense)
         if lt_like and r >= 1 and ticket_wanted(config, r - 1):
             # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,

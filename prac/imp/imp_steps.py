@@ -22,9 +22,10 @@ from prac.imp.context import ExperimentContext
 from prac.training.masks import Mask, full_mask
 from prac.hardware.placement import to_numpy
 from prac.training.round_file import load_round, save_round
-from prac.layout.run_paths import run_paths
+from prac.layout.run_paths import recorded_code_version, run_paths
 from prac.strategies.methods import get_method
-from prac.imp.stages import (cet_over_d0, el2n_on_d0, next_training_set, predictions_on_d0, prune, retrain,
+from prac.imp.budget import at_prac_budget, check_reference, reference_set, round_budget
+from prac.imp.stages import (cet_over_d0, early_scores_on_d0, next_training_set, predictions_on_d0, prune, retrain,
                          select_cep_stage, train_dense_round, train_sparse_round)
 from prac.training.round_types import RoundResult, Snapshot, StateDict
 
@@ -39,6 +40,7 @@ def write_json(path: Path, payload: object) -> None:
 def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
     """config.json and split.parquet (the saved validation split) in the run's folder."""
     check_inputs(ctx.config)
+    check_reference(ctx.config)  # the prac run a method at its budget reads (prac.imp.budget)
     paths = run_paths(ctx.config)
     code_version = code_version_of(ctx.config)
     if recorded_code_version(paths.root) != code_version:
@@ -52,14 +54,6 @@ def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
     with atomic_write(paths.root / "split.parquet") as tmp:
         pq.write_table(pa.table({"index": index, "split": split}), tmp)
     return make_ref(paths.root / "split.parquet")
-
-
-def recorded_code_version(run_root: Path) -> str | None:
-    """The code version a run folder's results were computed by (its config.json), None if unknown."""
-    try:
-        return json.loads((run_root / "config.json").read_text()).get("code_version")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def arm_snapshot(ctx: ExperimentContext, result: RoundResult, round_index: int) -> tuple[Snapshot, bool]:
@@ -145,8 +139,9 @@ def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: Artifac
     checkpoint = path.with_name("train.ckpt")
     if fresh:
         checkpoint.unlink(missing_ok=True)
+    budget = round_budget(ctx.config, round_index).epochs if at_prac_budget(ctx.config) else None
     result = train_sparse_round(ctx, rewind_state, _mask(ctx, mask_ref), _subset(ctx, prac_set_ref), log,
-                                checkpoint_path=checkpoint)
+                                checkpoint_path=checkpoint, budget_epochs=budget)
     save_round(path, result)
     checkpoint.unlink(missing_ok=True)
     return make_ref(path)
@@ -174,10 +169,12 @@ def _prac_set(ctx: ExperimentContext, trained, events, in_cet, in_cep, in_prac) 
 
 
 def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
-               mask_ref: ArtifactRef | None) -> ArtifactRef:
-    """prune: the next mask from this round's last (or early-stopped) weights."""
+               mask_ref: ArtifactRef | None, prac_set_ref: ArtifactRef | None) -> ArtifactRef:
+    """prune: the next mask from this round's last (or early-stopped) weights (and, for criteria that score
+    on data, a batch of what the round trained on: `prac_set_ref`)."""
     snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
-    new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index)
+    subset = _subset(ctx, prac_set_ref) if round_index > 0 else None
+    new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index, subset)
     path = run_paths(ctx.config).round(round_index) / "mask.parquet"
     write_mask(path, new_mask, fingerprint=ctx.fingerprint, round=round_index)
     return make_ref(path)
@@ -185,20 +182,21 @@ def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
 
 def dense_predictions_step(ctx: ExperimentContext, round0_ref: ArtifactRef) -> ArtifactRef:
     """The dense reference of CEP: predictions on D0 of round 0's best model (as this arm sees it); for
-    methods that rank by EL2N also each sample's EL2N score (column `el2n`)."""
+    selectors with an early_score (EL2N, SVP's proxy entropy) also that score of each sample (a column of
+    its name) under the dense model early in training."""
     result = _round(ctx, round0_ref)
     snap, _ = arm_snapshot(ctx, result, 0)
     columns = {"prediction": predictions_on_d0(ctx, snap.best_state).astype(np.int64)}
-    if ctx.method.needs_el2n:
-        columns["el2n"] = el2n_on_d0(ctx, el2n_state(ctx, result))
+    if ctx.method.needs_early_scores:
+        columns[ctx.method.selector.early_score] = early_scores_on_d0(ctx, early_state(ctx, result))
     path = run_paths(ctx.config).root / "dense_predictions.parquet"
     with atomic_write(path) as tmp:
         pq.write_table(pa.table(columns), tmp)
     return make_ref(path)
 
 
-def el2n_state(ctx: ExperimentContext, round0: RoundResult):
-    """The dense model early in training that EL2N is scored with: θ_rewind when the rewind point is past
+def early_state(ctx: ExperimentContext, round0: RoundResult):
+    """The dense model early in training that early scores (EL2N, SVP's proxy) are taken with: θ_rewind when the rewind point is past
     initialisation (k ≥ 1), else where round 0's early stop fired, else round 0's end."""
     if ctx.config.prune.rewind_epoch >= 1:
         return round0.rewind_state
@@ -216,10 +214,15 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
     def sparse_best() -> StateDict:  # read only if CEP or the selector needs it
         return arm_snapshot(ctx, _round(ctx, train_ref), round_index)[0].best_state
 
-    if ctx.method.uses_cep(ctx.config.prac.use_cep) and round_index >= 1 and dense is not None:
+    if ctx.method.uses_cep(ctx.config) and round_index >= 1 and dense is not None:
         in_cep = select_cep_stage(ctx, dense.column("prediction").to_numpy(), sparse_best())
-    el2n_scores = dense.column("el2n").to_numpy() if dense is not None and "el2n" in dense.column_names else None
-    in_prac = next_training_set(ctx, round_index, cet.in_cet, in_cep, el2n_scores, sparse_best)
+    score = ctx.method.selector.early_score
+    early_scores = dense.column(score).to_numpy() if dense is not None and score in dense.column_names else None
+    budget = {}
+    if at_prac_budget(ctx.config):
+        budget = {"budget_size": round_budget(ctx.config, round_index).next_samples,
+                  "budget_set": lambda: reference_set(ctx.config, round_index, ctx.data.train_index.astype(np.int64))}
+    in_prac = next_training_set(ctx, round_index, cet.in_cet, in_cep, early_scores, sparse_best, **budget)
     if not in_prac.any():
         if log:
             log(f"round {round_index}: the PrAC set is empty; the next round trains on this round's set again")

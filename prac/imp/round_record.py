@@ -51,10 +51,13 @@ def round_record(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRe
     prac_set = read_prac_set(checked_path(prac_set_ref)).prac_set
     sparsity = read_mask(checked_path(mask_ref)).sparsity
     d0 = len(prac_set.index)
-    # CEP needs the dense predictions once (round 0) and this round's predictions (rounds ≥ 1); EL2N one
-    # pass of the early dense model (round 0).
-    cep_passes = d0 if ctx.method.uses_cep(ctx.config.prac.use_cep) else 0
-    cep_passes += d0 if ctx.method.needs_el2n and round_index == 0 else 0
+    # CEP needs the dense predictions once (round 0) and this round's predictions (rounds ≥ 1); early scores
+    # (EL2N, SVP's proxy) one pass of the early dense model (round 0); a selector that ranks by the round's own
+    # model (Entropy) one pass a round.
+    selector = ctx.method.selector
+    cep_passes = d0 if ctx.method.uses_cep(ctx.config) else 0
+    cep_passes += d0 if ctx.method.needs_early_scores and round_index == 0 else 0
+    cep_passes += d0 if selector.reads_sparse_model else 0
     return RoundRecord(
         round=round_index, sparsity=sparsity, trained_sparsity=previous_sparsity,
         train_set_size=int(prac_set.trained.sum()), prac_set_size=int(prac_set.in_prac.sum()),

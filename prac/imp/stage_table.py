@@ -49,7 +49,7 @@ TRAIN_ROUND = Stage("train-round", imp_steps.train_round_step, ("mask", "prac_se
 DENSE_PREDICTIONS = Stage("dense-predictions", imp_steps.dense_predictions_step, ("round0",),
                           "dense_predictions.parquet", per_round=False)
 SELECT_CET = Stage("select-cet", imp_steps.select_cet_step, ("train", "prac_set"), "cet.parquet")
-PRUNE = Stage("prune", imp_steps.prune_step, ("train", "mask"), "mask.parquet")
+PRUNE = Stage("prune", imp_steps.prune_step, ("train", "mask", "prac_set"), "mask.parquet")
 SELECT_CEP = Stage("select-cep", imp_steps.select_cep_step, ("train", "cet", "dense"), "prac_set.parquet", warns=True)
 RETRAIN = Stage("retrain", imp_steps.retrain_step, ("mask",), "ticket.json", progress="retrain of mask {r}",
                 fresh=True)

@@ -2,6 +2,7 @@
 train-round, select-CET, prune, select-CEP, retrain. The pipeline calls these one by one."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable
 
@@ -13,9 +14,10 @@ from prac.training.evaluate import predict, probabilities
 from prac.training.masks import Mask, MaskEnforcer, full_mask
 from prac.hardware.placement import to_numpy
 from prac.strategies.pruners import PruneInputs
+from prac.seeds import seed_for
 from prac.training.round_types import EarlyStopSpec, RoundResult, RoundSpec, StateDict
 from prac.training.schedule import full_schedule, scaled_schedule
-from prac.training.selection import el2n, select_cep, select_cet
+from prac.training.selection import select_cep, select_cet
 from prac.strategies.selectors import SelectionInputs
 from prac.training.train import load_start_state, train_round
 
@@ -43,17 +45,23 @@ def train_dense_round(ctx: ExperimentContext, log: Log = None,
 
 
 def train_sparse_round(ctx: ExperimentContext, rewind_state: StateDict, mask: Mask,
-                       subset: np.ndarray | None, log: Log = None, checkpoint_path: Path | None = None) -> RoundResult:
+                       subset: np.ndarray | None, log: Log = None, checkpoint_path: Path | None = None,
+                       budget_epochs: int | None = None) -> RoundResult:
     """Round r ≥ 1: m ⊙ θ_rewind trained on the subset (None: all of D0). Methods that scale their schedule
-    train |subset|/|D0| of it; those that stop early stop when the mask settles (prac.strategies.methods)."""
+    train |subset|/|D0| of it; those that stop early stop when the mask settles (prac.strategies.methods).
+    `budget_epochs` (at the prac run's budget, prac.imp.budget): that schedule, cut after the epochs the prac
+    run's round ran, with no early stop of its own."""
     config, method = ctx.config, ctx.method
     if method.scales_schedule and subset is not None:
         schedule = scaled_schedule(config.train, len(subset), len(ctx.data.train), config.prac.schedule_scaling,
                                    config.prac.min_epochs)
     else:
         schedule = full_schedule(config.train)
+    stops_early = method.early_stop and budget_epochs is None
+    if budget_epochs is not None:
+        schedule = dataclasses.replace(schedule, epochs=min(budget_epochs, schedule.epochs))
     spec = RoundSpec(schedule, seed=config.seed, subset=subset,
-                     early_stop=_early_stop_spec(ctx, stop=True) if method.early_stop else None)
+                     early_stop=_early_stop_spec(ctx, stop=True) if stops_early else None)
     model = load_start_state(ctx.new_model(), rewind_state, mask)
     return train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
 
@@ -69,10 +77,32 @@ def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.nd
     return in_cet, events
 
 
-def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int) -> Mask:
-    """prune: the next mask by the method's pruner (prac.strategies.pruners) from the round's last weights. Weights and mask
-    on the training device; so is the new mask."""
-    return ctx.method.pruner.prune(PruneInputs(ctx.config, round_index, weights, mask))
+def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int,
+          subset: np.ndarray | None) -> Mask:
+    """prune: the next mask by the method's pruner (prac.strategies.pruners) from the round's last weights
+    (`subset`: the D0 positions the round trained on, None: all). Weights and mask on the training device; so is
+    the new mask."""
+    return ctx.method.pruner.prune(PruneInputs(
+        ctx.config, round_index, weights, mask, network=lambda: _model_at(ctx, weights, mask).eval(),
+        score_batch=lambda: score_batch(ctx, subset, round_index)))
+
+
+# The data-dependent criteria score on this many samples of each class of the round's data: GraSP's choice
+# (10 per class), which SynFlow's comparisons kept; one batch, drawn by seed and round.
+SCORE_SAMPLES_PER_CLASS = 10
+
+
+def score_batch(ctx: ExperimentContext, subset: np.ndarray | None, round_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(inputs, labels) on the training device: up to SCORE_SAMPLES_PER_CLASS samples of each class of the
+    round's data, no augmentation."""
+    labels = to_numpy(ctx.data.train.labels)
+    positions = np.arange(len(labels)) if subset is None else np.asarray(subset)
+    generator = np.random.default_rng(seed_for(ctx.config.seed, "score-batch", round_index))
+    chosen = [generator.choice(of_class, size=min(SCORE_SAMPLES_PER_CLASS, len(of_class)), replace=False)
+              for of_class in (positions[labels[positions] == c] for c in np.unique(labels[positions]))]
+    index = torch.as_tensor(np.sort(np.concatenate(chosen)), device=ctx.data.train.labels.device)
+    inputs = ctx.data.prepare(ctx.data.train.images[index], None, ctx.config.train.channels_last)
+    return inputs, ctx.data.train.labels[index]
 
 
 def _model_at(ctx: ExperimentContext, state: StateDict, mask: Mask | None) -> torch.nn.Module:
@@ -91,15 +121,17 @@ def predictions_on_d0(ctx: ExperimentContext, state: StateDict, mask: Mask | Non
     return to_numpy(predict(_model_at(ctx, state, mask), ctx.data.train, ctx.data, channels_last))
 
 
-def el2n_on_d0(ctx: ExperimentContext, state: StateDict) -> np.ndarray:
-    """EL2N score of every D0 sample under the (dense) weights `state`, eval mode, no augmentation."""
+def early_scores_on_d0(ctx: ExperimentContext, state: StateDict) -> np.ndarray:
+    """The method's selector's early_score (EL2N, a proxy's entropy) of every D0 sample under the dense weights
+    `state` early in training, eval mode, no augmentation."""
     channels_last = ctx.config.train.channels_last
     probs = to_numpy(probabilities(_model_at(ctx, state, None), ctx.data.train, ctx.data, channels_last))
-    return el2n(probs, to_numpy(ctx.data.train.labels).astype(np.int64))
+    return ctx.method.selector.score_early(probs, to_numpy(ctx.data.train.labels).astype(np.int64))
 
 
 def next_training_set(ctx: ExperimentContext, round_index: int, in_cet: np.ndarray, in_cep: np.ndarray,
-                      el2n_scores: np.ndarray | None, sparse_best: Callable[[], StateDict]) -> np.ndarray:
+                      early_scores: np.ndarray | None, sparse_best: Callable[[], StateDict],
+                      budget_size: int | None = None, budget_set: Callable[[], np.ndarray] | None = None) -> np.ndarray:
     """The next round's training set over D0, by the method's selector (prac.strategies.selectors). `sparse_best`: the
     round's best weights, read when a selector asks for the sparse model's probabilities."""
     def sparse_probabilities() -> np.ndarray:
@@ -108,8 +140,8 @@ def next_training_set(ctx: ExperimentContext, round_index: int, in_cet: np.ndarr
 
     return ctx.method.selector.select(SelectionInputs(
         ctx.config, round_index, in_cet, in_cep, train_index=ctx.data.train_index.astype(np.int64),
-        labels=to_numpy(ctx.data.train.labels).astype(np.int64), el2n_scores=el2n_scores,
-        probabilities=sparse_probabilities))
+        labels=to_numpy(ctx.data.train.labels).astype(np.int64), early_scores=early_scores,
+        probabilities=sparse_probabilities, budget_size=budget_size, budget_set=budget_set))
 
 
 def select_cep_stage(ctx: ExperimentContext, dense_predictions: np.ndarray, sparse_best: StateDict) -> np.ndarray:

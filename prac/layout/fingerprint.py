@@ -8,7 +8,7 @@ from typing import Any
 
 from prac.settings.config import ExperimentConfig
 from prac.hardware.device import training_device
-from prac.strategies.methods import PRAC_SETTINGS, get_method
+from prac.strategies.methods import ALL_PRAC_SETTINGS, get_method
 from prac.hardware.precision import resolve_precision
 
 # Fields that never change a result: where things run and are written (the precision `runtime` resolves to
@@ -16,14 +16,14 @@ from prac.hardware.precision import resolve_precision
 _NOT_RESULTS = {"runtime", "preset"}
 # Round 0 (dense training on D0) is shared by the arms: what only later rounds use is left out.
 _NOT_ROUND0 = {"method": None, "prune": {"rounds"}, "transfer": None,
-               "prac": {"forget_threshold", "schedule_scaling", "min_epochs", "use_cep"}}
+               "prac": {"forget_threshold", "schedule_scaling", "min_epochs", "use_cep", "budget"}}
 
 
 # What a method never reads stays out of its fingerprint (prac.strategies.methods: `reads`): lt and random train every
 # round on D0 for the full schedule, so a sweep of PrAC's settings reuses their runs.
 def _not_read_by(method: str) -> dict[str, set[str] | None]:
     described = get_method(method)
-    return {"prac": set(PRAC_SETTINGS - described.reads), **({} if described.reads_transfer else {"transfer": None})}
+    return {"prac": set(ALL_PRAC_SETTINGS - described.reads), **({} if described.reads_transfer else {"transfer": None})}
 
 
 def _digest(payload: dict[str, Any]) -> str:
@@ -33,7 +33,8 @@ def _digest(payload: dict[str, Any]) -> str:
 
 # Settings added after results existed: hashed only when set to something other than their default, so the
 # results of every earlier configuration keep their names (OpenLTH's rule for new hyperparameters).
-_HASHED_WHEN_SET = {"prune": {"scope": "global"}, "transfer": {"source": None}}
+# prac.budget's "own" is how the subset methods ran before it existed: their runs of that kind keep their names.
+_HASHED_WHEN_SET = {"prune": {"scope": "global"}, "transfer": {"source": None}, "prac": {"budget": "own"}}
 
 
 def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Where an experiment's files live: named by fingerprints, so a run is found by what it is."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
 from prac.errors import UserError, one_line
 from prac.layout.fingerprint import fingerprint, round0_fingerprint
@@ -23,6 +25,27 @@ class RunPaths:
 def run_paths(config: ExperimentConfig) -> RunPaths:
     base = Path(config.runtime.output_dir) / config.preset
     return RunPaths(base / fingerprint(config), base / f"round0-{round0_fingerprint(config)}")
+
+
+def recorded_code_version(run_root: Path) -> str | None:
+    """The code version a run folder's results were computed by (its config.json), None if unknown."""
+    try:
+        return json.loads((run_root / "config.json").read_text()).get("code_version")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def finished_rows(config: ExperimentConfig) -> list[dict] | None:
+    """The per-round rows of an experiment that ran to its end before (its rounds.json, written last) by this
+    code version (prac.code_version), else None."""
+    path = run_paths(config).root / "rounds.json"
+    if not path.exists() or recorded_code_version(path.parent) != code_version_of(config):
+        return None
+    try:
+        rows = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return rows if isinstance(rows, list) and len(rows) == config.prune.rounds else None
 
 
 def check_output_dir(output_dir: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
@@ -133,3 +133,32 @@ def accuracy_grid(table: pd.DataFrame) -> pd.DataFrame:
     grid = text.pivot(index="round", columns="method", values="cell")
     sparsity = table.groupby("round")["sparsity"].mean()
     return grid.assign(sparsity=sparsity).set_index("sparsity", append=True)
+
+
+# The method whose budget the equal-budget methods take (prac.imp.budget), and how far a method meant to cost
+# what it costs may stray before a comparison says it is no longer an equal-budget comparison.
+BUDGET_REFERENCE = "prac"
+BUDGET_TOLERANCE = 0.05
+
+
+def budgets(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: its training iterations over all rounds and its last ticket (means over seeds), and
+    those iterations over prac's (nan without prac in the comparison)."""
+    last = table.sort_values("round").groupby("method", sort=False).tail(1).set_index("method")
+    frame = pd.DataFrame({"iterations": last["cumulative_iterations"], "sparsity": last["sparsity"],
+                          "ticket_mean": last["ticket_mean"], "ticket_std": last["ticket_std"]})
+    reference = frame["iterations"].get(BUDGET_REFERENCE, math.nan)
+    frame["of_reference"] = frame["iterations"] / reference
+    return frame.loc[sorted(frame.index)].reset_index()
+
+
+def budget_warnings(table: pd.DataFrame, meant_equal: Callable[[str], bool]) -> list[str]:
+    """A line per method meant to cost what prac costs (`meant_equal`: the registry's word) whose iterations
+    differ from prac's by more than BUDGET_TOLERANCE: its accuracy is then not compared at equal budget."""
+    lines = []
+    for row in budgets(table).itertuples():
+        if row.method != BUDGET_REFERENCE and meant_equal(row.method) and abs(row.of_reference - 1) > BUDGET_TOLERANCE:
+            lines.append(f"warning: {row.method} trained {row.iterations:,.0f} iterations, {100 * row.of_reference:.0f} % "
+                         f"of prac's {row.iterations / row.of_reference:,.0f}: not an equal-budget comparison "
+                         f"(more than {100 * BUDGET_TOLERANCE:.0f} % apart)")
+    return lines

@@ -8,12 +8,14 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from prac.errors import UserError
 from prac.reporting import comparison
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint
 from prac.imp.imp_loop import ticket_wanted
 from prac.imp.round_record import RoundRecord
 from prac.layout.run_paths import run_paths
+from prac.strategies.methods import get_method
 
 COLUMNS = [
     ("round", "round", "{}"),
@@ -71,11 +73,12 @@ def collapse_notes(rows: list[dict[str, Any]]) -> list[str]:
         ticket = row["ticket_test_acc"]
         ticket = (f"its ticket (the mask retrained on all of D0) reached {ticket:.4f}" if ticket == ticket
                   else "its ticket is the mask retrained on all of D0")
+        refill = (f", and CEP ({row['cep_size']}: where it disagrees with the dense model) refills the next set"
+                  if row["cep_size"] else "")  # methods without CEP choose their next set otherwise
         notes.append(
             f"{who}round {row['round']}: the round's own model reached only {row['test_acc']:.4f} (dense "
             f"{dense[run]:.4f}) after {row['train_iterations']} iterations on {row['train_set_size']} samples: too "
-            f"little to generalise; its mask is pruned from the weights all the same, {ticket}, and CEP "
-            f"({row['cep_size']}: where it disagrees with the dense model) refills the next set")
+            f"little to generalise; its mask is pruned from the weights all the same, {ticket}{refill}")
     return notes
 
 
@@ -128,21 +131,52 @@ def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:
     for (_, sparsity), cells in grid.iterrows():
         summary.add_row(f"{100 * sparsity:.1f} %", *[str(c) if isinstance(c, str) else "–" for c in cells])
     console.print(summary)
+    console.print(budget_table(table))
+    for line in comparison.budget_warnings(table, meant_at_prac_budget):
+        console.print(line, soft_wrap=True)
+    if seeds < 2:
+        console.print("one seed: a std needs at least two seeds (--seeds 0,1,2), so below 'at or above' stands "
+                      "where 'within one std' would", soft_wrap=True)
     for m in comparison.matches(table):
-        console.print(match_line(m), soft_wrap=True)  # one line: read and grepped whole
+        console.print(match_line(m, seeds), soft_wrap=True)  # one line: read and grepped whole
     for method in table["method"].unique():
-        console.print(dense_line(table, method), soft_wrap=True)
+        console.print(dense_line(table, method, seeds), soft_wrap=True)
 
 
-def dense_line(table: pd.DataFrame, method: str) -> str:
+def meant_at_prac_budget(method: str) -> bool:
+    """The registry's word (prac.strategies.methods); a plugin's method not loaded in this process: no."""
+    try:
+        return get_method(method).compared_at_prac_budget
+    except UserError:
+        return False
+
+
+def budget_table(table: pd.DataFrame) -> Table:
+    """Every method's training iterations over all rounds beside its last ticket (means over seeds)."""
+    budgets = Table(title="budget: training iterations over all rounds (mean over seeds)")
+    for header in ("method", "iterations", "of prac's", "last ticket (%)", "at sparsity"):
+        budgets.add_column(header, justify="left" if header == "method" else "right")
+    for row in comparison.budgets(table).itertuples():
+        ticket = f"{100 * row.ticket_mean:.2f} ± {100 * row.ticket_std:.2f}" if row.ticket_mean == row.ticket_mean \
+            else "–"
+        budgets.add_row(row.method, f"{row.iterations:,.0f}", _pct(row.of_reference), ticket, _pct(row.sparsity))
+    return budgets
+
+
+def _near(seeds: int, reference: str) -> str:
+    """How close counts as matching: within one std over seeds; with one seed there is no std to be within."""
+    return f"within one std of {reference}" if seeds > 1 else f"at or above {reference}"
+
+
+def dense_line(table: pd.DataFrame, method: str, seeds: int) -> str:
     sparsity = comparison.dense_matched_sparsity(table, method)
     where = f"up to {100 * sparsity:.1f} % sparsity" if sparsity == sparsity else "at no sparsity"
-    return f"{method}: tickets within one std of the dense network {where}"
+    return f"{method}: tickets {_near(seeds, 'the dense network')} {where}"
 
 
-def match_line(m: comparison.Match) -> str:
+def match_line(m: comparison.Match, seeds: int) -> str:
     if m.matched_round is None:
-        return f"{m.method} vs lt: within one std of lt at no sparsity"
+        return f"{m.method} vs lt: {_near(seeds, 'lt')} at no sparsity"
     without = m.iteration_saving_without_round0
     without = f"{100 * without:.1f} % without round 0" if without == without else "round 0 only"
     through = f"every round through {100 * m.matched_through:.1f} %" if m.matched_through == m.matched_through else \
@@ -195,12 +229,16 @@ def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
                      ui_command: str | None = None) -> str:
     """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact)."""
     summary = method_summary(table)
+    seeds = int(table["seeds"].max())
+    of_prac = comparison.budgets(table).set_index("method")["of_reference"]
     lines = [f"# {title}", "",
              f"Dense network (round 0, best validation): **{_pct(comparison.dense_accuracy(table))}** test accuracy; "
-             f"tickets: mean ± std over {int(table['seeds'].max())} seed(s).", "",
+             f"tickets: mean ± std over {seeds} seed(s)"
+             f"{'' if seeds > 1 else ' (one seed: matching means at or above, a std needs two seeds)'}.", "",
              "| method | matched lt up to (every round through) | iteration saving there | without round 0 | "
-             "iterations to there (lt) | extra forward passes (lt) | last ticket | within one std of dense up to |",
-             "|---|---|---|---|---|---|---|---|"]
+             "iterations to there (lt) | extra forward passes (lt) | last ticket | iterations, all rounds (of prac's) "
+             f"| {_near(seeds, 'dense')} up to |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for _, row in summary.iterrows():
         reference = row["method"] == comparison.REFERENCE
         matched = "reference" if reference else (
@@ -213,7 +251,11 @@ def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
             f"{_pct(row['iteration_saving_without_round0'])} | "
             f"{_counts(row['iterations_to_match'], row['reference_iterations_to_match'])} | "
             f"{_counts(row['extra_forward_passes'], row['reference_extra_forward_passes'])} | {ticket} | "
+            f"{row['cumulative_iterations']:,.0f} ({_pct(of_prac[row['method']])}) | "
             f"{_pct(row['dense_matched_sparsity'], 'nowhere')} |")
+    warnings = comparison.budget_warnings(table, meant_at_prac_budget)
+    if warnings:
+        lines += ["", *[f"- {line}" for line in warnings]]
     if link:
         lines += ["", f"Figures, tables and metrics: [the comparison run in MLflow]({link})"]
         if ui_command:

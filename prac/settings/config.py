@@ -66,6 +66,10 @@ class PracConfig(_Strict):
     # rounds too few epochs to learn (and early stop needs window + 2); never above train.epochs.
     min_epochs: int = Field(1, ge=1)
     use_cep: bool = True
+    # The subset methods sized like PrAC (random-, el2n-, entropy-, svp-subset): "prac-run" trains each round on
+    # as many samples as the prac run of the same settings and seed did, for as many epochs (equal budget);
+    # "own" sizes by their own CET ∪ CEP with their own schedule scaling and early stop.
+    budget: Literal["prac-run", "own"] = "prac-run"
 
 
 class TransferConfig(_Strict):

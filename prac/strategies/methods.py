@@ -10,15 +10,18 @@ training set or its mask; round 0 (dense, all of D0, full schedule) is shared by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from prac.plugins import load_plugins
+from prac.settings.config import ExperimentConfig
 from prac.strategies.pruners import PRUNERS, Pruner
 from prac.registry import Registry
 from prac.strategies.selectors import SELECTORS, Selector
 
-# Every setting of config.prac; a method's `reads` names those that can change its result.
+# The settings of config.prac that PrAC reads; a method's `reads` names those that can change its result.
 PRAC_SETTINGS = frozenset({"forget_threshold", "early_stop", "early_stop_eps", "early_stop_window",
                            "schedule_scaling", "min_epochs", "use_cep"})
+ALL_PRAC_SETTINGS = PRAC_SETTINGS | {"budget"}  # budget: read by the methods whose `budget` is "setting"
 _EARLY_STOP = frozenset({"early_stop", "early_stop_eps", "early_stop_window"})
 
 
@@ -44,18 +47,31 @@ class Method:
     ticket_start: TicketStart
     reads: frozenset[str]  # the config.prac settings it reads (CET's forget_threshold: every method)
     summary: str
+    # "prac-run": rounds ≥ 1 train at the budget of the prac run of the same settings and seed (prac.imp.budget:
+    # as many samples, as many epochs, no early stop of their own; round 0 where prac's is, so early_stop=True);
+    # "setting": so when config.prac.budget says "prac-run"; "own": never.
+    budget: Literal["own", "prac-run", "setting"] = "own"
 
-    def uses_cep(self, use_cep: bool) -> bool:
-        """Whether it needs CEP (the dense model's predictions): for its set, or for the set's size."""
-        return use_cep and self.selector.uses_cep
+    def at_prac_budget(self, config: ExperimentConfig) -> bool:
+        return self.budget == "prac-run" or (self.budget == "setting" and config.prac.budget == "prac-run")
+
+    @property
+    def compared_at_prac_budget(self) -> bool:
+        """Meant to cost what prac costs (at its budget, or sized like its sets): a comparison warns if not."""
+        return self.budget != "own" or self.selector.sized_like_prac
+
+    def uses_cep(self, config: ExperimentConfig) -> bool:
+        """Whether it needs CEP (the dense model's predictions): for its set, or for its set's size."""
+        sized_by_own_cep = self.selector.sized_like_prac and not self.at_prac_budget(config)
+        return config.prac.use_cep and (self.selector.uses_cep or sized_by_own_cep)
 
     @property
     def reads_transfer(self) -> bool:
         return self.selector.reads_transfer
 
     @property
-    def needs_el2n(self) -> bool:
-        return self.selector.needs_el2n
+    def needs_early_scores(self) -> bool:
+        return self.selector.early_score is not None
 
     @property
     def ticket_is_next_round(self) -> bool:
@@ -64,8 +80,23 @@ class Method:
         return self.selector.trains_on_all and not self.early_stop and not self.ticket_start.fresh_init
 
 
-_SIZE_LIKE_PRAC = "each round trains on as many samples as its own PrAC set (CET ∪ CEP) holds"
+_SIZE_LIKE_PRAC = "as many as the prac run's set, for its epochs (prac.budget=own: as its own CET ∪ CEP)"
+_AT_PRAC_BUDGET = "iterative, each round on the prac run's PrAC set for its epochs"
+_SUBSETS = PRAC_SETTINGS | {"budget"}
 _S, _P = SELECTORS.get, PRUNERS.get
+
+
+def _subset(name: str, what: str) -> Method:
+    """A selection rule of its own name in place of CET ∪ CEP, at prac's budget or (prac.budget=own) its own."""
+    return Method(name, _S(name), _P("magnitude"), True, True, REWIND, _SUBSETS, f"{what}: {_SIZE_LIKE_PRAC}",
+                  budget="setting")
+
+
+def _at_prac_budget(name: str, criterion: str) -> Method:
+    """A pruning criterion of its own name in place of |w|, trained as the prac run was."""
+    return Method(name, _S("prac-run-set"), _P(name), True, True, REWIND, PRAC_SETTINGS,
+                  f"{criterion} instead of |w|, {_AT_PRAC_BUDGET}", budget="prac-run")
+
 
 METHODS: Registry[Method] = Registry("method")
 for _method in (
@@ -77,14 +108,18 @@ for _method in (
            "random pruning at lt's rates: the sparsity alone"),
     Method("random-reinit", _S("all"), _P("magnitude"), False, False, REINIT, frozenset({"forget_threshold"}),
            "lt's masks with a fresh random initialisation (OpenLTH's sanity check): the rewind weights' share"),
-    Method("random-subset", _S("random-subset"), _P("magnitude"), True, True, REWIND, PRAC_SETTINGS,
-           f"random samples of D0 where prac picks CET ∪ CEP: {_SIZE_LIKE_PRAC}"),
-    Method("el2n-subset", _S("el2n-subset"), _P("magnitude"), True, True, REWIND, PRAC_SETTINGS,
-           f"the highest-EL2N samples of the dense model early in training (Paul et al. 2021): {_SIZE_LIKE_PRAC}"),
+    _subset("random-subset", "random samples of D0 where prac picks CET ∪ CEP"),
+    _subset("el2n-subset", "the highest-EL2N samples of the dense model early in training (Paul et al. 2021)"),
+    _subset("entropy-subset", "the highest-entropy samples under the round's sparse model (Lewis & Gale 1994)"),
+    _subset("svp-subset", "selection via proxy (Coleman et al. 2020): the most uncertain samples under the dense "
+                          "model at its rewind point"),
     Method("cet-only", _S("cet"), _P("magnitude"), True, True, REWIND, PRAC_SETTINGS - {"use_cep"},
            "PrAC without CEP (the paper's ablation): each round on the forgotten samples of the last"),
     Method("transfer", _S("transfer"), _P("magnitude"), True, True, REWIND, PRAC_SETTINGS - {"use_cep"},
            "each round on the PrAC set another run (transfer.source) chose in that round, e.g. with another model"),
+    _at_prac_budget("snip", "SNIP's connection sensitivity |g ⊙ w| (Lee et al. 2018)"),
+    _at_prac_budget("grasp", "GraSP's gradient-flow score −w ⊙ Hg (Wang et al. 2020)"),
+    _at_prac_budget("synflow", "SynFlow's data-free synaptic flow (Tanaka et al. 2020)"),
     Method("early-bird", _S("all"), _P("magnitude"), False, True, REWIND, _EARLY_STOP | {"forget_threshold"},
            "all of D0 with PrAC's early stop: the stopping rule without the data selection"),
 ):

@@ -4,15 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Callable, ClassVar
 
 import torch
+from torch import nn
 
 from prac.settings.config import ExperimentConfig
 from prac.training.masks import Mask
-from prac.training.pruning import magnitude_prune, random_prune
+from prac.training.pruning import magnitude_prune, prune_by_scores, random_prune
 from prac.registry import Registry
 from prac.training.round_types import StateDict
+from prac.training.saliency import grasp_scores, snip_scores, synflow_prune
 from prac.seeds import seed_for
 
 
@@ -25,6 +27,8 @@ class PruneInputs:
     round_index: int
     weights: StateDict
     mask: Mask
+    network: Callable[[], nn.Module] | None = None  # a model at `weights`, the mask applied, in eval mode
+    score_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # (inputs, labels) of round r's data
 
 
 class Pruner:
@@ -58,6 +62,44 @@ class Random(Pruner):
         return random_prune(inputs.mask, config.prune.rate, generator, config.prune.scope)
 
 
+class Snip(Pruner):
+    """The lowest connection sensitivity |∂L/∂w ⊙ w| go (SNIP, Lee et al. 2018), scored on a batch of the
+    round's data (prac.training.saliency)."""
+
+    name = "snip"
+
+    def prune(self, inputs: PruneInputs) -> Mask:
+        batch, labels = inputs.score_batch()
+        return _by_scores(inputs, snip_scores(inputs.network(), inputs.mask, batch, labels))
+
+
+class Grasp(Pruner):
+    """The weights whose removal reduces the gradient flow least go (GraSP, Wang et al. 2020: the highest
+    −w ⊙ Hg), scored on a batch of the round's data."""
+
+    name = "grasp"
+
+    def prune(self, inputs: PruneInputs) -> Mask:
+        batch, labels = inputs.score_batch()
+        return _by_scores(inputs, grasp_scores(inputs.network(), inputs.mask, batch, labels))
+
+
+class Synflow(Pruner):
+    """The lowest synaptic flow go (SynFlow, Tanaka et al. 2020): no data, re-scored over its own iterations
+    within the round (prac.training.saliency.SYNFLOW_ITERATIONS)."""
+
+    name = "synflow"
+
+    def prune(self, inputs: PruneInputs) -> Mask:
+        prune = inputs.config.prune
+        input_shape = tuple(inputs.score_batch()[0].shape[1:])  # one sample's shape: SynFlow feeds ones
+        return synflow_prune(inputs.network(), inputs.mask, prune.rate, prune.scope, input_shape)
+
+
+def _by_scores(inputs: PruneInputs, scores: dict[str, torch.Tensor]) -> Mask:
+    return prune_by_scores(scores, inputs.mask, inputs.config.prune.rate, inputs.config.prune.scope)
+
+
 PRUNERS: Registry[Pruner] = Registry("pruner")
-for _pruner in (Magnitude(), Random()):
+for _pruner in (Magnitude(), Random(), Snip(), Grasp(), Synflow()):
     PRUNERS.register(_pruner)

@@ -11,7 +11,7 @@ import numpy as np
 from prac.settings.config import ExperimentConfig
 from prac.registry import Registry
 from prac.seeds import seed_for
-from prac.training.selection import highest_scores, random_subset
+from prac.training.selection import el2n, entropy, highest_scores, random_subset
 from prac.strategies.transfer import check_source, transferred_set
 
 
@@ -25,21 +25,39 @@ class SelectionInputs:
     in_cep: np.ndarray  # bool: the dense and round r's sparse model disagree (all False if not computed)
     train_index: np.ndarray  # int64: each D0 sample's row in the dataset
     labels: np.ndarray  # int64
-    el2n_scores: np.ndarray | None  # the dense model's EL2N early in training, for selectors that ask for it
+    early_scores: np.ndarray | None  # the selector's early_score of each sample, if it has one
     probabilities: Callable[[], np.ndarray]  # round r's best sparse model on D0 (eval mode), computed when called
+    # At the prac run's budget (prac.imp.budget): how many samples that run's round r+1 trained on, and its PrAC
+    # set of round r (bool over D0, read when called); None otherwise.
+    budget_size: int | None = None
+    budget_set: Callable[[], np.ndarray] | None = None
 
     @property
     def prac_size(self) -> int:
-        """|CET ∪ CEP|: the size the equal-budget selectors take."""
+        """|CET ∪ CEP| of this run's round r."""
         return int((self.in_cet | self.in_cep).sum())
+
+    @property
+    def size(self) -> int:
+        """How many samples a selector sized like PrAC takes: the prac run's at equal budget, else prac_size."""
+        return self.prac_size if self.budget_size is None else self.budget_size
 
 
 class Selector:
     name: ClassVar[str]
     trains_on_all: ClassVar[bool] = False  # every round on all of D0: no training set is read back
-    uses_cep: ClassVar[bool] = False  # reads CEP (for its set or its size): the dense predictions are computed
-    needs_el2n: ClassVar[bool] = False  # reads el2n_scores
+    uses_cep: ClassVar[bool] = False  # its set reads CEP: the dense predictions are computed
+    sized_like_prac: ClassVar[bool] = False  # takes `inputs.size` samples: |CET ∪ CEP|, or the prac run's count
+    reads_budget_set: ClassVar[bool] = False  # trains on the prac run's PrAC sets (`inputs.budget_set`)
     reads_transfer: ClassVar[bool] = False  # reads another run's PrAC sets (config.transfer)
+    reads_sparse_model: ClassVar[bool] = False  # calls inputs.probabilities (one pass over D0 a round)
+    # A score of each D0 sample under the dense model early in training (prac.imp.imp_steps.early_state), computed
+    # once with round 0 (a column of dense_predictions.parquet, this name) and handed back as `early_scores`.
+    early_score: ClassVar[str | None] = None
+
+    def score_early(self, probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The early_score of each sample from the early dense model's softmax outputs."""
+        raise NotImplementedError
 
     def check_inputs(self, config: ExperimentConfig) -> None:
         """What the rule reads besides the run itself, checked before anything trains (one-line UserError)."""
@@ -89,30 +107,72 @@ class Transferred(Selector):
         return transferred_set(inputs.config, inputs.round_index, inputs.train_index)
 
 
+class PracRunSet(Selector):
+    """The PrAC set the prac run of the same settings and seed chose in that round (prac.imp.budget): its data,
+    at its budget, so that only the pruning criterion differs."""
+
+    name = "prac-run-set"
+    reads_budget_set = True
+
+    def select(self, inputs: SelectionInputs) -> np.ndarray:
+        return inputs.budget_set()
+
+
 class RandomSubset(Selector):
-    """As many random samples of D0 as CET ∪ CEP holds (a draw of its own each round)."""
+    """`inputs.size` random samples of D0 (a draw of its own each round)."""
 
     name = "random-subset"
-    uses_cep = True
+    sized_like_prac = True
 
     def select(self, inputs: SelectionInputs) -> np.ndarray:
         generator = np.random.default_rng(seed_for(inputs.config.seed, "random-subset", inputs.round_index))
-        return random_subset(len(inputs.in_cet), inputs.prac_size, generator)
+        return random_subset(len(inputs.in_cet), inputs.size, generator)
 
 
-class El2nSubset(Selector):
-    """As many samples as CET ∪ CEP holds, the highest EL2N scores of the dense model (Paul et al. 2021)."""
-
-    name = "el2n-subset"
-    uses_cep = True
-    needs_el2n = True
+class _HighestEarlyScores(Selector):
+    sized_like_prac = True
 
     def select(self, inputs: SelectionInputs) -> np.ndarray:
-        if inputs.el2n_scores is None:
-            raise ValueError("el2n-subset needs the EL2N scores of round 0")
-        return highest_scores(inputs.el2n_scores, inputs.prac_size)
+        if inputs.early_scores is None:
+            raise ValueError(f"{self.name} needs the {self.early_score} scores of round 0")
+        return highest_scores(inputs.early_scores, inputs.size)
+
+
+class El2nSubset(_HighestEarlyScores):
+    """The `inputs.size` samples of highest EL2N under the dense model early in training (Paul et al. 2021)."""
+
+    name = "el2n-subset"
+    early_score = "el2n"
+
+    def score_early(self, probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return el2n(probabilities, labels)
+
+
+class SvpSubset(_HighestEarlyScores):
+    """Selection via proxy (Coleman et al. 2020): the `inputs.size` samples most uncertain (highest predictive
+    entropy) under a cheap proxy, the dense model trained only to its rewind point (prac.imp.imp_steps.early_state)
+    rather than to the end; one ranking for every round, as EL2N's."""
+
+    name = "svp-subset"
+    early_score = "proxy_entropy"
+
+    def score_early(self, probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        return entropy(probabilities)
+
+
+class EntropySubset(Selector):
+    """Active learning by maximum entropy (Lewis & Gale 1994): the `inputs.size` samples of highest predictive
+    entropy under round r's own sparse model, ranked again every round."""
+
+    name = "entropy-subset"
+    sized_like_prac = True
+    reads_sparse_model = True
+
+    def select(self, inputs: SelectionInputs) -> np.ndarray:
+        return highest_scores(entropy(inputs.probabilities()), inputs.size)
 
 
 SELECTORS: Registry[Selector] = Registry("selector")
-for _selector in (AllOfD0(), CetOnly(), PracSet(), Transferred(), RandomSubset(), El2nSubset()):
+for _selector in (AllOfD0(), CetOnly(), PracSet(), Transferred(), PracRunSet(), RandomSubset(), El2nSubset(),
+                  SvpSubset(), EntropySubset()):
     SELECTORS.register(_selector)

@@ -38,6 +38,12 @@ def highest_scores(scores: np.ndarray, count: int) -> np.ndarray:
     return chosen
 
 
+def entropy(probabilities: np.ndarray) -> np.ndarray:
+    """Predictive entropy −Σ p log p per sample (nats; 0·log 0 = 0): the uncertainty Entropy and SVP rank by."""
+    p = probabilities.astype(np.float64)
+    return -np.sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0), axis=1)
+
+
 def el2n(probabilities: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """EL2N (Paul et al. 2021): the L2 norm of softmax output minus the one-hot label, per sample."""
     error = probabilities.astype(np.float64)

@@ -9,6 +9,7 @@ from prac.settings.config import ExperimentConfig
 from prac.errors import UserError
 from prac.settings.overrides import validation_problems
 from prac.build_config import build_config
+from prac.imp.budget import check_references
 
 
 def _shown(value: object) -> str:
@@ -70,11 +71,14 @@ def comparison_configs(preset: str, methods: list[str], seeds: list[int], overri
     """Every experiment's config, seed by seed, method by method, each checked before any trains: built here,
     or read back from `configs` (built by the caller with `overrides`, which still name the comparison)."""
     if configs is None:
-        return [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
-    grid = [(seed, method) for seed in seeds for method in methods]
-    if not isinstance(configs, list) or len(configs) != len(grid):
-        raise UserError(f"parameter configs must be a list of {len(grid)} configs, one per seed × method")
-    return [experiment_config(preset, method, seed, None, config) for (seed, method), config in zip(grid, configs)]
+        built = [experiment_config(preset, method, seed, overrides) for seed in seeds for method in methods]
+    else:
+        grid = [(seed, method) for seed in seeds for method in methods]
+        if not isinstance(configs, list) or len(configs) != len(grid):
+            raise UserError(f"parameter configs must be a list of {len(grid)} configs, one per seed × method")
+        built = [experiment_config(preset, method, seed, None, config) for (seed, method), config in zip(grid, configs)]
+    check_references(built)  # a method at prac's budget finds its prac run (prac.imp.budget)
+    return built
 
 
 def check_deployment_dataset(config: ExperimentConfig, deployment_name: str | None) -> None:

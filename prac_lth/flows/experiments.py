@@ -14,7 +14,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from prac_lth.flows.experiment_flow import prac_lth
-from prac.imp.concurrency import round0_first
+from prac.imp.concurrency import references_first, round0_first
 from prac.settings.config import ExperimentConfig
 from prac_lth.tasks import tracking
 
@@ -53,7 +53,7 @@ def run_experiments(configs: list[ExperimentConfig], parallel: int,
                 "config": config.model_dump(mode="json")}
 
     if parallel <= 1:
-        for config in configs:
+        for config in references_first(configs):
             finished(config, prac_lth(**parameters(config)))
         return results
     _share_local_server()

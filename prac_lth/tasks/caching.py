@@ -1,7 +1,8 @@
 """Cache keys and storage of the stages.
 
 A stage's key is fingerprint + round + stage + the science code's version (prac.code_version) + the
-checksums of the artifacts it reads: a re-run (or a retry, or a fresh process, or another worker) skips
+checksums of the artifacts it reads (and, for a method at the prac run's budget, a digest of what it reads
+from that run: prac.imp.budget.budget_digest): a re-run (or a retry, or a fresh process, or another worker) skips
 every finished stage and restarts at the failed one; new code recomputes instead of returning what old
 code found; and a recomputed stage whose output changed recomputes what reads it, nothing else. The
 precision a run trains in is in its fingerprint (prac.layout.fingerprint.precision_of). Keys and Prefect's
@@ -18,6 +19,7 @@ from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint, round0_fingerprint
+from prac.imp.budget import budget_digest
 from prac.imp.stage_table import STAGES
 
 
@@ -36,6 +38,9 @@ def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     if round_index == 0 and stage in STAGES and STAGES[stage].shared_round0:
         return f"round0-{round0_fingerprint(config)}-{stage}-{code}"  # shared by the arms
     suffix = "" if round_index is None else f"-r{round_index:02d}"
+    if round_index is not None:  # a method at the prac run's budget: keyed by what that run spent (prac.imp.budget)
+        budget = budget_digest(config, round_index)
+        suffix += f"-budget{budget}" if budget else ""
     return f"{fingerprint(config)}-{stage}{suffix}-{code}{_inputs_digest(parameters)}"
 
 

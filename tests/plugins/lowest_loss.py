@@ -13,13 +13,14 @@ from prac.strategies.selectors import SELECTORS, SelectionInputs, Selector
 
 class LowestLoss(Selector):
     name = "lowest-loss"
-    uses_cep = True  # sized like CET ∪ CEP
+    sized_like_prac = True  # takes inputs.size samples (its method's budget: its own CET ∪ CEP)
+    reads_sparse_model = True
 
     def select(self, inputs: SelectionInputs) -> np.ndarray:
         probabilities = inputs.probabilities()
         loss = -np.log(np.clip(probabilities[np.arange(len(inputs.labels)), inputs.labels], 1e-12, None))
         chosen = np.zeros(len(loss), dtype=bool)
-        chosen[np.argsort(loss, kind="stable")[:inputs.prac_size]] = True
+        chosen[np.argsort(loss, kind="stable")[:inputs.size]] = True
         return chosen
 
 
