@@ -495,8 +495,9 @@ def test_served_deployment_end_to_end(tmp_path_factory):
 
 def test_compare_logs_a_comparison_run_with_every_method(tmp_path_factory):
     ws = make_workspace(tmp_path_factory, "compare")
-    # synflow trains at the prac run's budget: listed first, it still runs after prac (prac.imp.concurrency)
-    result = ws.run_ok("compare", PRESET, "--seeds", "0", "--methods", "synflow,prac,lt", "--set", "prune.rounds=2",
+    # synflow and svp-subset train at the prac run's budget: listed first, they still run after prac
+    # (prac.imp.concurrency)
+    result = ws.run_ok("compare", PRESET, "--seeds", "0", "--methods", "synflow,svp-subset,prac,lt", "--set", "prune.rounds=2",
                        "--set", "runtime.evaluate_tickets=last")
     comparisons = ws.runs("comparison")
     assert len(comparisons) == 1, comparisons
@@ -505,11 +506,14 @@ def test_compare_logs_a_comparison_run_with_every_method(tmp_path_factory):
     # (mlflow.load_table would read the process-wide tracking URI: read the artifact itself)
     local = Path(ws.client().download_artifacts(run.info.run_id, "rounds.json", str(ws.root / "download")))
     table = pd.read_json(local, orient="split")
-    assert set(table["method"]) == {"prac", "lt", "synflow"}
-    for method in ("prac", "lt", "synflow"):
+    assert set(table["method"]) == {"prac", "lt", "synflow", "svp-subset"}
+    for method in ("prac", "lt", "synflow", "svp-subset"):
         assert sorted(table.loc[table["method"] == method, "round"]) == [0, 1], table
     iterations = table.set_index(["method", "round"])["train_iterations"]
-    assert iterations[("synflow", 1)] == iterations[("prac", 1)]  # equal budget, through the flow too
-    assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 3
+    sizes = table.set_index(["method", "round"])["train_set_size"]
+    for method in ("synflow", "svp-subset"):  # equal budget, through the flow too
+        assert iterations[(method, 1)] == iterations[("prac", 1)] and sizes[(method, 1)] == sizes[("prac", 1)]
+    assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 4
     assert "prac" in result.stdout and "lt" in result.stdout and "synflow vs lt" in result.stdout
+    assert "svp-subset vs lt" in result.stdout
     assert "budget: training iterations over all rounds" in result.stdout
