@@ -25,9 +25,7 @@ from prac.strategies.methods import get_method
 class RoundBudget:
     """What the prac run spent in one round."""
 
-    samples: int  # the training set of its round r
     epochs: int  # the epochs round r ran (where early stop fired, if it did)
-    iterations: int
     next_samples: int  # its PrAC set of round r: the training set of round r+1
 
 
@@ -75,16 +73,18 @@ def check_references(configs: list[ExperimentConfig]) -> None:
 
 def round_budget(config: ExperimentConfig, round_index: int) -> RoundBudget:
     row = _reference_rows(config)[round_index]
-    return RoundBudget(samples=int(row["train_set_size"]), epochs=int(row["epochs_run"]),
-                       iterations=int(row["train_iterations"]), next_samples=int(row["prac_set_size"]))
+    return RoundBudget(epochs=int(row["epochs_run"]), next_samples=int(row["prac_set_size"]))
+
+
+def _reference_set_path(config: ExperimentConfig, round_index: int) -> Path:
+    return run_paths(reference_config(config)).round(round_index) / "prac_set.parquet"
 
 
 def reference_set(config: ExperimentConfig, round_index: int, train_index: np.ndarray) -> np.ndarray:
     """The prac run's PrAC set of round `round_index` (round r+1's training set), bool over this run's D0."""
-    reference = reference_config(config)
-    path = run_paths(reference).round(round_index) / "prac_set.parquet"
+    path = _reference_set_path(config, round_index)
     try:
-        prac_set = read_prac_set(path, expected_fingerprint=fingerprint(reference)).prac_set
+        prac_set = read_prac_set(path, expected_fingerprint=fingerprint(reference_config(config))).prac_set
     except ArtifactError as error:
         raise UserError(f"the prac run's PrAC set of round {round_index}: {error}") from None
     if not np.array_equal(prac_set.index, train_index):
@@ -99,11 +99,11 @@ def budget_digest(config: ExperimentConfig, round_index: int) -> str:
     prac run it was sized by. Empty for methods at their own budget; 'unfinished' while the prac run is."""
     if not at_prac_budget(config):
         return ""
-    rows = finished_rows(reference_config(config))
-    if rows is None or round_index >= len(rows):
+    rows = finished_rows(reference_config(config))  # finished: one row per round, as this run has
+    if rows is None:
         return "unfinished"
     digest = hashlib.sha256(json.dumps(rows[round_index], sort_keys=True).encode())
-    prac_set = run_paths(reference_config(config)).round(round_index) / "prac_set.parquet"
+    prac_set = _reference_set_path(config, round_index)
     if prac_set.exists():
         digest.update(prac_set.read_bytes())
     return digest.hexdigest()[:12]

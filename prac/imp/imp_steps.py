@@ -173,8 +173,11 @@ def prune_step(ctx: ExperimentContext, round_index: int, train_ref: ArtifactRef,
     """prune: the next mask from this round's last (or early-stopped) weights (and, for criteria that score
     on data, a batch of what the round trained on: `prac_set_ref`)."""
     snap, _ = arm_snapshot(ctx, _round(ctx, train_ref), round_index)
-    subset = _subset(ctx, prac_set_ref) if round_index > 0 else None
-    new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index, subset)
+
+    def trained_on() -> np.ndarray | None:  # read only by a criterion that scores on data
+        return _subset(ctx, prac_set_ref) if round_index > 0 else None
+
+    new_mask = prune(ctx, snap.last_state, _mask(ctx, mask_ref), round_index, trained_on)
     path = run_paths(ctx.config).round(round_index) / "mask.parquet"
     write_mask(path, new_mask, fingerprint=ctx.fingerprint, round=round_index)
     return make_ref(path)

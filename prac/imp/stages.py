@@ -78,13 +78,13 @@ def cet_over_d0(ctx: ExperimentContext, forget_events: np.ndarray, subset: np.nd
 
 
 def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: int,
-          subset: np.ndarray | None) -> Mask:
+          subset: Callable[[], np.ndarray | None]) -> Mask:
     """prune: the next mask by the method's pruner (prac.strategies.pruners) from the round's last weights
-    (`subset`: the D0 positions the round trained on, None: all). Weights and mask on the training device; so is
-    the new mask."""
+    (`subset`: the D0 positions the round trained on, None: all; read only by criteria that score on data).
+    Weights and mask on the training device; so is the new mask."""
     return ctx.method.pruner.prune(PruneInputs(
         ctx.config, round_index, weights, mask, network=lambda: _model_at(ctx, weights, mask).eval(),
-        score_batch=lambda: score_batch(ctx, subset, round_index)))
+        score_batch=lambda: score_batch(ctx, subset(), round_index)))
 
 
 # The data-dependent criteria score on this many samples of each class of the round's data: GraSP's choice

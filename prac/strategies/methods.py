@@ -82,13 +82,12 @@ class Method:
 
 _SIZE_LIKE_PRAC = "as many as the prac run's set, for its epochs (prac.budget=own: as its own CET ∪ CEP)"
 _AT_PRAC_BUDGET = "iterative, each round on the prac run's PrAC set for its epochs"
-_SUBSETS = PRAC_SETTINGS | {"budget"}
 _S, _P = SELECTORS.get, PRUNERS.get
 
 
 def _subset(name: str, what: str) -> Method:
     """A selection rule of its own name in place of CET ∪ CEP, at prac's budget or (prac.budget=own) its own."""
-    return Method(name, _S(name), _P("magnitude"), True, True, REWIND, _SUBSETS, f"{what}: {_SIZE_LIKE_PRAC}",
+    return Method(name, _S(name), _P("magnitude"), True, True, REWIND, ALL_PRAC_SETTINGS, f"{what}: {_SIZE_LIKE_PRAC}",
                   budget="setting")
 
 

@@ -46,18 +46,27 @@ def grasp_scores(model: nn.Module, mask: Mask, inputs: torch.Tensor, targets: to
     return {name: (w * hg).detach() for (name, w), hg in zip(weights.items(), hessian_grads)}
 
 
-def synflow_scores(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
-    """SynFlow's synaptic saliency |∂R/∂w ⊙ w| with R = 1ᵀ(∏|W|)1, the output sum of the network with every
-    parameter made positive on an input of ones: no data. `model` is left as it was."""
+def _positive_copy(model: nn.Module) -> nn.Module:
+    """A float64 copy of `model` in eval mode with every parameter and buffer made positive (SynFlow's |W|)."""
     net = copy.deepcopy(model).double().eval()
     with torch.no_grad():
         for tensor in net.state_dict().values():
             if tensor.is_floating_point():
                 tensor.abs_()
-    weights = _weights(net, mask)
-    flow = net(torch.ones((1, *input_shape), dtype=torch.float64, device=next(net.parameters()).device)).sum()
-    grads = torch.autograd.grad(flow, list(weights.values()))
+    return net
+
+
+def _synaptic_saliency(positive: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    weights = _weights(positive, mask)
+    ones = torch.ones((1, *input_shape), dtype=torch.float64, device=next(positive.parameters()).device)
+    grads = torch.autograd.grad(positive(ones).sum(), list(weights.values()))
     return {name: (grad * w).abs().detach() for (name, w), grad in zip(weights.items(), grads)}
+
+
+def synflow_scores(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """SynFlow's synaptic saliency |∂R/∂w ⊙ w| with R = 1ᵀ(∏|W|)1, the output sum of the network with every
+    parameter made positive on an input of ones: no data. `model` is left as it was."""
+    return _synaptic_saliency(_positive_copy(model), mask, input_shape)
 
 
 def _kept_targets(mask: Mask, rate: float, scope: Scope, iterations: int) -> list[dict[str, int] | int]:
@@ -77,14 +86,14 @@ def synflow_prune(model: nn.Module, mask: Mask, rate: float, scope: Scope, input
                   iterations: int = SYNFLOW_ITERATIONS) -> Mask:
     """The next mask by SynFlow: `iterations` times, score the network as pruned so far and remove the lowest
     down to that iteration's target; in the end `rate` of the kept weights are gone, as one prune removes."""
-    net = copy.deepcopy(model)
+    net = _positive_copy(model)  # once: each iteration only zeroes what it pruned
     original = {name: w.detach().clone() for name, w in _weights(net, mask).items()}
     current = {name: m.clone() for name, m in mask.items()}
     for target in _kept_targets(mask, rate, scope, iterations):
         with torch.no_grad():
             for name, w in _weights(net, mask).items():
                 w.copy_(original[name] * current[name])
-        scores = synflow_scores(net, current, input_shape)
+        scores = _synaptic_saliency(net, current, input_shape)
         if scope == "global":
             current = remove_lowest(scores, current, kept_count(current) - target)
         else:
