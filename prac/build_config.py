@@ -8,7 +8,7 @@ from prac.settings.config import ExperimentConfig
 from prac.data.registry import get_spec
 from prac.errors import UserError
 from prac.strategies.methods import get_method
-from prac.models import model_builder
+from prac.models import check_width, model_builder
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
 from prac.layout.run_paths import check_output_dir
@@ -29,5 +29,6 @@ def check_inputs(config: ExperimentConfig) -> None:
         model_builder(config.model.name)
     except UserError as error:
         raise UserError(f"model.name: {error}") from None  # the setting to change, as for the others
+    check_width(config.model.name, config.model.width)
     get_method(config.method).selector.check_inputs(config)
     check_output_dir(config.runtime.output_dir)  # last: a refused run creates no folder

@@ -115,6 +115,7 @@ SET_CASES = {
     "unknown-choice": ("runtime.device=tpu", "runtime.device"),
     "unknown-method-via-set": ("method=foo", "method"),
     "unknown-model": ("model.name=resnet99", "model.name"),
+    "width-0": ("model.width=0", "model.width"),
     "unknown-dataset": ("data.dataset=imagenet", "imagenet"),
     # ρ, the prune rate, must be in (0, 1)
     "rate-0": ("prune.rate=0", "prune.rate"),

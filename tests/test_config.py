@@ -418,6 +418,10 @@ def test_a_setting_added_later_leaves_earlier_fingerprints_alone():
     assert fingerprint(apply_overrides(base, ["prune.scope=global"])) == fingerprint(base)
     layerwise = apply_overrides(base, ["prune.scope=layerwise"])
     assert fingerprint(layerwise) != fingerprint(base) and round0_fingerprint(layerwise) != round0_fingerprint(base)
+    # model.width likewise: width 1 is every conv run from before it.
+    assert "width" not in fingerprint_fields(base)["model"]
+    narrow = apply_overrides(base, ["model.width=0.5"])
+    assert fingerprint(narrow) != fingerprint(base) and round0_fingerprint(narrow) != round0_fingerprint(base)
 
 
 @pytest.mark.parametrize("method", ["lt", "random"])

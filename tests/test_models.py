@@ -128,3 +128,20 @@ def test_too_small_image_is_user_error():
         build("vgg16", 1, 8)
     with pytest.raises(UserError):
         build("resnet20", 0, 32)
+
+
+def test_width_scales_the_channels_of_the_models_that_have_one():
+    narrow = build_model("conv4", in_channels=1, num_classes=10, image_size=28, width=0.25)
+    convs = [m.out_channels for m in narrow.modules() if isinstance(m, nn.Conv2d)]
+    assert convs == [16, 16, 32, 32]
+    assert narrow.fc1.in_features == 32 * 7 * 7
+    assert narrow(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    # width 1 is the model as it was before width existed (its parameter count above)
+    assert n_params(build_model("conv4", in_channels=1, num_classes=10, image_size=28, width=1.0)) == COUNTS["conv4"][3]
+
+
+def test_a_width_for_a_model_without_one_is_user_error():
+    with pytest.raises(UserError) as info:
+        build_model("lenet300", in_channels=1, num_classes=10, image_size=28, width=0.5)
+    message = str(info.value)
+    assert "\n" not in message and "model.width" in message and "lenet300" in message and "conv2, conv4" in message

@@ -80,7 +80,8 @@ class ExperimentContext:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed_for(self.config.seed, init))
             model = build_model(self.config.model.name, in_channels=channels,
-                                num_classes=self.data.num_classes, image_size=height)
+                                num_classes=self.data.num_classes, image_size=height,
+                                width=self.config.model.width)
         return model.to(self.device)
 
 

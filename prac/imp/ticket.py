@@ -105,7 +105,7 @@ def new_cpu_model(ctx: ExperimentContext) -> nn.Module:
     channels, size, _ = ctx.data.image_shape
     with torch.random.fork_rng(devices=[]):
         return build_model(ctx.config.model.name, in_channels=channels, num_classes=ctx.data.num_classes,
-                           image_size=size)
+                           image_size=size, width=ctx.config.model.width)
 
 
 def ticket_context(source: Source) -> ExperimentContext:

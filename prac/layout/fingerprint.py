@@ -34,7 +34,7 @@ def _digest(payload: dict[str, Any]) -> str:
 # Settings added after results existed: hashed only when set to something other than their default, so the
 # results of every earlier configuration keep their names (OpenLTH's rule for new hyperparameters).
 # prac.budget's "own" is how the subset methods ran before it existed: their runs of that kind keep their names.
-_HASHED_WHEN_SET = {"prune": {"scope": "global"}, "transfer": {"source": None}, "prac": {"budget": "own"}}
+_HASHED_WHEN_SET = {"model": {"width": 1.0}, "prune": {"scope": "global"}, "transfer": {"source": None}, "prac": {"budget": "own"}}
 
 
 def _hashed_fields(config: ExperimentConfig) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Model registry: name -> builder(*, in_channels, num_classes, image_size)."""
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 from torch import nn
@@ -51,12 +52,21 @@ def model_builder(name: str) -> Builder:
     return MODELS[name]
 
 
-def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int) -> nn.Module:
-    """Build and initialise a registered model; UserError for an unknown name or bad sizes."""
+def check_width(name: str, width: float) -> None:
+    """UserError (one line) when a width other than 1 is asked of a model that has none."""
+    if width != 1.0 and "width" not in inspect.signature(model_builder(name)).parameters:
+        widths = ", ".join(n for n, b in MODELS.items() if "width" in inspect.signature(b).parameters)
+        raise UserError(f"model.width: {name} has no width setting (models with one: {widths})")
+
+
+def build_model(name: str, *, in_channels: int, num_classes: int, image_size: int, width: float = 1.0) -> nn.Module:
+    """Build and initialise a registered model; UserError for an unknown name, bad sizes or a width it lacks."""
     builder = model_builder(name)
     for key, value in (("in_channels", in_channels), ("num_classes", num_classes), ("image_size", image_size)):
         if not isinstance(value, int) or value < 1:
             raise UserError(f"model {name}: {key} must be a positive integer, got {value!r}")
-    model = builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size)
+    check_width(name, width)
+    sizes = {"width": width} if width != 1.0 else {}  # width 1 builds exactly what was built before width existed
+    model = builder(in_channels=in_channels, num_classes=num_classes, image_size=image_size, **sizes)
     init_weights(model)
     return model

@@ -24,6 +24,8 @@ class DataConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str  # a name in prac.models' registry, checked where the config is built (prac.build_config)
+    # Channels times this, for the models that have a width (conv2, conv4): a CPU-sized conv net (docs/results.md)
+    width: float = Field(1.0, gt=0.0, le=4.0)
 
 
 class TrainConfig(_Strict):
