@@ -18,3 +18,7 @@ class DataError(UserError):
 
 class ArtifactError(UserError):
     """An artifact file is missing, corrupt, or does not match what was expected."""
+
+
+class StorageError(UserError):
+    """A write failed for want of room or permission: the disk is full, a quota reached, the folder read-only."""

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from prac.settings.config import ExperimentConfig
+from prac.artifacts.storage import storage_errors_in_one_line
 from prac.errors import UserError
 from prac.settings.presets import PRESETS
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
@@ -180,16 +181,17 @@ def _serve() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "presets":
-            _presets()
-        elif args.command == "run":
-            _run(args)
-        elif args.command == "compare":
-            _compare(args)
-        elif args.command == "demo":
-            _compare(_parser().parse_args(["compare", "digits"]))
-        elif args.command == "serve":
-            _serve()
+        with storage_errors_in_one_line():  # a disk that filled under MLflow's store, not only under our files
+            if args.command == "presets":
+                _presets()
+            elif args.command == "run":
+                _run(args)
+            elif args.command == "compare":
+                _compare(args)
+            elif args.command == "demo":
+                _compare(_parser().parse_args(["compare", "digits"]))
+            elif args.command == "serve":
+                _serve()
     except UserError as error:
         print(f"prac-lth: error: {error}", file=sys.stderr)
         return 2

@@ -7,9 +7,13 @@ b. The MLflow tracking server killed in the middle of an experiment: the run sto
    (exit 2); once the server is back, the same command completes, nothing lost or logged twice.
 c. Four experiments at once into one new SQLite store, and one experiment started twice at the same moment:
    all complete, one parent run each, every round's values once.
+d. The output folder's disk fills mid-experiment (a real 4 MB tmpfs): one line naming the file, its folder and
+   the free space, exit 2, no partial file under a final name; given room, the same command completes.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import subprocess
 import time
@@ -18,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
+
+from prac.artifacts import load_torch
 
 from prac_lth.deployments.processes import free_port
 from tests.fault_runs import (EXPERIMENT, MLFLOW, RUN_TIMEOUT_S, Space, artifacts, check_one_value_per_round,
@@ -312,3 +319,54 @@ def test_one_experiment_started_twice_at_once(reference, tmp_path):
     assert len(parents) == 1, [p.info.run_id for p in parents]
     assert parents[0].info.status == "FINISHED"
     assert round_values(space.client(), parents[0].info.run_id) == reference.values
+
+
+# --------------------------------------------------------------------------------------------------
+# d. The disk fills
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str):
+    """A file system of `size` at `path` (root: mount -t tmpfs), unmounted afterwards; skipped where mounting is
+    not allowed (tests/test_storage_errors.py fills the disk by simulation there)."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip() or mounted.returncode}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_full_disk_stops_in_one_line_and_the_same_command_resumes(reference, tmp_path):
+    # 4 MB: the run's first files fit; round 0's training checkpoint (the run's largest need: over 15 MB with its
+    # temporary copy) does not, so the disk fills while round 0 trains.
+    with _tmpfs(tmp_path / "small", "4m") as small:
+        space = Space.new(tmp_path / "space", out=small / "out")  # the MLflow store beside, on the big disk
+        rc, out, err = space.run(ARGS, "full")
+        assert rc == 2, f"exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+        assert "Traceback" not in out + err
+        errors = [line for line in err.splitlines() if line.startswith("prac-lth: error: ")]
+        assert len(errors) == 1, err[-6000:]
+        assert re.search(rf"cannot write \S+ in {re.escape(str(small))}/\S+: no space left on device \(\d+(\.\d)? k?B "
+                         r"free there when it failed\); free some space and run the same command again", errors[0]), errors[0]
+        assert list(small.rglob("split.parquet")), "the run's first stage should have fit: the disk filled mid-run"
+        assert not list(small.rglob("*.tmp")), "a partial file was left"
+        for path in small.rglob("*.parquet"):  # whatever has a final name is whole
+            pq.read_table(path)
+        for path in small.rglob("*.json"):
+            json.loads(path.read_text())
+        for path in small.rglob("*.pt"):
+            load_torch(path)
+
+        subprocess.run(["mount", "-o", "remount,size=256m", str(small)], check=True)
+        output = space.run_ok(ARGS, "resumed")
+        assert re.search(r"Task run 'prepare-run-\w+' - Finished in state Cached", output), output[-4000:]  # kept
+        (fingerprint, run_dir), = space.run_dirs().items()
+        assert fingerprint == reference.fingerprint
+        assert artifacts(run_dir) == reference.files
+        parents = parent_runs(space.client(), fingerprint)
+        assert len(parents) == 1 and parents[0].info.status == "FINISHED", [p.info for p in parents]
+        assert round_values(space.client(), parents[0].info.run_id) == reference.values

@@ -9,6 +9,7 @@ from typing import Any, Iterator
 
 import torch
 
+from prac.artifacts.storage import storage_cause, storage_error
 from prac.errors import ArtifactError, one_line
 from prac.hardware.placement import to_cpu
 
@@ -22,10 +23,10 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
     was at `path` before is left untouched.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     # pid + random token: concurrent writers (threads, processes) never share a temp file.
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
         try:
@@ -33,9 +34,13 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[Path]:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as exc:
+        # disk full, read-only...: one line naming the file, with the free space before the partial file goes
+        error = storage_error(path, cause) if (cause := storage_cause(exc)) is not None else None
+        with contextlib.suppress(OSError):
             tmp.unlink()
+        if error is not None:
+            raise error from exc
         raise
     _fsync_dir(path.parent)
 
@@ -57,8 +62,8 @@ def _fsync_dir(directory: Path) -> None:
 def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
     """`torch.save` through `atomic_write`, so a crash mid-save never leaves a corrupt checkpoint. Tensors
     cross to the CPU first (prac.hardware.placement): a file written on a GPU machine reads anywhere."""
-    with atomic_write(path) as tmp:
-        torch.save(to_cpu(obj), tmp)
+    with atomic_write(path) as tmp, open(tmp, "wb") as file:
+        torch.save(to_cpu(obj), file)  # a file object: its ENOSPC reaches us (torch's own writer drops the errno)
 
 
 def load_torch(path: str | os.PathLike[str], *, weights_only: bool = True) -> Any:

@@ -16,6 +16,7 @@ from prefect.runtime import deployment
 
 from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, comparison_configs
 from prac_lth.flows.experiments import run_experiments
+from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.code_version import code_version_of
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
@@ -33,6 +34,7 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 @flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
+@storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1,
             configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:

@@ -8,6 +8,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 
 from prac_lth.flows.config_params import check_deployment_dataset, experiment_config, flat_params
+from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
@@ -58,6 +59,7 @@ class TaskSteps:
 
 
 @flow(name="prac-lth", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
+@storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
              overrides: list[str] | None = None, recompute: list[str] | None = None,
              config: dict[str, Any] | None = None) -> list[dict[str, Any]]:
