@@ -12,7 +12,7 @@ from prac.imp import imp_steps
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
 from prac.training.early_stop import MaskDistanceEarlyStop
-from prac.imp.concurrency import references_first, round0_first
+from prac.imp.concurrency import references_first, round0_first, sharing_cores
 from prac.imp.imp_loop import RoundOutputs, run_rounds
 from prac.strategies.methods import get_method
 from prac.reporting.report import late_ticket_line, round_line
@@ -81,7 +81,7 @@ def compare_in_process(configs: list[ExperimentConfig], log: Log = print, parall
             records[(config.method, config.seed)] = _records(config, log)
     else:
         with ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for config, future in round0_first(configs, lambda c: pool.submit(_records, c),
+            for config, future in round0_first(sharing_cores(configs, parallel), lambda c: pool.submit(_records, c),
                                                lambda futures: next(as_completed(futures))):
                 records[(config.method, config.seed)] = future.result()
                 log(f"== {config.method} · seed {config.seed}: done")

@@ -6,7 +6,9 @@ from concurrent.futures import Future
 
 import pytest
 
-from prac.imp.concurrency import round0_first
+from prac.imp.concurrency import round0_first, sharing_cores
+from prac.hardware.device import usable_cores
+from prac.layout.fingerprint import fingerprint
 from prac.experiment import compare_in_process
 from prac.layout.fingerprint import round0_fingerprint
 from prac.settings.overrides import apply_overrides
@@ -64,3 +66,16 @@ def test_the_engine_runs_experiments_at_once_with_the_same_files(tmp_path):
         (r["method"], r["seed"], r["round"]) for r in one_by_one[0]]
     assert two_at_once[1] == one_by_one[1]  # byte-identical masks and PrAC sets
     assert [r["ticket_test_acc"] for r in two_at_once[0]] == [r["ticket_test_acc"] for r in one_by_one[0]]
+
+
+def test_experiments_side_by_side_share_the_cores_instead_of_each_taking_all(tmp_path, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    unset = apply_overrides(preset_config("digits-smoke"), [f"runtime.output_dir={tmp_path}"])
+    pinned = apply_overrides(unset, ["runtime.threads=3"])
+    shared = sharing_cores([unset, pinned], 2)
+    assert shared[0].runtime.threads == max(1, usable_cores() // 2)
+    assert shared[1].runtime.threads == 3  # what the user set stands
+    assert fingerprint(shared[0]) == fingerprint(unset)  # where it runs, not what it computes
+    assert sharing_cores([unset], 1)[0].runtime.threads is None  # alone: torch's threads as configured
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    assert sharing_cores([unset], 2)[0].runtime.threads is None  # the environment chose

@@ -14,7 +14,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
 from prac_lth.flows.experiment_flow import prac_lth
-from prac.imp.concurrency import references_first, round0_first
+from prac.imp.concurrency import references_first, round0_first, sharing_cores
 from prac.settings.config import ExperimentConfig
 from prac_lth.tasks import tracking
 
@@ -62,7 +62,8 @@ def run_experiments(configs: list[ExperimentConfig], parallel: int,
     tracking.check_tracking_reachable(tracking.tracking_uri())
     tracking.ensure_experiment(configs[0].preset)
     with ProcessPoolTaskRunner(max_workers=parallel) as runner:
-        for config, future in round0_first(configs, lambda c: runner.submit(experiment_task, parameters(c)),
+        for config, future in round0_first(sharing_cores(configs, parallel),
+                                           lambda c: runner.submit(experiment_task, parameters(c)),
                                            lambda futures: next(iter(as_completed(futures)))):
             finished(config, future.result())
     return results
