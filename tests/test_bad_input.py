@@ -138,6 +138,10 @@ SET_CASES = {
     "val-fraction-1": ("data.val_fraction=1", "data.val_fraction"),
     "val-fraction-negative": ("data.val_fraction=-0.1", "data.val_fraction"),
     "train-limit-tiny": ("train_limit=5", "data.train_limit"),
+    # bounds from the data and the model (prac/imp/bounds.py): what no run can complete, with the limit
+    "rounds-beyond-the-model": ("prune.rounds=100000", "at most 53"),
+    "batch-larger-than-d0": ("train.batch_size=5000", "at most 1293"),
+    "val-split-fewer-than-classes": ("data.val_fraction=0.001", "fewer than the 10 classes: at least 0.007"),
     "split-seed-negative": ("split_seed=-1", "data.split_seed"),
     # numbers JSON allows and no setting means
     "lr-infinite": ("lr=Infinity", "train.lr"),
@@ -489,6 +493,7 @@ FLOW_CASES = {
     "override-bad-value": (dict(overrides=["train.epochs=0"]), "train.epochs"),
     "override-unknown-key": (dict(overrides=["train.nope=1"]), "train.nope"),
     "overrides-not-a-list": (dict(overrides="train.epochs=3"), "overrides"),
+    "rounds-beyond-the-model": (dict(overrides=["prune.rounds=100000"]), "at most 53"),
     "transfer-source-missing": (dict(method="transfer", overrides=["prune.rounds=2", "transfer.source=nowhere/00"]),
                                 "not a run folder"),
     "transfer-of-other-data": (dict(preset="fashion-lenet", method="transfer",

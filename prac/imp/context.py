@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from prac.imp.bounds import check_bounds
 from prac.settings.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
 from prac.data.registry import load_dataset
@@ -94,4 +95,5 @@ def build_context(config: ExperimentConfig) -> ExperimentContext:
     # the precision the fingerprint was keyed by (one resolution for both)
     data = to_device_data(raw, config.data, device, AUTOCAST_DTYPES[precision_of(config)])
     data.graphs = config.runtime.cuda_graphs and not config.runtime.compile
+    check_bounds(config, data)  # what no run of this data and model can complete, before anything is written
     return ExperimentContext(config, data, device)

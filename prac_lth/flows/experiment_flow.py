@@ -22,6 +22,7 @@ from prac.imp.stage_table import Stage
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
 from prac_lth.tasks.caching import stage_options
+from prac_lth.tasks.context import experiment_context
 from prac_lth.tasks.experiment_lock import experiment_lock
 from prac_lth.tasks.round_logging import log_round_task, log_ticket_task
 from prac_lth.tasks.ticket_logging import log_ticket_model_task
@@ -70,6 +71,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     config = experiment_config(preset, method, seed, overrides, config)
     check_deployment_dataset(config, deployment.name)
     forced = parse_recompute(recompute, config.prune.rounds)
+    experiment_context(config)  # the data loaded and the bounds it sets checked before anything is written
     logger = get_run_logger()
     tracking.check_tracking_reachable(tracking.tracking_uri())  # fail fast, before any training
     experiment_id = tracking.ensure_experiment(config.preset)

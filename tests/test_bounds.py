@@ -1,0 +1,31 @@
+"""How many rounds a network can be pruned (prac/imp/bounds.py), against small cases computed by hand."""
+from __future__ import annotations
+
+import pytest
+
+from prac.errors import UserError
+from prac.imp.bounds import check_rounds, rounds_limit
+from prac.settings.config import PruneConfig
+
+
+@pytest.mark.parametrize("sizes, rate, scope, expected", [
+    # 10 -> 5 -> 3 -> 1 (round(0.5 x 10) = 5, round(2.5) = 2, round(1.5) = 2), then round(0.5) = 0 removes none
+    ({"a": 10}, 0.5, "global", (3, 1, "a round removes none of them (round(0.5 x 1) = 0)")),
+    # 10 -> 4 -> 2 -> 1, then round(0.6 x 1) = 1 would empty the network
+    ({"a": 10}, 0.6, "global", (3, 1, "one more round would leave the network without a weight")),
+    # layerwise: b's single weight goes in the first round (round(0.6 x 1) = 1)
+    ({"a": 10, "b": 1}, 0.6, "layerwise", (0, 11, "one more round would leave a layer without a weight")),
+    # global: the same layers are one pool of 11: 11 -> 4 -> 2 -> 1
+    ({"a": 10, "b": 1}, 0.6, "global", (3, 1, "one more round would leave the network without a weight")),
+])
+def test_rounds_limit_by_hand(sizes, rate, scope, expected):
+    assert rounds_limit(sizes, rate, scope) == expected
+
+
+def test_rounds_up_to_the_limit_are_accepted_and_one_more_is_refused_with_the_limit():
+    prune = PruneConfig(rate=0.5, rounds=3)
+    check_rounds(prune, "tiny", {"a": 10})
+    with pytest.raises(UserError) as info:
+        check_rounds(prune.model_copy(update={"rounds": 4}), "tiny", {"a": 10})
+    assert str(info.value) == ("prune.rounds=4: after 3 rounds at prune.rate=0.5 (global), tiny's 10 prunable weights "
+                               "are down to 1 and a round removes none of them (round(0.5 x 1) = 0): at most 3")
