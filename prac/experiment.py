@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from prac.data.digest import loaded_data_digest
 from prac.imp import imp_steps
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
@@ -66,8 +67,9 @@ def write_round_summaries(config: ExperimentConfig, records: list[RoundRecord]) 
 
 
 def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
-    """The records of an experiment that ran to its end before (its rounds.json, written last), else None."""
-    rows = finished_rows(config)
+    """The records of an experiment that ran to its end before (its rounds.json, written last) by this code from
+    this data (its content loaded once per process: prac.data.digest), else None."""
+    rows = finished_rows(config, loaded_data_digest(config.data.dataset, config.runtime.data_dir))
     return None if rows is None else [RoundRecord(**row) for row in rows]
 
 
@@ -99,7 +101,7 @@ def _records(config: ExperimentConfig, log: Log = print) -> list[RoundRecord]:
 
 def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResult:
     ctx = build_context(config)
-    imp_steps.prepare_run(ctx)
+    imp_steps.prepare_run(ctx, log)
     if note := short_schedule_note(config):
         log(note)
 

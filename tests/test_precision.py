@@ -62,7 +62,7 @@ def test_runtime_compile_compiles_one_model_per_experiment_and_hands_it_out_rese
     monkeypatch.setattr(nn.Module, "compile", lambda self, *a, **k: compiled.append(self))
     plain = ctx.new_model()
     config = ctx.config.model_copy(update={"runtime": ctx.config.runtime.model_copy(update={"compile": True})})
-    compiling = ExperimentContext(config, ctx.data, ctx.device)
+    compiling = ExperimentContext(config, ctx.data, ctx.device, ctx.data_digest)
     model = compiling.new_model()
     assert compiled == [model] and plain not in compiled
     assert model.state_dict().keys() == plain.state_dict().keys()  # names unchanged: masks still apply

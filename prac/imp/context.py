@@ -10,6 +10,7 @@ from torch import nn
 from prac.imp.bounds import check_bounds
 from prac.settings.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
+from prac.data.digest import data_digest
 from prac.data.registry import load_dataset
 from prac.hardware.device import configure_threads, select_device
 from prac.layout.fingerprint import fingerprint, precision_of, round0_fingerprint
@@ -33,6 +34,7 @@ class ExperimentContext:
     config: ExperimentConfig
     data: DeviceData
     device: torch.device
+    data_digest: str  # the content of the data as loaded (prac.data.digest): keys round 0 and what follows
     _compiled: nn.Module | None = field(default=None, repr=False)  # runtime.compile: the one compiled model
     _theta0: dict[str, torch.Tensor] | None = field(default=None, repr=False)
 
@@ -96,4 +98,4 @@ def build_context(config: ExperimentConfig) -> ExperimentContext:
     data = to_device_data(raw, config.data, device, AUTOCAST_DTYPES[precision_of(config)])
     data.graphs = config.runtime.cuda_graphs and not config.runtime.compile
     check_bounds(config, data)  # what no run of this data and model can complete, before anything is written
-    return ExperimentContext(config, data, device)
+    return ExperimentContext(config, data, device, data_digest(raw))

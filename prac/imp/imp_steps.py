@@ -22,7 +22,7 @@ from prac.imp.context import ExperimentContext
 from prac.training.masks import Mask, full_mask
 from prac.hardware.placement import to_numpy
 from prac.training.round_file import load_round, save_round
-from prac.layout.run_paths import recorded_code_version, run_paths
+from prac.layout.run_paths import recorded_code_version, recorded_data_digest, run_paths
 from prac.strategies.methods import get_method
 from prac.imp.budget import at_prac_budget, check_reference, reference_set, round_budget
 from prac.imp.stages import (cet_over_d0, early_scores_on_d0, next_training_set, predictions_on_d0, prune, retrain,
@@ -37,17 +37,23 @@ def write_json(path: Path, payload: object) -> None:
         tmp.write_text(json.dumps(payload, indent=2, default=float))
 
 
-def prepare_run(ctx: ExperimentContext) -> ArtifactRef:
+def prepare_run(ctx: ExperimentContext, log: Log = None) -> ArtifactRef:
     """config.json and split.parquet (the saved validation split) in the run's folder."""
     check_inputs(ctx.config)
     check_reference(ctx.config)  # the prac run a method at its budget reads (prac.imp.budget)
     paths = run_paths(ctx.config)
     code_version = code_version_of(ctx.config)
-    if recorded_code_version(paths.root) != code_version:
-        (paths.root / "rounds.json").unlink(missing_ok=True)  # another code's results: no longer finished
+    recorded_data = recorded_data_digest(paths.root)
+    data_changed = recorded_data is not None and recorded_data != ctx.data_digest
+    if recorded_code_version(paths.root) != code_version or data_changed:
+        (paths.root / "rounds.json").unlink(missing_ok=True)  # another code's or data's results: no longer finished
+    if data_changed and log is not None:
+        log(f"the {ctx.config.data.dataset} data changed since {paths.root} ran (content digest {recorded_data}, "
+            f"now {ctx.data_digest}): its results are computed again")
     write_json(paths.root / "config.json", {"fingerprint": ctx.fingerprint,
                                             "round0_fingerprint": ctx.round0_fingerprint,
                                             "code_version": code_version,
+                                            "data_digest": ctx.data_digest,
                                             **ctx.config.model_dump(mode="json")})
     index = np.concatenate([ctx.data.train_index, ctx.data.val_index]).astype(np.int64)
     split = ["train"] * len(ctx.data.train_index) + ["val"] * len(ctx.data.val_index)
@@ -109,7 +115,8 @@ def round0_is_current(ctx: ExperimentContext) -> bool:
     path = round0_file(ctx)
     try:
         recorded = json.loads(path.with_name("round0.json").read_text())
-        return recorded["code_version"] == code_version_of(ctx.config) and recorded["sha256"] == file_sha256(path)
+        return (recorded["code_version"] == code_version_of(ctx.config) and recorded["sha256"] == file_sha256(path)
+                and recorded["data_digest"] == ctx.data_digest)
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -127,10 +134,12 @@ def train_round_step(ctx: ExperimentContext, round_index: int, mask_ref: Artifac
                 checkpoint.unlink(missing_ok=True)
             if fresh or not round0_is_current(ctx):
                 if path.exists() and log is not None and not fresh:
-                    log(f"{path} was written by other code or is damaged: round 0 is trained again")
+                    log(f"{path} was written by other code or from other data, or is damaged: round 0 is trained "
+                        f"again")
                 result = train_dense_round(ctx, log, checkpoint_path=checkpoint)
                 save_round(path, result)
                 write_json(path.with_name("round0.json"), {"code_version": code_version_of(ctx.config),
+                                                           "data_digest": ctx.data_digest,
                                                            "sha256": file_sha256(path)})
                 checkpoint.unlink(missing_ok=True)  # the result file holds what later stages need
             return make_ref(path)

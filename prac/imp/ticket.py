@@ -125,7 +125,8 @@ def _config_of_run_folder(folder: Path) -> ExperimentConfig:
     try:
         stored = json.loads(path.read_text())
         # what config.json holds besides the config: the names the run was found by (prac.imp.imp_steps.prepare_run)
-        fields = {k: v for k, v in stored.items() if k not in ("fingerprint", "round0_fingerprint", "code_version")}
+        fields = {k: v for k, v in stored.items() if k not in ("fingerprint", "round0_fingerprint", "code_version",
+                                                               "data_digest")}
         fields["runtime"] = {**fields.get("runtime", {}), "output_dir": str(folder.resolve().parent.parent)}
         config = ExperimentConfig.model_validate(fields)
     except (OSError, ValueError, AttributeError, TypeError) as error:  # pydantic's ValidationError is a ValueError

@@ -35,11 +35,22 @@ def recorded_code_version(run_root: Path) -> str | None:
         return None
 
 
-def finished_rows(config: ExperimentConfig) -> list[dict] | None:
+def recorded_data_digest(run_root: Path) -> str | None:
+    """The digest of the data a run folder's results were computed from (its config.json), None if unknown."""
+    try:
+        return json.loads((run_root / "config.json").read_text()).get("data_digest")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def finished_rows(config: ExperimentConfig, data_digest: str | None = None) -> list[dict] | None:
     """The per-round rows of an experiment that ran to its end before (its rounds.json, written last) by this
-    code version (prac.code_version), else None."""
+    code version (prac.code_version) and, when `data_digest` is given, from that data (prac.data.digest), else
+    None."""
     path = run_paths(config).root / "rounds.json"
     if not path.exists() or recorded_code_version(path.parent) != code_version_of(config):
+        return None
+    if data_digest is not None and recorded_data_digest(path.parent) != data_digest:
         return None
     try:
         rows = json.loads(path.read_text())

@@ -71,7 +71,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     config = experiment_config(preset, method, seed, overrides, config)
     check_deployment_dataset(config, deployment.name)
     forced = parse_recompute(recompute, config.prune.rounds)
-    experiment_context(config)  # the data loaded and the bounds it sets checked before anything is written
+    ctx = experiment_context(config)  # the data loaded and the bounds it sets checked before anything is written
     logger = get_run_logger()
     tracking.check_tracking_reachable(tracking.tracking_uri())  # fail fast, before any training
     experiment_id = tracking.ensure_experiment(config.preset)
@@ -80,7 +80,8 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     params = {**flat_params(config), "runtime.code_version": code_version}
     lock = experiment_lock(config, logger.warning)  # one flow run per experiment at a time: another waits
     run_id = tracking_runs.parent_run(experiment_id, fp, config.method, config.seed, params,
-                                 run_name=f"{config.method}-seed{config.seed}", code_version=code_version)
+                                 run_name=f"{config.method}-seed{config.seed}", code_version=code_version,
+                                 data_digest=ctx.data_digest)  # other data: a run of its own, as other code
     logger.info(f"{config.preset} · {config.method} · seed {config.seed} · fingerprint {fp} · MLflow run {run_id}")
     if note := short_schedule_note(config):
         logger.warning(note)

@@ -1,6 +1,7 @@
 """Cache keys and storage of the stages.
 
-A stage's key is fingerprint + round + stage + the science code's version (prac.code_version) + the
+A stage's key is fingerprint + round + stage + the science code's version (prac.code_version) + the digest
+of the data's content as loaded (prac.data.digest: files replaced under the same name are other data) + the
 checksums of the artifacts it reads (and, for a method at the prac run's budget, a digest of what it reads
 from that run: prac.imp.budget.budget_digest): a re-run (or a retry, or a fresh process, or another worker) skips
 every finished stage and restarts at the failed one; new code recomputes instead of returning what old
@@ -16,6 +17,7 @@ from typing import Any
 
 from prefect.cache_policies import CacheKeyFnPolicy, CachePolicy
 
+from prac_lth.tasks.context import experiment_context
 from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint, round0_fingerprint
@@ -34,7 +36,8 @@ def stage_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     config: ExperimentConfig = parameters["config"]  # the flow's validated config itself, not re-validated
     stage = context.task.name
     round_index = parameters.get("round_index")
-    code = code_version_of(config)
+    # what produced it: this code, from this data (its content: files replaced under the same name are other data)
+    code = f"{code_version_of(config)}-d{experiment_context(config).data_digest}"
     if round_index == 0 and stage in STAGES and STAGES[stage].shared_round0:
         return f"round0-{round0_fingerprint(config)}-{stage}-{code}"  # shared by the arms
     suffix = "" if round_index is None else f"-r{round_index:02d}"

@@ -39,7 +39,7 @@ def _epoch_log(config: ExperimentConfig) -> Callable[[str], None]:
 
 @task(name="prepare-run", **_STAGE)
 def prepare_run_task(config: ExperimentConfig) -> ArtifactRef:
-    return imp_steps.prepare_run(experiment_context(config))
+    return imp_steps.prepare_run(experiment_context(config), get_run_logger().warning)
 
 
 def _stage_task(stage: Stage) -> Task:

@@ -58,12 +58,14 @@ def _log_params(c: MlflowClient, run: Run, params: Mapping[str, ParamValue]) -> 
 
 
 def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
-               params: Mapping[str, ParamValue], run_name: str | None = None, code_version: str | None = None) -> str:
-    """The run of one arm x seed: found again by ``prac.fingerprint`` and ``prac.code_version`` (results
-    of other code get a run of their own; set back to RUNNING), or created with its tags and all params
+               params: Mapping[str, ParamValue], run_name: str | None = None, code_version: str | None = None,
+               data_digest: str | None = None) -> str:
+    """The run of one arm x seed: found again by ``prac.fingerprint``, ``prac.code_version`` and
+    ``prac.data_digest`` (results of other code or other data get a run of their own; set back to RUNNING), or created with its tags and all params
     (flattened config, dotted keys)."""
     c = client()
-    identity = {"prac.fingerprint": fingerprint, **({"prac.code_version": code_version} if code_version else {})}
+    identity = {"prac.fingerprint": fingerprint, **({"prac.code_version": code_version} if code_version else {}),
+                **({"prac.data_digest": data_digest} if data_digest else {})}
     run = _find(c, experiment_id, identity, exclude_kinds=("comparison", "round"))
     if run is None:
         run = c.create_run(experiment_id, run_name=run_name, tags={
