@@ -9,6 +9,7 @@ from prac.artifacts.storage import storage_errors_in_one_line
 from prac.errors import UserError
 from prac.settings.presets import PRESETS
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
+from prac_lth.stops import EXIT_CODES, sigterm_raises, stop_kind
 
 
 class _Parser(argparse.ArgumentParser):
@@ -181,7 +182,8 @@ def _serve() -> None:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        with storage_errors_in_one_line():  # a disk that filled under MLflow's store, not only under our files
+        # a disk that filled under MLflow's store, not only under our files; SIGTERM ended as Ctrl-C is
+        with storage_errors_in_one_line(), sigterm_raises():
             if args.command == "presets":
                 _presets()
             elif args.command == "run":
@@ -195,9 +197,11 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"prac-lth: error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("prac-lth: interrupted", file=sys.stderr)
-        return 130
+    except BaseException as stop:  # Ctrl-C, SIGTERM, a cancelled flow run: one line, the shell's exit code
+        if (kind := stop_kind(stop)) is None:
+            raise
+        print(f"prac-lth: {kind}", file=sys.stderr)
+        return EXIT_CODES[kind]
     return 0
 
 

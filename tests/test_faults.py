@@ -9,12 +9,16 @@ c. Four experiments at once into one new SQLite store, and one experiment starte
    all complete, one parent run each, every round's values once.
 d. The output folder's disk fills mid-experiment (a real 4 MB tmpfs): one line naming the file, its folder and
    the free space, exit 2, no partial file under a final name; given room, the same command completes.
+e. Ctrl-C (SIGINT) and SIGTERM mid-round: one line, exit 130 or 143, the MLflow parent run KILLED; the same command
+   resumes to the uninterrupted run's files and values, in that one parent run.
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -370,3 +374,33 @@ def test_a_full_disk_stops_in_one_line_and_the_same_command_resumes(reference, t
         parents = parent_runs(space.client(), fingerprint)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED", [p.info for p in parents]
         assert round_values(space.client(), parents[0].info.run_id) == reference.values
+
+
+# --------------------------------------------------------------------------------------------------
+# e. Stopped on purpose
+
+
+@pytest.mark.parametrize("signum, line, code", [(signal.SIGINT, "prac-lth: interrupted", 130),
+                                                (signal.SIGTERM, "prac-lth: terminated", 143)],
+                         ids=["ctrl-c", "sigterm"])
+def test_stopped_mid_round_is_one_line_marks_the_run_killed_and_resumes(reference, tmp_path, signum, line, code):
+    space = Space.new(tmp_path)
+    proc = space.start(ARGS, "stopped")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not list(space.out.glob("*/round0-*/train.ckpt")):  # round 0 is training: its first epoch is saved
+        assert proc.poll() is None, space.read("stopped")
+        assert time.monotonic() < deadline, "round 0 never started"
+        time.sleep(0.05)
+    os.kill(proc.pid, signum)  # the CLI's process, as a terminal or a job scheduler signals it
+    rc, out, err = space.finish(proc, "stopped")
+    assert rc == code, f"exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+    assert "Traceback" not in out + err
+    assert line in err.splitlines(), err[-3000:]
+    (parent,) = parent_runs(space.client(), reference.fingerprint)
+    assert parent.info.status == "KILLED"
+
+    space.run_ok(ARGS, "resumed")
+    assert artifacts(space.run_dirs()[reference.fingerprint]) == reference.files
+    (again,) = parent_runs(space.client(), reference.fingerprint)
+    assert again.info.run_id == parent.info.run_id and again.info.status == "FINISHED"
+    assert round_values(space.client(), again.info.run_id) == reference.values

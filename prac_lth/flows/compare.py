@@ -20,6 +20,7 @@ from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.code_version import code_version_of
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
+from prac_lth.stops import run_status
 from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 
 
@@ -64,8 +65,8 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
         preset, methods, seeds, overrides, code_version_of(built[0])))
     try:
         comparison_logging.log_comparison_task(run_id, rows, built, title)
-    except BaseException:
-        tracking.finish_run(run_id, "FAILED")
+    except BaseException as exc:
+        tracking.finish_run(run_id, run_status(exc))
         raise
     tracking.finish_run(run_id)
     link = comparison_logging.link(experiment_id, run_id)

@@ -19,6 +19,7 @@ from prac.imp.imp_loop import RoundOutputs, run_rounds
 from prac.imp.recompute import Recompute, is_forced, parse_recompute
 from prac.reporting.report import late_ticket_line, round_line
 from prac.imp.stage_table import Stage
+from prac_lth.stops import run_status
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
 from prac_lth.tasks.caching import stage_options
@@ -99,9 +100,9 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
             log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
         outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)
-    except BaseException:
+    except BaseException as exc:
         lock.release()
-        tracking.finish_run(run_id, "FAILED")
+        tracking.finish_run(run_id, run_status(exc))  # KILLED when stopped on purpose (Ctrl-C, SIGTERM, cancelled)
         raise
     records = [out.record for out in outputs]
     write_round_summaries(config, records)
