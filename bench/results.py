@@ -246,12 +246,25 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def near_dense_figure(table: pd.DataFrame, title: str, below: float = 4.0, above: float = 1.5):
+    """The accuracy figure with its axis from `below` points under the dense network to `above` over it, when a
+    method collapses far below (GraSP at high sparsity) and squeezes every other curve into one line; else None."""
+    dense = 100 * comparison.dense_accuracy(table)
+    if not (100 * table["ticket_mean"] < dense - 2 * below).any():
+        return None
+    fig = accuracy_figure(table, f"{title}, near dense")
+    fig.axes[0].set_ylim(dense - below, dense + above)
+    return fig
+
+
 def write_results(settings: list[Setting], out: Path, output_dir: str | None, run: bool, parallel: int = 1,
                   tables_name: str = "tables.md") -> dict[Setting, pd.DataFrame]:
     tables = {s: table_of(s, output_dir, run, parallel) for s in settings}
     for setting, table in tables.items():
         title = f"{setting.name}: {setting.preset}, seeds {','.join(map(str, setting.seeds))}"
         save(accuracy_figure(table, title), out / f"{setting.name}-accuracy.png")
+        if near_dense := near_dense_figure(table, title):
+            save(near_dense, out / f"{setting.name}-accuracy-near-dense.png")
         save(iterations_figure(table, title), out / f"{setting.name}-iterations.png")
         if (table["method"] == "prac").any():
             save(set_sizes_figure(table, title), out / f"{setting.name}-sets.png")
