@@ -151,3 +151,23 @@ def test_an_output_dir_that_looks_like_a_number_stays_a_path(tmp_path):
     line = assert_user_error(cli("run", "digits-smoke", "--output-dir", "2024", "--set", "rounds=0", cwd=tmp_path),
                              "prune.rounds")
     assert "output_dir" not in line
+
+
+def test_sigterm_mid_run_is_one_line_and_exit_143(tmp_path):
+    """`kill` (or a job scheduler's stop) while the engine trains: one line, the shell's code for SIGTERM, no
+    partial file (prac_lth/stops.py)."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(SCRIPT), "run", "digits-smoke", "--engine-only", "--output-dir", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(out.glob("*/*/split.parquet")):  # prepared: round 0's training starts now (seconds of it)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, (proc.returncode, stdout[-2000:], stderr[-2000:])
+    assert stderr.splitlines() == ["prac-lth: terminated"], stderr
+    assert not list(out.rglob("*.tmp"))

@@ -82,7 +82,7 @@ def test_results_of_other_code_are_not_reused(ws):
     output = result.stdout + result.stderr
     states = _stage_states(output)
     assert "Cached" not in states.values(), states
-    assert re.search(r"train\.pt was written by other code or is damaged: round 0 is trained again", output)
+    assert re.search(r"train\.pt was written by other code or from other data, or is damaged: round 0 is trained again", output)
     assert ws.round_files() == ws.files  # the same code in fact: the same masks and PrAC sets
     parents = ws.runs("experiment")
     codes = {p.data.tags.get("prac.code_version") for p in parents}
