@@ -69,7 +69,7 @@ def write_round_summaries(config: ExperimentConfig, records: list[RoundRecord]) 
 def finished_rounds(config: ExperimentConfig) -> list[RoundRecord] | None:
     """The records of an experiment that ran to its end before (its rounds.json, written last) by this code from
     this data (its content loaded once per process: prac.data.digest), else None."""
-    rows = finished_rows(config, loaded_data_digest(config.data.dataset, config.runtime.data_dir))
+    rows = finished_rows(config, lambda: loaded_data_digest(config.data.dataset, config.runtime.data_dir))
     return None if rows is None else [RoundRecord(**row) for row in rows]
 
 

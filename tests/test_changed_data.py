@@ -51,7 +51,7 @@ def test_replaced_files_give_new_results_with_one_line_saying_why(tmp_path, caps
     (round0,) = [p for p in (out / "cifar10-resnet20").iterdir() if p.name.startswith("round0-")]
     old = json.loads((run / "config.json").read_text())["data_digest"]
     assert json.loads((round0 / "round0.json").read_text())["data_digest"] == old
-    assert finished_rows(config, old) is not None
+    assert finished_rows(config, lambda: old) is not None
     old_mask = (run / "round_00" / "mask.parquet").read_bytes()
 
     assert "reusing the shared dense round" in _run(data, out, capsys)  # same files: round 0 found again
@@ -67,7 +67,7 @@ def test_replaced_files_give_new_results_with_one_line_saying_why(tmp_path, caps
     assert "reusing the shared dense round" not in again  # round 0 trained on the new images
     assert json.loads((round0 / "round0.json").read_text())["data_digest"] == new
     assert (run / "round_00" / "mask.parquet").read_bytes() != old_mask
-    assert finished_rows(config, old) is None and finished_rows(config, new) is not None
+    assert finished_rows(config, lambda: old) is None and finished_rows(config, lambda: new) is not None
 
 
 def test_the_stage_keys_follow_the_data(tmp_path):

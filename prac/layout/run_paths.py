@@ -5,6 +5,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from prac.code_version import code_version_of
 from prac.settings.config import ExperimentConfig
@@ -43,14 +44,14 @@ def recorded_data_digest(run_root: Path) -> str | None:
         return None
 
 
-def finished_rows(config: ExperimentConfig, data_digest: str | None = None) -> list[dict] | None:
+def finished_rows(config: ExperimentConfig, data_digest: Callable[[], str] | None = None) -> list[dict] | None:
     """The per-round rows of an experiment that ran to its end before (its rounds.json, written last) by this
-    code version (prac.code_version) and, when `data_digest` is given, from that data (prac.data.digest), else
-    None."""
+    code version (prac.code_version) and, when `data_digest` is given, from the data it digests (prac.data.digest;
+    called only for a finished run: it loads the data), else None."""
     path = run_paths(config).root / "rounds.json"
     if not path.exists() or recorded_code_version(path.parent) != code_version_of(config):
         return None
-    if data_digest is not None and recorded_data_digest(path.parent) != data_digest:
+    if data_digest is not None and recorded_data_digest(path.parent) != data_digest():  # loads the data: last
         return None
     try:
         rows = json.loads(path.read_text())
