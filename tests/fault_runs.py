@@ -28,6 +28,9 @@ EXPERIMENT = f"prac-lth/{PRESET}"
 ROUND_METRICS = ("sparsity", "train_iterations", "cumulative_iterations", "epochs_run", "prac_set_size",
                  "prac_set_fraction", "cet_size", "cep_size", "best_val_acc", "test_acc")
 RUN_TIMEOUT_S = 600  # a run takes ~20 s on 2 idle cores; generous for a loaded machine
+# A command typed in a terminal has Ctrl-C (SIGINT) at its default; a background job of a non-interactive shell,
+# which is how a test runner may be started, inherits SIGINT ignored (POSIX), and so would every run it starts.
+AS_FROM_A_TERMINAL = ["env", "--default-signal=INT"]
 
 
 def experiment_args(method: str = "prac", seed: int = 0, rounds: int = 2) -> list[str]:
@@ -70,7 +73,7 @@ class Space:
         out, err = self.root / f"{name}.out", self.root / f"{name}.err"
         self.logs += [out, err]
         with open(out, "w") as stdout, open(err, "w") as stderr:
-            return subprocess.Popen([PRAC_LTH, *args, "--output-dir", str(self.out)], cwd=self.root, env=self.env(),
+            return subprocess.Popen([*AS_FROM_A_TERMINAL, PRAC_LTH, *args, "--output-dir", str(self.out)], cwd=self.root, env=self.env(),
                                     start_new_session=True, stdout=stdout, stderr=stderr)
 
     def finish(self, proc: subprocess.Popen, name: str, timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:

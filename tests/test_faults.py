@@ -9,12 +9,17 @@ c. Four experiments at once into one new SQLite store, and one experiment starte
    all complete, one parent run each, every round's values once.
 d. The output folder's disk fills mid-experiment (a real 4 MB tmpfs): one line naming the file, its folder and
    the free space, exit 2, no partial file under a final name; given room, the same command completes.
+e. Ctrl-C (SIGINT) while round 0 trains, SIGTERM once the resumed run's flow has begun: one line each, exit 130 or
+   143, the MLflow parent run KILLED; the same command resumes to the uninterrupted run's files and values, in that
+   one parent run. (The CLI is started as from a terminal: a background job's SIGINT is ignored, fault_runs.py.)
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -370,3 +375,42 @@ def test_a_full_disk_stops_in_one_line_and_the_same_command_resumes(reference, t
         parents = parent_runs(space.client(), fingerprint)
         assert len(parents) == 1 and parents[0].info.status == "FINISHED", [p.info for p in parents]
         assert round_values(space.client(), parents[0].info.run_id) == reference.values
+
+
+# --------------------------------------------------------------------------------------------------
+# e. Stopped on purpose
+
+
+def _stop_when(space: Space, proc, name: str, ready, signum: int) -> tuple[int, str, str]:
+    """Signal the CLI's process (as a terminal or a job scheduler does) once `ready()` holds."""
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not ready():
+        assert proc.poll() is None, space.read(name)
+        assert time.monotonic() < deadline, f"{name}: never ready to be stopped"
+        time.sleep(0.05)
+    os.kill(proc.pid, signum)
+    return space.finish(proc, name)
+
+
+def test_stopped_mid_run_is_one_line_marks_the_run_killed_and_resumes(reference, tmp_path):
+    """Ctrl-C while round 0 trains (its first epoch saved); then SIGTERM as soon as the same command's flow has
+    begun (round 0's checkpoint exists already; the rest of the run is seconds of work); then a re-run."""
+    space = Space.new(tmp_path)
+    in_round_0 = lambda: bool(list(space.out.glob("*/round0-*/train.ckpt")))  # noqa: E731
+    flow_begun = lambda: "Beginning flow run" in space.read("terminated")[1]  # noqa: E731
+    parent_id = None
+    for name, ready, signum, line, code in (("interrupted", in_round_0, signal.SIGINT, "prac-lth: interrupted", 130),
+                                            ("terminated", flow_begun, signal.SIGTERM, "prac-lth: terminated", 143)):
+        rc, out, err = _stop_when(space, space.start(ARGS, name), name, ready, signum)
+        assert rc == code, f"{line}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+        assert "Traceback" not in out + err
+        assert line in err.splitlines(), err[-3000:]
+        (parent,) = parent_runs(space.client(), reference.fingerprint)  # the one parent run, reopened
+        assert parent.info.status == "KILLED" and parent_id in (None, parent.info.run_id)
+        parent_id = parent.info.run_id
+
+    space.run_ok(ARGS, "resumed")
+    assert artifacts(space.run_dirs()[reference.fingerprint]) == reference.files
+    (again,) = parent_runs(space.client(), reference.fingerprint)
+    assert again.info.run_id == parent_id and again.info.status == "FINISHED"
+    assert round_values(space.client(), again.info.run_id) == reference.values

@@ -144,6 +144,52 @@ def test_both_servers_keep_their_state_in_postgresql(ran):
     assert not list((stack.folder / "prefect").glob("*.db"))  # no SQLite fallback
 
 
+def _wait_final(stack: stack_module.Stack, run_id: str) -> dict:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while (run := _flow_run(stack.prefect_api_url, run_id))["state_type"] not in FINAL:
+        assert time.monotonic() < deadline, f"flow run {run_id} still {run['state_type']} after {RUN_TIMEOUT_S} s"
+        time.sleep(1)
+    return run
+
+
+def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resumes(ran, tmp_path):
+    stack, _ = ran
+    # Round 0 long enough (100 epochs, no early stop: ~25 s on 2 idle cores) that the cancel (~5 s) lands in it
+    seed, rounds = 3, 2
+    overrides = [f"prune.rounds={rounds}", "train.epochs=100", "prac.early_stop=false", "runtime.evaluate_tickets=none"]
+    flow_run = _deployment_run(stack, seed, overrides)
+    out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
+    while not list(out.glob("round0-*/train.ckpt")):  # its round 0 is training (the other seeds' are done)
+        assert _flow_run(stack.prefect_api_url, flow_run)["state_type"] not in FINAL, "ended before its cancel"
+        assert time.monotonic() < deadline, "round 0 never started"
+        time.sleep(0.1)
+    cancel = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "cancel", flow_run], env=stack.env(),
+                            capture_output=True, text=True, timeout=120)  # as a user types it
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert _wait_final(stack, flow_run)["state_type"] == "CANCELLED"
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
+    where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}'"
+    (killed,) = client.search_runs([experiment.experiment_id], filter_string=where)
+    assert killed.info.status == "KILLED"  # not left RUNNING, not FAILED
+
+    assert _wait_final(stack, _deployment_run(stack, seed, overrides))["state_type"] == "COMPLETED"
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string=where)
+    assert parent.info.run_id == killed.info.run_id and parent.info.status == "FINISHED"
+    for metric in PER_ROUND:  # every round once, the cancelled attempt's included
+        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds)), metric
+    # the files of an uninterrupted run of the same experiment, by the engine alone
+    from prac_lth.cli import main
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    assert main(["run", "digits-smoke", "--engine-only", "--seed", str(seed), *sets, "--output-dir",
+                 str(tmp_path)]) == 0
+    fingerprint = parent.data.tags["prac.fingerprint"]
+    for r in range(rounds):
+        for name in ("mask.parquet", "prac_set.parquet"):
+            local = tmp_path / "digits-smoke" / fingerprint / f"round_{r:02d}" / name
+            assert (out / fingerprint / f"round_{r:02d}" / name).read_bytes() == local.read_bytes(), (r, name)
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -16,9 +16,10 @@ from prac.errors import StorageError, UserError
 
 # What the user can fix and then run the same command again (it resumes from what was written).
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_MAKE_WRITABLE = "make it writable or choose another folder (--output-dir)"
 _ADVICE = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space or raise the quota",
-           errno.EROFS: "choose a writable folder (--output-dir)", errno.EACCES: "make it writable or choose another "
-           "folder (--output-dir)", errno.EPERM: "make it writable or choose another folder (--output-dir)"}
+           errno.EROFS: "choose a writable folder (--output-dir)", errno.EACCES: _MAKE_WRITABLE,
+           errno.EPERM: _MAKE_WRITABLE}
 
 
 def storage_cause(exc: BaseException) -> OSError | None:
@@ -44,11 +45,13 @@ def free_space(folder: Path) -> str:
         free = float(shutil.disk_usage(folder).free)
     except OSError:
         return "unknown"
-    for unit in ("B", "kB", "MB", "GB"):
-        if free < 1000 or unit == "GB":
-            return f"{free:.0f} {unit}" if unit == "B" else f"{free:.1f} {unit}"
+    if free < 1000:
+        return f"{free:.0f} B"
+    for unit in ("kB", "MB", "GB"):
         free /= 1000
-    raise AssertionError("unreachable")
+        if free < 1000 or unit == "GB":
+            break
+    return f"{free:.1f} {unit}"
 
 
 def storage_error(path: str | os.PathLike[str] | None, cause: OSError) -> StorageError:

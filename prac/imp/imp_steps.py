@@ -22,7 +22,7 @@ from prac.imp.context import ExperimentContext
 from prac.training.masks import Mask, full_mask
 from prac.hardware.placement import to_numpy
 from prac.training.round_file import load_round, save_round
-from prac.layout.run_paths import recorded_code_version, recorded_data_digest, run_paths
+from prac.layout.run_paths import recorded, run_paths
 from prac.strategies.methods import get_method
 from prac.imp.budget import at_prac_budget, check_reference, reference_set, round_budget
 from prac.imp.stages import (cet_over_d0, early_scores_on_d0, next_training_set, predictions_on_d0, prune, retrain,
@@ -43,9 +43,9 @@ def prepare_run(ctx: ExperimentContext, log: Log = None) -> ArtifactRef:
     check_reference(ctx.config)  # the prac run a method at its budget reads (prac.imp.budget)
     paths = run_paths(ctx.config)
     code_version = code_version_of(ctx.config)
-    recorded_data = recorded_data_digest(paths.root)
+    recorded_data = recorded(paths.root, "data_digest")
     data_changed = recorded_data is not None and recorded_data != ctx.data_digest
-    if recorded_code_version(paths.root) != code_version or data_changed:
+    if recorded(paths.root, "code_version") != code_version or data_changed:
         (paths.root / "rounds.json").unlink(missing_ok=True)  # another code's or data's results: no longer finished
     if data_changed and log is not None:
         log(f"the {ctx.config.data.dataset} data changed since {paths.root} ran (content digest {recorded_data}, "

@@ -28,18 +28,11 @@ def run_paths(config: ExperimentConfig) -> RunPaths:
     return RunPaths(base / fingerprint(config), base / f"round0-{round0_fingerprint(config)}")
 
 
-def recorded_code_version(run_root: Path) -> str | None:
-    """The code version a run folder's results were computed by (its config.json), None if unknown."""
+def recorded(run_root: Path, key: str) -> str | None:
+    """What a run folder's config.json records under `key` ("code_version": the code its results were computed
+    by; "data_digest": the data they were computed from), None if unknown."""
     try:
-        return json.loads((run_root / "config.json").read_text()).get("code_version")
-    except (OSError, ValueError, AttributeError):
-        return None
-
-
-def recorded_data_digest(run_root: Path) -> str | None:
-    """The digest of the data a run folder's results were computed from (its config.json), None if unknown."""
-    try:
-        return json.loads((run_root / "config.json").read_text()).get("data_digest")
+        return json.loads((run_root / "config.json").read_text()).get(key)
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -49,9 +42,9 @@ def finished_rows(config: ExperimentConfig, data_digest: Callable[[], str] | Non
     code version (prac.code_version) and, when `data_digest` is given, from the data it digests (prac.data.digest;
     called only for a finished run: it loads the data), else None."""
     path = run_paths(config).root / "rounds.json"
-    if not path.exists() or recorded_code_version(path.parent) != code_version_of(config):
+    if not path.exists() or recorded(path.parent, "code_version") != code_version_of(config):
         return None
-    if data_digest is not None and recorded_data_digest(path.parent) != data_digest():  # loads the data: last
+    if data_digest is not None and recorded(path.parent, "data_digest") != data_digest():  # loads the data: last
         return None
     try:
         rows = json.loads(path.read_text())
