@@ -60,6 +60,9 @@ def _parser() -> argparse.ArgumentParser:
                          help="N experiments at once, as processes (e.g. 3 on one GPU; default 1: one after another)")
     compare.add_argument("--engine-only", action="store_true",
                          help="run in-process without Prefect or MLflow; experiments that finished before are read back")
+    compare.add_argument("--pool", metavar="NAME",
+                         help="run each experiment as a flow run of the prac-lth/<dataset> deployment on this work "
+                              "pool of the Prefect server at PREFECT_API_URL; its workers must share --output-dir")
     run.lists_methods = compare.lists_methods = True
     commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
     commands.add_parser("demo", help="the offline demo: compare prac and lt on digits")
@@ -144,6 +147,8 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
 
     configs = [build_config(preset, method, seed, overrides) for seed in seeds for method in methods]
     check_references(configs)  # a method at prac's budget without its prac run: one line, nothing trained
+    if args.engine_only and args.pool:
+        raise UserError("--pool runs the experiments as Prefect flow runs: it cannot go with --engine-only")
     if args.engine_only:
         from prac.experiment import compare_in_process
         from prac.reporting.report import print_comparison
@@ -157,7 +162,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     from prac_lth.tasks import comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
-                             configs=[c.model_dump(mode="json") for c in configs]))  # not built again
+                             configs=[c.model_dump(mode="json") for c in configs], pool=args.pool))  # not built again
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")

@@ -189,6 +189,7 @@ ARG_CASES = {
     "parallel-0": (["compare", PRESET, "--parallel", "0"], "--parallel must be at least 1"),
     "parallel-negative": (["compare", PRESET, "--parallel", "-1"], "--parallel must be at least 1"),
     "parallel-not-an-int": (["compare", PRESET, "--parallel", "two"], "invalid int value: 'two'"),
+    "pool-with-engine-only": (["compare", PRESET, "--pool", "gpu"], "--pool runs the experiments as Prefect flow runs"),
 }
 
 
@@ -541,6 +542,8 @@ COMPARE_CASES = {
     "seeds-not-ints": (dict(seeds=["a"]), "seeds"),
     "parallel-0": (dict(parallel=0), "parallel"),
     "parallel-not-an-int": (dict(parallel="x"), "parallel"),
+    "pool-not-a-name": (dict(pool=3), "parameter pool must be a work pool's name"),
+    "pool-without-the-deployment": (dict(pool="gpu"), "no deployment prac-lth/digits on the Prefect server"),
 }
 
 

@@ -29,6 +29,7 @@ from prac.artifacts import read_mask, read_prac_set
 pytestmark = [pytest.mark.slow, pytest.mark.needs("postgresql")]
 
 SEEDS = (1, 2)
+WORKERS = 3  # one takes a comparison's flow run, the two others its experiments
 ROUNDS = 2
 OVERRIDES = [f"prune.rounds={ROUNDS}", "runtime.evaluate_tickets=none"]
 RUN_TIMEOUT_S = 600  # both flow runs, from submission to a final state (about 30 s here)
@@ -54,6 +55,20 @@ def _worker_logs(stack: stack_module.Stack) -> dict[str, str]:
     return {name: stack.log(name).read_text(errors="replace") for name in stack.pids if "-worker-" in name}
 
 
+def _ran_on(logs: dict[str, str], run_id: str) -> list[str]:
+    """The workers that ran a flow run. Both workers may reach for one run: the one whose submission the server
+    aborted did not run it."""
+    return [name for name, log in logs.items() if f"submitting flow run '{run_id}'" in log
+            and f"Aborted submission of flow run '{run_id}'" not in log]
+
+
+def _read_flow_runs(api: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
 @pytest.fixture(scope="module")
 def ran():
     """The stack up in a fresh folder, both seeds' flow runs finished; everything stopped afterwards, pass or fail."""
@@ -65,7 +80,8 @@ def ran():
         # Workers ask for work every 2 s instead of 10: the second run goes to the idle worker, and sooner.
         with pytest.MonkeyPatch.context() as env:
             env.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
-            stack = stack_module.up(folder / "stack", workers=2)
+            env.setenv("OMP_NUM_THREADS", "1")  # one torch thread per flow run: three workers on two cores
+            stack = stack_module.up(folder / "stack", workers=WORKERS)
         up_s = time.monotonic() - started
         run_ids = {seed: _deployment_run(stack, seed) for seed in SEEDS}
         deadline = time.monotonic() + RUN_TIMEOUT_S
@@ -84,15 +100,13 @@ def ran():
 def test_both_seeds_complete_on_the_workers(ran):
     stack, runs = ran
     logs = _worker_logs(stack)
-    assert len(logs) == 2
+    assert len(logs) == WORKERS
     for seed, run in runs.items():
         assert run["state_type"] == "COMPLETED", (seed, run["state"], {n: log[-3000:] for n, log in logs.items()})
         assert run["work_pool_name"] == stack.pool == stack_module.work_pool()
         assert run["parameters"]["seed"] == seed
-    # Each worker takes one flow run at a time (--limit 1), so the two runs went to the two workers. Both workers
-    # may reach for one run: the one whose submission the server aborted did not run it.
-    ran_on = {seed: [name for name, log in logs.items() if f"submitting flow run '{run['id']}'" in log
-                     and f"Aborted submission of flow run '{run['id']}'" not in log] for seed, run in runs.items()}
+    # Each worker takes one flow run at a time (--limit 1), so the two runs went to two workers.
+    ran_on = {seed: _ran_on(logs, run["id"]) for seed, run in runs.items()}
     assert sorted(len(names) for names in ran_on.values()) == [1, 1], ran_on
     assert ran_on[SEEDS[0]] != ran_on[SEEDS[1]], ran_on
 
@@ -190,6 +204,58 @@ def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resum
             assert (out / fingerprint / f"round_{r:02d}" / name).read_bytes() == local.read_bytes(), (r, name)
 
 
+def _compare_run(stack: stack_module.Stack, methods: list[str], seeds: list[int]) -> str:
+    """`prefect deployment run prac-lth-compare/digits` as a user types it; returns the flow run's id."""
+    command = [sys.executable, "-m", "prefect", "deployment", "run", "prac-lth-compare/digits",
+               "-p", "preset=digits-smoke", "-p", f"methods={json.dumps(methods)}", "-p", f"seeds={json.dumps(seeds)}",
+               "-p", f"overrides={json.dumps(OVERRIDES)}"]
+    done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+
+
+def test_a_comparison_spreads_its_experiments_over_the_pool_and_reattaches_when_run_again(ran, tmp_path):
+    """The compare deployment on the pool: each experiment a flow run of prac-lth/digits, named for what it is, on
+    whichever worker is free; run again, it finds those flow runs (idempotency keys) instead of starting others."""
+    stack, _ = ran
+    methods, seeds = ["prac", "lt"], [4, 5]
+    names = sorted(f"{m}-seed{s}" for m in methods for s in seeds)
+    compare_run = _compare_run(stack, methods, seeds)
+    logs = lambda: {n: log[-3000:] for n, log in _worker_logs(stack).items()}  # noqa: E731
+    assert _wait_final(stack, compare_run)["state_type"] == "COMPLETED", logs()
+
+    def experiments() -> list[dict]:
+        runs = _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": names}}})
+        return sorted(runs, key=lambda run: run["name"])
+
+    runs = experiments()
+    assert [run["name"] for run in runs] == names  # each once, named for what it is
+    assert all(run["state_type"] == "COMPLETED" and run["parent_task_run_id"] for run in runs)  # linked subflows
+    workers = {name: _ran_on(_worker_logs(stack), run["id"]) for name, run in zip(names, runs)}
+    assert all(len(ran_on) == 1 for ran_on in workers.values()), workers
+    assert len({ran_on[0] for ran_on in workers.values()}) >= 2, workers  # spread over the pool
+    compare_worker = _ran_on(_worker_logs(stack), compare_run)
+    assert compare_worker and all(ran_on != compare_worker for ran_on in workers.values()), (compare_worker, workers)
+
+    # Run again: it re-attaches to the four finished flow runs and starts no other
+    assert _wait_final(stack, _compare_run(stack, methods, seeds))["state_type"] == "COMPLETED", logs()
+    assert [run["id"] for run in experiments()] == [run["id"] for run in runs]
+
+    # The masks and PrAC sets of a local comparison by the engine alone, byte for byte
+    from prac_lth.cli import main
+    sets = [arg for item in OVERRIDES for arg in ("--set", item)]
+    assert main(["compare", "digits-smoke", "--engine-only", "--methods", ",".join(methods), "--seeds",
+                 ",".join(map(str, seeds)), *sets, "--output-dir", str(tmp_path)]) == 0
+    local, pooled = tmp_path / "digits-smoke", stack.folder / "runs" / "digits-smoke"
+    fingerprints = [p.name for p in local.iterdir() if p.is_dir() and not p.name.startswith("round0-")]
+    assert len(fingerprints) == len(names)
+    for fingerprint in fingerprints:
+        for r in range(ROUNDS):
+            for name in ("mask.parquet", "prac_set.parquet"):
+                path = Path(fingerprint) / f"round_{r:02d}" / name
+                assert (pooled / path).read_bytes() == (local / path).read_bytes(), path
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -198,7 +264,7 @@ def _listening(port: int) -> bool:
 def test_down_stops_every_process_by_pid(ran):
     stack, _ = ran
     pids = dict(stack_module.Stack.load(stack.folder).pids)
-    assert set(pids) == {"postgres", "mlflow", "prefect-server", *(f"stack-worker-{i}" for i in (1, 2))}
+    assert set(pids) == {"postgres", "mlflow", "prefect-server", *(f"stack-worker-{i}" for i in range(1, WORKERS + 1))}
     assert all(processes.alive(pid) for pid in pids.values())
     assert sorted(stack_module.down(stack.folder)) == sorted(pids.values())
     for name, pid in pids.items():

@@ -15,9 +15,11 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
 from prefect.runtime import deployment
 
 from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, comparison_configs
+from prac_lth.flows import fleet
 from prac_lth.flows.experiments import run_experiments
 from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.code_version import code_version_of
+from prac.errors import UserError
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
 from prac_lth.stops import run_status
@@ -34,18 +36,24 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(table.round(4).to_json(orient="records"))
 
 
-@flow(name="prac-lth-compare", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
+@flow(name="prac-lth-compare", flow_run_name="compare-{preset}", log_prints=True,
+      validate_parameters=False)  # prac_lth.flows.config_params checks them
 @storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1,
-            configs: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+            configs: list[dict[str, Any]] | None = None, pool: str | None = None) -> list[dict[str, Any]]:
     """`parallel` experiments at once, as separate processes (prac_lth/flows/experiments.py); 1: one after another.
     `configs`: the experiments' configs already built (the CLI passes them, serialised, seed by seed and method
-    by method): not built again."""
+    by method): not built again. `pool`: each experiment a flow run of the `prac-lth/<dataset>` deployment on that
+    work pool (prac_lth/flows/fleet.py); a comparison that runs as a deployment on a pool uses its own pool."""
     methods, seeds = methods if methods is not None else ["prac", "lt"], seeds if seeds is not None else [0]
     check_comparison(methods, seeds, parallel)
     built = comparison_configs(preset, methods, seeds, overrides, configs)  # all checked before any trains
     check_deployment_dataset(built[0], deployment.name)
+    if pool is not None and not isinstance(pool, str):
+        raise UserError(f"parameter pool must be a work pool's name, got {pool!r}")
+    pool = pool or fleet.own_pool()
+    experiments_deployment = fleet.check_pool(built[0], pool) if pool else None
     logger = get_run_logger()
     title = f"{preset}: {', '.join(methods)} · seeds {','.join(map(str, seeds))}"
     progress = create_progress_artifact(0.0, key=artifact_key(preset, "progress"),
@@ -58,7 +66,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
                                  description=f"{title}: {len(finished)} of {len(built)} experiments finished "
                                              f"(last: {finished[-1]})")
 
-    results = run_experiments(built, parallel, on_done)
+    results = run_experiments(built, parallel, on_done, experiments_deployment)
     rows = [{"method": c.method, "seed": c.seed, **record} for c in built for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
     run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(

@@ -60,7 +60,8 @@ class TaskSteps:
         return st.record_of_round(self.config, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)
 
 
-@flow(name="prac-lth", log_prints=True, validate_parameters=False)  # prac_lth.flows.config_params checks them
+@flow(name="prac-lth", flow_run_name="{method}-seed{seed}", log_prints=True,
+      validate_parameters=False)  # prac_lth.flows.config_params checks them
 @storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
              overrides: list[str] | None = None, recompute: list[str] | None = None,

@@ -1,6 +1,7 @@
-"""A comparison's experiments (methods × seeds), one after another or several at once.
+"""A comparison's experiments (methods × seeds), one after another, several at once, or over a work pool.
 
-At once means separate processes (Prefect's process pool: each has its own torch threads and data, so
+On a pool, each is a flow run of its deployment on whichever worker is free (prac_lth/flows/fleet.py). At once
+means separate processes (Prefect's process pool: each has its own torch threads and data, so
 they share a GPU or a many-core CPU), in prac.imp.concurrency's order (one arm per shared round 0 first). Each
 experiment is the `prac-lth` flow, a subflow of the comparison either way."""
 from __future__ import annotations
@@ -13,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from prac_lth.flows import fleet
 from prac_lth.flows.experiment_flow import prac_lth
 from prac.imp.concurrency import references_first, round0_first, sharing_cores
 from prac.settings.config import ExperimentConfig
@@ -39,9 +41,11 @@ def _share_local_server() -> None:
 
 
 def run_experiments(configs: list[ExperimentConfig], parallel: int,
-                    on_done: Done = lambda method, seed, records: None) -> dict[tuple[str, int], Records]:
+                    on_done: Done = lambda method, seed, records: None,
+                    deployment: str | None = None) -> dict[tuple[str, int], Records]:
     """Every experiment of `configs` (each subflow gets its config, serialised, and its names); `on_done`
-    sees each as it finishes. Returns the records by (method, seed)."""
+    sees each as it finishes. `deployment`: run each as a flow run of it, on its work pool (`parallel` is then
+    the pool's business). Returns the records by (method, seed)."""
     results: dict[tuple[str, int], Records] = {}
 
     def finished(config: ExperimentConfig, records: Records) -> None:
@@ -52,6 +56,9 @@ def run_experiments(configs: list[ExperimentConfig], parallel: int,
         return {"preset": config.preset, "method": config.method, "seed": config.seed,
                 "config": config.model_dump(mode="json")}
 
+    if deployment is not None:
+        fleet.run_on_pool(configs, deployment, finished)
+        return results
     if parallel <= 1:
         for config in references_first(configs):
             finished(config, prac_lth(**parameters(config)))
