@@ -8,9 +8,12 @@ PostgreSQL (Debian's `postgresql`) is not on every machine: without it the test 
 PRAC_REQUIRE_POSTGRES=1 (CI sets it) makes that a failure."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -81,6 +84,8 @@ def ran():
         with pytest.MonkeyPatch.context() as env:
             env.setenv("PREFECT_WORKER_QUERY_SECONDS", "2")
             env.setenv("OMP_NUM_THREADS", "1")  # one torch thread per flow run: three workers on two cores
+            # A heartbeat every 30 s (Prefect's least; 180 by default): a dead worker's run Crashed after 90 s
+            env.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
             stack = stack_module.up(folder / "stack", workers=WORKERS)
         up_s = time.monotonic() - started
         run_ids = {seed: _deployment_run(stack, seed) for seed in SEEDS}
@@ -204,11 +209,12 @@ def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resum
             assert (out / fingerprint / f"round_{r:02d}" / name).read_bytes() == local.read_bytes(), (r, name)
 
 
-def _compare_run(stack: stack_module.Stack, methods: list[str], seeds: list[int]) -> str:
+def _compare_run(stack: stack_module.Stack, methods: list[str], seeds: list[int],
+                 overrides: list[str] = OVERRIDES) -> str:
     """`prefect deployment run prac-lth-compare/digits` as a user types it; returns the flow run's id."""
     command = [sys.executable, "-m", "prefect", "deployment", "run", "prac-lth-compare/digits",
                "-p", "preset=digits-smoke", "-p", f"methods={json.dumps(methods)}", "-p", f"seeds={json.dumps(seeds)}",
-               "-p", f"overrides={json.dumps(OVERRIDES)}"]
+               "-p", f"overrides={json.dumps(overrides)}"]
     done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
@@ -254,6 +260,58 @@ def test_a_comparison_spreads_its_experiments_over_the_pool_and_reattaches_when_
             for name in ("mask.parquet", "prac_set.parquet"):
                 path = Path(fingerprint) / f"round_{r:02d}" / name
                 assert (pooled / path).read_bytes() == (local / path).read_bytes(), path
+
+
+def _descendants(pid: int) -> list[int]:
+    """`pid` and every process it started, however deep (a worker starts its flow runs in groups of their own)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    found, frontier = [pid], [pid]
+    while frontier:
+        frontier = [child for child, parent in parents.items() if parent in frontier]
+        found += frontier
+    return found
+
+
+def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(ran):
+    """The machine of the worker running an experiment dies (worker and flow run SIGKILLed): Prefect's automation
+    marks the flow run Crashed once its heartbeats stop (prac_lth/deployments/zombies.py), the comparison fails
+    saying so; the worker back, the comparison run again resumes that experiment from its cached stages, in its
+    one MLflow parent run, every round's values once."""
+    stack, _ = ran
+    seed, rounds = 6, 2
+    overrides = [f"prune.rounds={rounds}", "train.epochs=100", "prac.early_stop=false", "runtime.evaluate_tickets=none"]
+    compare_run = _compare_run(stack, ["prac"], [seed], overrides)
+    out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
+    while not ((runs := _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": [f"prac-seed{seed}"]}}}))
+               and (worker := _ran_on(_worker_logs(stack), runs[0]["id"])) and list(out.glob("round0-*/train.ckpt"))):
+        assert time.monotonic() < deadline, "the experiment never started training"
+        time.sleep(0.2)
+    (name,) = worker
+    for pid in _descendants(stack.pids[name]):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+    crashed = _wait_final(stack, runs[0]["id"])  # Crashed by the automation, ~90 s after the last heartbeat
+    assert crashed["state_type"] == "CRASHED", crashed["state"]
+    failed = _wait_final(stack, compare_run)
+    assert failed["state_type"] == "FAILED" and "run the comparison again" in failed["state"]["message"], failed["state"]
+
+    stack.start(name, stack_module.worker_command(stack.pool, name), stack.worker_env(stack.folder / "runs"))
+    assert _wait_final(stack, _compare_run(stack, ["prac"], [seed], overrides))["state_type"] == "COMPLETED"
+    attempts = _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": [f"prac-seed{seed}"]}}})
+    assert sorted(run["state_type"] for run in attempts) == ["COMPLETED", "CRASHED"]
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
+    where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}'"
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string=where)
+    assert parent.info.status == "FINISHED"
+    for metric in PER_ROUND:
+        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds))
 
 
 def _listening(port: int) -> bool:

@@ -59,14 +59,16 @@ def worker_command(pool: str, name: str) -> list[str]:
 
 
 def setup_commands(pool: str) -> list[list[str]]:
-    """The process work pool, then prefect.yaml's deployments on it (run in the project's folder)."""
+    """The process work pool, prefect.yaml's deployments on it (run in the project's folder), and the automation
+    that marks a flow run Crashed when its worker dies (prac_lth/deployments/zombies.py)."""
     return [["prefect", "work-pool", "create", "--type", "process", "--overwrite", pool],
-            ["prefect", "deploy", "--all", "--no-prompt"]]
+            ["prefect", "deploy", "--all", "--no-prompt"],
+            ["python", "-m", "prac_lth.deployments.zombies"]]
 
 
 def _python(command: list[str]) -> list[str]:
-    """A tool of this interpreter's environment, found without PATH."""
-    return [sys.executable, "-m", *command]
+    """A tool (or `python …`) of this interpreter's environment, found without PATH."""
+    return [sys.executable, *command[1:]] if command[0] == "python" else [sys.executable, "-m", *command]
 
 
 @dataclass
@@ -196,12 +198,13 @@ def _start_servers(stack: Stack) -> int:
 
 def _start_workers(stack: Stack, output_dir: Path) -> None:
     """The pool, its workers and prefect.yaml's deployments on it; returns once every worker polls the pool."""
-    create_pool, deploy = setup_commands(stack.pool)
+    create_pool, deploy, zombies = setup_commands(stack.pool)
     _run_tool(stack, "setup", create_pool)
     names = [f"{stack.folder.name}-worker-{i}" for i in range(1, stack.workers + 1)]
     for name in names:
         stack.start(name, worker_command(stack.pool, name), stack.worker_env(output_dir))
     _run_tool(stack, "setup", deploy, cwd=PROJECT)
+    _run_tool(stack, "setup", zombies, cwd=PROJECT)
     deadline = time.monotonic() + START_TIMEOUT_S
     while not set(names) <= _registered_workers(stack):
         if dead := [name for name in names if not processes.alive(stack.pids[name])]:
