@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +25,7 @@ import pandas as pd
 import pytest
 
 from prac_lth.deployments.processes import free_port
+from prac_lth.tasks.dataset_inputs import indices_digest
 from prac.artifacts import read_mask, read_prac_set
 from tests.prefect_homes import migrated_prefect_home
 from tests.test_environment import _ephemeral_range
@@ -354,6 +356,19 @@ def test_mlflow_contract(reference, tmp_path):
     assert (local / "mask.parquet").read_bytes() == reference.files["round_00/mask.parquet"]
     assert (local / "prac_set.parquet").read_bytes() == reference.files["round_00/prac_set.parquet"]
 
+    # Each round's training samples as the run's dataset input, once each; the digest names the set of samples
+    inputs = sorted(parent.inputs.dataset_inputs, key=lambda i: i.dataset.name)
+    assert [i.dataset.name for i in inputs] == [f"round_{r:02d}" for r in range(ROUNDS)]
+    digests = []
+    for r, logged in enumerate(inputs):
+        prac_set = read_prac_set(ws.run_dir() / f"round_{r:02d}" / "prac_set.parquet").prac_set
+        trained = prac_set.index[prac_set.trained]
+        assert logged.dataset.digest == indices_digest(trained[::-1]), r  # any order, one digest
+        assert json.loads(logged.dataset.profile)["num_rows"] == len(trained)
+        assert {t.key: t.value for t in logged.tags}["mlflow.data.context"] == "train"
+        digests.append(logged.dataset.digest)
+    assert digests[0] == indices_digest(prac_set.index)  # round 0 trained on all of D0
+
 
 def test_lt_with_every_ticket_evaluated_logs_one_ticket_accuracy_per_round(lt_all):
     parent = lt_all.parent_run("lt")
@@ -514,6 +529,12 @@ def test_compare_logs_a_comparison_run_with_every_method(tmp_path_factory):
     for method in ("synflow", "svp-subset"):  # equal budget, through the flow too
         assert iterations[(method, 1)] == iterations[("prac", 1)] and sizes[(method, 1)] == sizes[("prac", 1)]
     assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 4
+    # Which run, worker and machine each experiment was: here no worker, this machine
+    where = pd.read_parquet(ws.client().download_artifacts(run.info.run_id, "experiments.parquet",
+                                                           str(ws.root / "download")))
+    parents = {r.data.tags["prac.method"]: r.info.run_id for r in ws.runs("experiment")}
+    assert dict(zip(where["method"], where["run_id"])) == parents
+    assert set(where["worker"]) == {"local"} and set(where["host"]) == {socket.gethostname()}
     assert "prac" in result.stdout and "lt" in result.stdout and "synflow vs lt" in result.stdout
     assert "svp-subset vs lt" in result.stdout
     assert "budget: training iterations over all rounds" in result.stdout

@@ -22,6 +22,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from mlflow import MlflowClient
@@ -242,6 +243,15 @@ def test_a_comparison_spreads_its_experiments_over_the_pool_and_reattaches_when_
     assert len({ran_on[0] for ran_on in workers.values()}) >= 2, workers  # spread over the pool
     compare_worker = _ran_on(_worker_logs(stack), compare_run)
     assert compare_worker and all(ran_on != compare_worker for ran_on in workers.values()), (compare_worker, workers)
+    # The comparison run in MLflow records where each experiment ran, as its parent run does
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
+    (comparison,) = client.search_runs([experiment.experiment_id], filter_string="tags.`prac.kind` = 'comparison'")
+    where = pd.read_parquet(client.download_artifacts(comparison.info.run_id, "experiments.parquet", str(tmp_path)))
+    recorded = {f"{m}-seed{s}": w for m, s, w in zip(where["method"], where["seed"], where["worker"])}
+    assert recorded == {name: ran_on[0] for name, ran_on in workers.items()}
+    for run_id in where["run_id"]:
+        assert client.get_run(run_id).data.tags["prac.worker"] in recorded.values()
 
     # Run again: it re-attaches to the four finished flow runs and starts no other
     assert _wait_final(stack, _compare_run(stack, methods, seeds))["state_type"] == "COMPLETED", logs()

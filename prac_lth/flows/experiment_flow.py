@@ -92,8 +92,8 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
 
         def on_round(out: RoundOutputs) -> None:
             logger.info(round_line(config, out.record))
-            log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train,
-                           [out.mask, out.prac_set])
+            log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train, out.mask,
+                           out.prac_set)
             log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
         def on_late_ticket(out: RoundOutputs) -> None:

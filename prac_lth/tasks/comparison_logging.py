@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 from prac.reporting import comparison
 from prac.reporting.comparison_figure_set import HEADLINE, figure_set
 from prac.reporting.comparison_inputs import runs_of
+from prac.layout.fingerprint import fingerprint
 from prac.settings.config import ExperimentConfig
 from prac.reporting.report import method_summary
 from prac_lth.tasks import tracking, tracking_runs
@@ -21,6 +22,21 @@ CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without
 HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names
 FIGURES = "figures"
 TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet")
+EXPERIMENTS = "experiments.parquet"  # which run, worker and machine each experiment was
+
+
+def experiments_table(run_id: str, configs: list[ExperimentConfig]) -> pd.DataFrame:
+    """Per experiment: its MLflow parent run, the Prefect worker and the machine it ran on (last)."""
+    experiment_id = tracking.client().get_run(run_id).info.experiment_id
+    prints = {(c.method, c.seed): fingerprint(c) for c in configs}
+    runs = tracking_runs.experiment_runs(experiment_id, sorted(set(prints.values())))
+    rows = []
+    for (method, seed), fp in prints.items():
+        tags = runs[fp].data.tags if fp in runs else {}
+        rows.append({"method": method, "seed": seed, "fingerprint": fp,
+                     "run_id": runs[fp].info.run_id if fp in runs else None,
+                     "worker": tags.get("prac.worker"), "host": tags.get("prac.host")})
+    return pd.DataFrame(rows)
 
 
 def identity(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
@@ -59,6 +75,7 @@ def log_comparison(run_id: str, rows: list[dict[str, Any]], configs: list[Experi
     for artifact, data in zip(TABLES, (frame, table, method_summary(table))):
         tracking.log_table(run_id, data, artifact)
     tracking.log_metrics(run_id, conclusions(table))
+    tracking.log_table(run_id, experiments_table(run_id, configs), EXPERIMENTS)
     paths = []
     for name, figure in figure_set(rows, runs_of(configs), title, note).items():
         tracking.log_figure(run_id, figure, figure_path(name))

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import socket
 from collections.abc import Mapping
 
 from mlflow import MlflowClient
@@ -72,7 +74,27 @@ def parent_run(experiment_id: str, fingerprint: str, method: str, seed: int,
             "prac.method": method, "prac.seed": str(seed), "prac.kind": "experiment", **identity,
         })
     _log_params(c, run, params)
+    for key, value in where_it_runs().items():  # the latest attempt's: a resumed run may move to another worker
+        c.set_tag(run.info.run_id, key, value)
     return _reopen(c, run)
+
+
+def where_it_runs() -> dict[str, str]:
+    """The Prefect worker (its name, which a worker passes to its flow runs; "local" outside a work pool) and the
+    machine running this experiment."""
+    return {"prac.worker": os.environ.get("PREFECT__WORKER_NAME") or "local", "prac.host": socket.gethostname()}
+
+
+def experiment_runs(experiment_id: str, fingerprints: list[str]) -> dict[str, Run]:
+    """The latest parent run of each fingerprint (a fingerprint computed by other code or from other data has
+    several: the latest is the comparison's). MLflow's search has no IN for tags: one query each."""
+    c, found = client(), {}
+    for fp in fingerprints:
+        where = f"tags.`prac.kind` = 'experiment' and tags.`prac.fingerprint` = {_quote(fp)}"
+        if runs := c.search_runs([experiment_id], filter_string=where, order_by=["attributes.start_time DESC"],
+                                 max_results=1):
+            found[fp] = runs[0]
+    return found
 
 
 def round_child_run(experiment_id: str, parent_run_id: str, round_index: int) -> str:
