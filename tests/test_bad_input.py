@@ -555,6 +555,16 @@ def test_a_comparison_deployment_run_with_bad_parameters_fails_in_one_line(prefe
     failed_with(compare(**{"preset": PRESET, "overrides": _where(out), **params}, return_state=True), fragment)
 
 
+def test_a_gpu_limit_the_server_does_not_have_fails_in_one_line(prefect, earlier, monkeypatch, tmp_path):
+    from prac_lth.flows.experiment_flow import prac_lth
+
+    monkeypatch.setenv("PRAC_GPU_LIMIT", "gpu-7")  # as a worker's environment sets it (prac_lth/flows/device_slot.py)
+    overrides = [f"runtime.output_dir={tmp_path}", *EARLIER[1::2]]
+    failed_with(prac_lth(preset=PRESET, overrides=overrides, return_state=True),
+                "PRAC_GPU_LIMIT=gpu-7", "prefect gcl create gpu-7")
+    assert not list(tmp_path.rglob("*.parquet"))  # refused before any stage ran
+
+
 def test_a_preset_of_another_dataset_on_a_deployment_fails_in_one_line(prefect, earlier, monkeypatch):
     from prac_lth.flows.compare import compare
     from prac_lth.flows.experiment_flow import prac_lth

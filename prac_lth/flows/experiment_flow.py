@@ -19,6 +19,7 @@ from prac.imp.imp_loop import RoundOutputs, run_rounds
 from prac.imp.recompute import Recompute, is_forced, parse_recompute
 from prac.reporting.report import late_ticket_line, round_line
 from prac.imp.stage_table import Stage
+from prac_lth.flows.device_slot import gpu_slot
 from prac_lth.stops import run_status
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
@@ -88,19 +89,20 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     if note := short_schedule_note(config):
         logger.warning(note)
     try:
-        st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config)
+        with gpu_slot():  # a slot of the GPU's concurrency limit, where a worker names one (PRAC_GPU_LIMIT)
+            st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config)
 
-        def on_round(out: RoundOutputs) -> None:
-            logger.info(round_line(config, out.record))
-            log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train, out.mask,
-                           out.prac_set)
-            log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
+            def on_round(out: RoundOutputs) -> None:
+                logger.info(round_line(config, out.record))
+                log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train, out.mask,
+                               out.prac_set)
+                log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
-        def on_late_ticket(out: RoundOutputs) -> None:
-            logger.info(late_ticket_line(out.record))
-            log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
+            def on_late_ticket(out: RoundOutputs) -> None:
+                logger.info(late_ticket_line(out.record))
+                log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
-        outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)
+            outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)
     except BaseException as exc:
         lock.release()
         tracking.finish_run(run_id, run_status(exc))  # KILLED when stopped on purpose (Ctrl-C, SIGTERM, cancelled)
