@@ -87,6 +87,7 @@ def ran():
             env.setenv("OMP_NUM_THREADS", "1")  # one torch thread per flow run: three workers on two cores
             # A heartbeat every 30 s (Prefect's least; 180 by default): a dead worker's run Crashed after 90 s
             env.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+            env.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's; runs of seconds get samples
             stack = stack_module.up(folder / "stack", workers=WORKERS)
         up_s = time.monotonic() - started
         run_ids = {seed: _deployment_run(stack, seed) for seed in SEEDS}
@@ -131,6 +132,11 @@ def test_metrics_and_artifacts_come_back_from_the_mlflow_server(ran, tmp_path):
         run_id, fingerprint = run.info.run_id, run.data.tags["prac.fingerprint"]
         for metric in PER_ROUND:
             assert sorted(m.step for m in client.get_metric_history(run_id, metric)) == list(range(ROUNDS)), metric
+        # MLflow's system metrics, under the name of the worker that ran it
+        worker = run.data.tags["prac.worker"]
+        assert worker.startswith("stack-worker-"), worker
+        steps = [m.step for m in client.get_metric_history(run_id, f"system/{worker}/cpu_utilization_percentage")]
+        assert steps and len(steps) == len(set(steps)), steps
         for r in range(ROUNDS):
             into = tmp_path / run_id / f"round_{r:02d}"
             into.mkdir(parents=True)

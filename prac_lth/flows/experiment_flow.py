@@ -26,6 +26,7 @@ from prac_lth.tasks import tracking, tracking_runs
 from prac_lth.tasks.caching import stage_options
 from prac_lth.tasks.context import experiment_context
 from prac_lth.tasks.experiment_lock import experiment_lock
+from prac_lth.tasks.system_metrics import system_metrics
 from prac_lth.tasks.round_logging import log_round_task, log_ticket_task
 from prac_lth.tasks.ticket_logging import log_ticket_model_task
 
@@ -89,7 +90,8 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     if note := short_schedule_note(config):
         logger.warning(note)
     try:
-        with gpu_slot():  # a slot of the GPU's concurrency limit, where a worker names one (PRAC_GPU_LIMIT)
+        # a slot of the GPU's concurrency limit where a worker names one (PRAC_GPU_LIMIT); MLflow's system metrics
+        with gpu_slot(), system_metrics(run_id):
             st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config)
 
             def on_round(out: RoundOutputs) -> None:

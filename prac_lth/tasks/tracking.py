@@ -122,14 +122,14 @@ def server_calls(uri: str | None = None) -> Iterator[None]:
     except UserError:
         raise
     except Exception as exc:
-        if _is_server(uri):
+        if is_server(uri):
             _raise_if_server_gone(uri, exc)
         raise
 
 
 def client() -> MlflowClient:
     uri = tracking_uri()
-    if not _is_server(uri):
+    if not is_server(uri):
         return MlflowClient(tracking_uri=uri)
     return _ServerClient(uri)
 
@@ -160,7 +160,7 @@ def check_tracking_reachable(uri: str | None = None) -> None:
 
     A local SQLite store that does not exist yet is created here, whole (``prepare_store``)."""
     uri = uri or tracking_uri()
-    if _is_server(uri):
+    if is_server(uri):
         if problem := _health_problem(uri):
             raise UserError(f"MLflow tracking server {uri} is unreachable ({problem})")
         return
@@ -359,7 +359,7 @@ def finish_run(run_id: str, status: str = "FINISHED") -> None:
     A run that failed because its tracking server went away cannot be marked: rather than retrying for
     nothing, ``TrackingUnavailable`` says so at once (the run stays RUNNING; the same command reopens it)."""
     uri = tracking_uri()
-    if status != "FINISHED" and _is_server(uri) and (problem := _health_problem(uri)):
+    if status != "FINISHED" and is_server(uri) and (problem := _health_problem(uri)):
         raise TrackingUnavailable(f"MLflow tracking server {uri} stopped answering ({problem}): the experiment "
                                   "stopped; run the same command again once the server is back, finished stages "
                                   "are kept")
@@ -490,7 +490,7 @@ UI_URL_ENV = "MLFLOW_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default
 
 
-def _is_server(uri: str) -> bool:
+def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
@@ -498,7 +498,7 @@ def ui_url(uri: str | None = None) -> str:
     """The MLflow UI's address: the tracking server itself, or, for a local store (SQLite, files), where the
     user serves it: ``MLFLOW_UI_URL``, else ``mlflow ui``'s default."""
     uri = uri or tracking_uri()
-    return (uri if _is_server(uri) else os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
+    return (uri if is_server(uri) else os.environ.get(UI_URL_ENV) or DEFAULT_UI_URL).rstrip("/")
 
 
 def run_link(experiment_id: str, run_id: str, artifact: str | None = None, uri: str | None = None) -> str:
@@ -510,7 +510,7 @@ def run_link(experiment_id: str, run_id: str, artifact: str | None = None, uri: 
 def ui_command(uri: str | None = None) -> str | None:
     """For a local store, the command that serves its UI where ``ui_url`` points; None for a tracking server."""
     uri = uri or tracking_uri()
-    if _is_server(uri):
+    if is_server(uri):
         return None
     address = urllib.parse.urlsplit(ui_url(uri))
     port = address.port or (443 if address.scheme == "https" else 80)
