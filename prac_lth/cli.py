@@ -159,13 +159,15 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     from prac_lth.flows.compare import compare
     from prac.code_version import code_version_of
     from prac.reporting.report import print_comparison
-    from prac_lth.tasks import comparison_logging, tracking
+    from prac_lth.tasks import chart_view, comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
                              configs=[c.model_dump(mode="json") for c in configs], pool=args.pool))  # not built again
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")
+        if charts := chart_view.find_methods_chart_link(preset):
+            print(f"MLflow charts, every method round by round across seeds: {charts}")
         if command := tracking.ui_command():  # a local store: nothing serves the UI yet
             print(f"start the MLflow UI first: {command}")
 

@@ -38,6 +38,8 @@ WINDOW = "3600,2000"
 LINK = re.compile(r"^MLflow comparison run \(figures, tables, metrics\): (http://127\.0\.0\.1:(\d+)/#/experiments/(\w+)/"
                   r"runs/([0-9a-f]{32})/artifacts/figures/overview\.png\?workflowType=machine_learning)$", re.M)
 START_UI = re.compile(r"^start the MLflow UI first: (mlflow ui .*)$", re.M)
+CHARTS = re.compile(r"^MLflow charts, every method round by round across seeds: (http://127\.0\.0\.1:(\d+)/#/experiments/"
+                    r"(\w+)/runs\?viewStateShareKey=[\w-]+&compareRunsMode=CHART&workflowType=machine_learning)$", re.M)
 
 
 @dataclass
@@ -77,6 +79,9 @@ def test_cli_prints_the_link_of_the_comparison_run_after_the_summary(compared):
                                 filter_string="tags.`prac.kind` = 'comparison'")
     assert (run.info.run_id, run.info.experiment_id) == (compared.run_id, compared.experiment_id)
     assert compared.stdout.index("prac vs lt:") < compared.stdout.index(compared.link)
+    charts = CHARTS.search(compared.stdout)
+    assert charts and charts.group(3) == compared.experiment_id, compared.stdout[-2000:]
+    assert compared.stdout.index(compared.link) < charts.start()
     assert START_UI.search(compared.stdout).group(1) == (
         f"mlflow ui --backend-store-uri {compared.ws.tracking_uri} --host 127.0.0.1 --port {compared.port}")
 
@@ -193,6 +198,48 @@ def find_image(screen: np.ndarray, image: np.ndarray) -> tuple[int, int] | None:
             if (screen_codes[top:top + h, left:left + w] == image_codes).mean() > 0.99:
                 return int(top), int(left)
     return None
+
+
+@pytest.fixture
+def mlflow_ui(compared):
+    """`mlflow ui` as the CLI told the user to start it, until the test ends."""
+    ws, root = compared.ws, compared.ws.root
+    start = shlex.split(START_UI.search(compared.stdout).group(1))
+    assert start[0] == "mlflow"
+    log = root / f"mlflow-ui-{time.monotonic_ns()}.log"
+    server = ws.popen([str(BIN / "mlflow"), *start[1:], "--workers", "1"], log=log)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{compared.port}", server, log)
+        yield
+    finally:
+        _stop(server)
+
+
+@pytest.mark.needs("chromium")
+def test_the_printed_charts_link_shows_every_method_grouped_over_seeds(compared, mlflow_ui):
+    """MLflow's chart view, as the link opens it: the experiments' parent runs only, grouped by method (each
+    group its seeds), charts of the per-round metrics."""
+    link = CHARTS.search(compared.stdout).group(1)
+    dom = ""
+    for attempt in range(3):  # a first load can outlast the virtual time budget on a busy machine
+        dom = _chromium(compared.ws.root, link, "--dump-dom").stdout
+        if "Group by: prac.method" in dom and "Model metrics" in dom:
+            break
+    assert "Group by: prac.method" in dom, dom[-3000:]
+    assert "You're viewing a shared view" in dom
+    for method in METHODS:
+        assert f"Group: {method}" in dom
+        for seed in SEEDS:
+            assert f"{method}-seed{seed}" in dom
+    comparison = f"compare {','.join(METHODS)} seeds"  # the comparison run's name
+    assert "round_00" not in dom and comparison not in dom  # neither the rounds' runs nor the comparison run
+    # The charts tab, a chart for each per-round metric of the parent runs (drawn as the page scrolls to them)
+    client = compared.ws.client()
+    keys = {key for run in client.search_runs([compared.experiment_id], "tags.`prac.kind` = 'experiment'")
+            for key in run.data.metrics}
+    assert "ticket_test_acc" in keys
+    charts = re.search(r"Model metrics</div><div[^>]*>\((\d+)\)</div>", dom)
+    assert charts and int(charts.group(1)) == len(keys), (charts and charts.group(0), sorted(keys))
 
 
 @pytest.mark.needs("chromium")

@@ -226,7 +226,7 @@ def _counts(own: float, reference: float) -> str:
 
 
 def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
-                     ui_command: str | None = None) -> str:
+                     ui_command: str | None = None, charts_link: str | None = None) -> str:
     """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact)."""
     summary = method_summary(table)
     seeds = int(table["seeds"].max())
@@ -258,6 +258,9 @@ def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
         lines += ["", *[f"- {line}" for line in warnings]]
     if link:
         lines += ["", f"Figures, tables and metrics: [the comparison run in MLflow]({link})"]
+        if charts_link:
+            lines += ["", f"Every method round by round across seeds: [MLflow's chart view, grouped by method]"
+                          f"({charts_link})"]
         if ui_command:
             lines += ["", f"(a local store: start its UI first with `{ui_command}`)"]
     return "\n".join(lines) + "\n"

@@ -23,7 +23,7 @@ from prac.errors import UserError
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
 from prac_lth.stops import run_status
-from prac_lth.tasks import comparison_logging, tracking, tracking_runs
+from prac_lth.tasks import chart_view, comparison_logging, tracking, tracking_runs
 
 
 def artifact_key(preset: str, what: str) -> str:
@@ -77,11 +77,12 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
         tracking.finish_run(run_id, run_status(exc))
         raise
     tracking.finish_run(run_id)
-    link = comparison_logging.link(experiment_id, run_id)
+    chart_view.share_methods_view(experiment_id)
+    link, charts = comparison_logging.link(experiment_id, run_id), chart_view.methods_chart_link(experiment_id)
     table = per_sparsity(rows)
-    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command()),
+    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command(), charts),
                              key=artifact_key(preset, "summary"), description=f"{title}: conclusions")
     create_table_artifact(_records(table), key=artifact_key(preset, "per-sparsity"),
                           description=f"{title}: per method and round, tickets as mean and std over seeds")
-    logger.info(f"comparison logged to MLflow run {run_id}: {link}")
+    logger.info(f"comparison logged to MLflow run {run_id}: {link}; every method round by round: {charts}")
     return rows
