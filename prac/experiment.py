@@ -10,11 +10,12 @@ from typing import Callable
 
 from prac.data.digest import loaded_data_digest
 from prac.imp import imp_steps
+from prac.imp.alongside import StageProcess, with_shared_cores
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
 from prac.training.early_stop import MaskDistanceEarlyStop
 from prac.imp.concurrency import references_first, round0_first, sharing_cores
-from prac.imp.imp_loop import RoundOutputs, run_rounds
+from prac.imp.imp_loop import Done, RoundOutputs, run_rounds
 from prac.strategies.methods import get_method
 from prac.reporting.report import late_ticket_line, round_line
 from prac.imp.round_record import RoundRecord, round_record
@@ -43,8 +44,8 @@ def short_schedule_note(config: ExperimentConfig) -> str | None:
 class EngineSteps:
     """The IMP steps as direct calls (no orchestration)."""
 
-    def __init__(self, ctx: ExperimentContext, log: Log):
-        self.ctx, self.log = ctx, log
+    def __init__(self, ctx: ExperimentContext, log: Log, beside: StageProcess | None = None):
+        self.ctx, self.log, self.beside = ctx, log, beside
 
     def _epochs(self, label: str) -> Log | None:
         return (lambda line: self.log(f"{label}: {line}")) if self.ctx.config.runtime.verbose else None
@@ -54,6 +55,11 @@ class EngineSteps:
             self.log(note)
         progress = self._epochs(stage.progress.format(r=r)) if stage.progress else None
         return stage.call(self.ctx, r, inputs, progress=progress, warn=self.log)
+
+    def start(self, stage, r, **inputs):
+        if self.beside is None:
+            return Done(self.run(stage, r, **inputs))
+        return self.beside.start(stage.name, self.ctx.config, r, inputs)
 
     def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
         return round_record(self.ctx, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)
@@ -100,6 +106,7 @@ def _records(config: ExperimentConfig, log: Log = print) -> list[RoundRecord]:
 
 
 def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResult:
+    config = with_shared_cores(config)
     ctx = build_context(config)
     imp_steps.prepare_run(ctx, log)
     if note := short_schedule_note(config):
@@ -109,8 +116,16 @@ def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResu
         log(round_line(config, out.record))
         report_ticket(ctx, out.record.round)  # round_NN/ticket_sparsity.json, as the flow writes it
 
-    outputs = run_rounds(config, EngineSteps(ctx, log), on_round=on_round,
-                         on_late_ticket=lambda out: log(late_ticket_line(out.record)))
+    beside = StageProcess() if config.runtime.retrain_alongside else None
+    try:
+        outputs = run_rounds(config, EngineSteps(ctx, log, beside), on_round=on_round,
+                             on_late_ticket=lambda out: log(late_ticket_line(config, out.record)))
+    except BaseException:
+        if beside is not None:
+            beside.close(failed=True)
+        raise
+    if beside is not None:
+        beside.close()
     records = [out.record for out in outputs]
     write_round_summaries(config, records)
     return ExperimentResult(config, ctx.fingerprint, run_paths(config).root, records)

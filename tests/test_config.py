@@ -379,6 +379,7 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.threads=1"],
         ["runtime.compile=true"],
         ["runtime.cuda_graphs=false"],
+        ["runtime.retrain_alongside=true"],
         ["runtime.code_version=0123456789abcdef"],  # keys the caches (tests/test_caching.py), not the run's name
     ):
         changed = apply_overrides(base, items)
@@ -387,7 +388,8 @@ def test_fingerprint_ignores_runtime_fields():
         assert round0_fingerprint(changed) == round0_fingerprint(base), items
     assert set(RuntimeConfig.model_fields) == {"device", "output_dir", "data_dir", "download",
                                                "evaluate_tickets", "verbose", "threads", "precision", "compile",
-                                               "cuda_graphs", "code_version"}, "new runtime field: test it above"
+                                               "cuda_graphs", "code_version", "retrain_alongside"}, \
+        "new runtime field: test it above"
 
 
 def test_the_precision_trained_in_keys_the_result_and_float32_keeps_the_names_from_before():

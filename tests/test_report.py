@@ -28,9 +28,16 @@ def test_round_line_says_where_an_lt_ticket_comes_from_instead_of_nan():
     line = round_line(lt, _record(1, 0.97, NAN))
     assert "nan" not in line and "ticket: round 2's training" in line and "model 0.9700" in line
     assert "ticket 0.9800" in round_line(lt, _record(2, 0.97, 0.98))  # the last round is retrained
-    assert late_ticket_line(_record(1, 0.97, 0.9733)) == "round 1: ticket 0.9733 (round 2's training, mask 0.360)"
+    assert late_ticket_line(lt, _record(1, 0.97, 0.9733)) == "round 1: ticket 0.9733 (round 2's training, mask 0.360)"
     skipped = round_line(_config("prac", "runtime.evaluate_tickets=none"), _record(1, 0.97, NAN))
     assert "nan" not in skipped and "ticket not retrained (runtime.evaluate_tickets=none)" in skipped
+
+
+def test_a_ticket_retrained_beside_the_next_rounds_is_said_so_and_later_given():
+    prac = _config("prac", "runtime.retrain_alongside=true")
+    assert "ticket: retraining beside the next rounds" in round_line(prac, _record(1, 0.97, NAN))
+    assert late_ticket_line(prac, _record(1, 0.97, 0.9733)) == \
+        "round 1: ticket 0.9733 (retrained beside the next rounds, mask 0.360)"
 
 
 def test_a_collapsed_round_is_flagged_in_one_line_with_its_ticket():

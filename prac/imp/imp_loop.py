@@ -1,5 +1,10 @@
 """The IMP loop over rounds, written once: the engine runs it with plain function calls, the Prefect
-flow with tasks. `steps` runs the stages (prac.imp.stage_table); callbacks see each round's record as it completes."""
+flow with tasks. `steps` runs the stages (prac.imp.stage_table); callbacks see each round's record as it completes.
+
+A round's ticket retrain (its mask on all of D0, the full schedule) is not needed by the next round: `steps.start`
+may run it beside the rounds that follow (runtime.retrain_alongside), and its ticket then joins its round's record
+when it is done (`on_late_ticket`, as lt's tickets do), at the latest before the loop returns. The records and
+files are those of the order one after another."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -17,8 +22,30 @@ class Steps(Protocol):
     def run(self, stage: Stage, r: int | None, **inputs: ArtifactRef | None) -> ArtifactRef:
         """Run one stage of prac.imp.stage_table (r: its round; None for a stage run once) on its named inputs."""
 
+    def start(self, stage: Stage, r: int, **inputs: ArtifactRef | None) -> "Pending":
+        """Run a stage that nothing later in the round needs, now (`Done`) or beside what follows."""
+
     def record(self, r: int, train: ArtifactRef, mask: ArtifactRef, previous_sparsity: float,
                prac_set: ArtifactRef, ticket: ArtifactRef | None, cumulative_before: int) -> RoundRecord: ...
+
+
+class Pending(Protocol):
+    def done(self) -> bool: ...
+
+    def result(self) -> ArtifactRef:
+        """Its output, once it is done (waits; raises what the stage raised)."""
+
+
+@dataclass
+class Done:
+    """A stage run in turn: done when started."""
+    ref: ArtifactRef
+
+    def done(self) -> bool:
+        return True
+
+    def result(self) -> ArtifactRef:
+        return self.ref
 
 
 @dataclass
@@ -41,6 +68,15 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
     method = get_method(config.method)
     rounds, lt_like = config.prune.rounds, method.ticket_is_next_round
     outputs: list[RoundOutputs] = []
+    retraining: dict[int, Pending] = {}  # rounds whose ticket retrain runs beside the loop
+
+    def collect(wait: bool) -> None:
+        for r_done in [r_ for r_, pending in retraining.items() if wait or pending.done()]:
+            out = outputs[r_done]
+            out.ticket = retraining.pop(r_done).result()
+            out.record.ticket_test_acc = ticket_accuracy(out.ticket)
+            on_late_ticket(out)
+
     mask = prac_set = dense = None
     for r in range(rounds):
         train = steps.run(TRAIN_ROUND, r, mask=mask, prac_set=prac_set)
@@ -58,11 +94,17 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
             on_late_ticket(before)
         ticket = None
         if ticket_wanted(config, r) and (not lt_like or r == rounds - 1):
-            ticket = steps.run(RETRAIN, r, mask=new_mask)
+            pending = steps.start(RETRAIN, r, mask=new_mask)
+            if pending.done():
+                ticket = pending.result()
+            else:
+                retraining[r] = pending
         previous = outputs[-1].record if outputs else None
         record = steps.record(r, train, new_mask, previous.sparsity if previous else 0.0, new_prac_set, ticket,
                               previous.cumulative_iterations if previous else 0)
         outputs.append(RoundOutputs(record, train, new_mask, new_prac_set, ticket))
         on_round(outputs[-1])
+        collect(wait=False)
         mask, prac_set = new_mask, new_prac_set
+    collect(wait=True)
     return outputs

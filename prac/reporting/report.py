@@ -47,7 +47,15 @@ def ticket_text(config: ExperimentConfig, r: RoundRecord) -> str:
         return f"ticket {r.ticket_test_acc:.4f}"
     if not ticket_wanted(config, r.round):
         return f"ticket not retrained (runtime.evaluate_tickets={config.runtime.evaluate_tickets})"
-    return f"ticket: round {r.round + 1}'s training"  # lt-like methods: that training is this mask's retrain
+    if get_method(config.method).ticket_is_next_round:
+        return f"ticket: round {r.round + 1}'s training"  # lt-like methods: that training is this mask's retrain
+    return "ticket: retraining beside the next rounds"  # runtime.retrain_alongside
+
+
+def late_ticket_line(config: ExperimentConfig, r: RoundRecord) -> str:
+    how = (f"round {r.round + 1}'s training" if get_method(config.method).ticket_is_next_round
+           else "retrained beside the next rounds")
+    return f"round {r.round}: ticket {r.ticket_test_acc:.4f} ({how}, mask {r.sparsity:.3f})"
 
 
 def round_line(config: ExperimentConfig, r: RoundRecord) -> str:
@@ -55,9 +63,6 @@ def round_line(config: ExperimentConfig, r: RoundRecord) -> str:
             f"{' (early stop)' if r.early_stopped else ''}, {r.train_iterations} iterations | model {r.test_acc:.4f}"
             f" | {ticket_text(config, r)} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")
 
-
-def late_ticket_line(r: RoundRecord) -> str:
-    return f"round {r.round}: ticket {r.ticket_test_acc:.4f} (round {r.round + 1}'s training, mask {r.sparsity:.3f})"
 
 
 def collapse_notes(rows: list[dict[str, Any]]) -> list[str]:

@@ -100,6 +100,10 @@ class RuntimeConfig(_Strict):
     data_dir: str | None = Field(default_factory=lambda: os.environ.get("PRAC_DATA_DIR"))
     download: bool = False
     evaluate_tickets: Literal["all", "last", "none"] = "all"  # retrain which masks (lt reuses its next round)
+    # Each round's ticket retrain in a second process, beside the rounds that follow (the two share the cores),
+    # instead of before the next round: the same files and records (prac.imp.imp_loop). Gains where one process
+    # leaves the machine idle; two processes on one GPU take turns (BENCHMARKS.md §8).
+    retrain_alongside: bool = False
     # The science code's version results are keyed by (prac.code_version); None: a hash of this code's prac/.
     # Set to an earlier run's `code_version` (its config.json, MLflow tag prac.code_version) to reuse its
     # results on purpose after the code changed.

@@ -2,24 +2,22 @@
 tracked in MLflow (one parent run, a child run per round) and resumable from cached stages."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import deployment
 
 from prac_lth.flows.config_params import check_deployment_dataset, experiment_config, flat_params
 from prac.artifacts.storage import storage_errors_as_user_errors
-from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.code_version import code_version_of
-from prac.settings.config import ExperimentConfig
-from prac.errors import ArtifactError
 from prac.experiment import short_schedule_note, write_round_summaries
 from prac.layout.fingerprint import fingerprint
+from prac.imp.alongside import with_shared_cores
 from prac.imp.imp_loop import RoundOutputs, run_rounds
-from prac.imp.recompute import Recompute, is_forced, parse_recompute
+from prac.imp.recompute import parse_recompute
 from prac.reporting.report import late_ticket_line, round_line
-from prac.imp.stage_table import Stage
 from prac_lth.flows.device_slot import gpu_slot
+from prac_lth.flows.task_steps import TaskSteps
 from prac_lth.stops import run_status
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
@@ -29,37 +27,6 @@ from prac_lth.tasks.experiment_lock import experiment_lock
 from prac_lth.tasks.system_metrics import system_metrics
 from prac_lth.tasks.round_logging import log_round_task, log_ticket_task
 from prac_lth.tasks.ticket_logging import log_ticket_model_task
-
-
-class TaskSteps:
-    """The IMP steps as Prefect tasks, each cached by fingerprint + round + stage + code version + inputs
-    (prac_lth.tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
-    whose output file is missing or fails its checksum runs again too, with one line saying so."""
-
-    def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
-        self.config = config  # the object itself: the tasks and their cache keys do not validate it again
-        self.recompute, self.warn = recompute, warn
-        options = stage_options(config.runtime.output_dir)
-        self.tasks = {name: t.with_options(**options) for name, t in st.STAGE_TASKS.items()}
-
-    def run(self, stage: Stage, r: int | None, **inputs: ArtifactRef | None) -> ArtifactRef:
-        if is_forced(self.recompute, stage.name, r):
-            return self._run(stage, r, inputs, fresh=True)
-        ref = self._run(stage, r, inputs, fresh=False)
-        try:
-            checked_path(ref)
-        except ArtifactError as damage:
-            where = stage.name if r is None else f"{stage.name} of round {r}"
-            self.warn(f"{damage}: {where} is computed again")
-            ref = self._run(stage, r, inputs, fresh=True)
-        return ref
-
-    def _run(self, stage: Stage, r: int | None, inputs: dict, fresh: bool) -> ArtifactRef:
-        task = self.tasks[stage.name].with_options(refresh_cache=True) if fresh else self.tasks[stage.name]
-        return task(self.config, r, inputs, **({"fresh": True} if fresh and stage.fresh else {}))
-
-    def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
-        return st.record_of_round(self.config, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)
 
 
 @flow(name="prac-lth", flow_run_name="{method}-seed{seed}", log_prints=True,
@@ -72,7 +39,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.imp.recompute). `config`: the experiment's
     config already built by prac.build_config (the CLI and the compare flow pass it, serialised), instead of
     `overrides`; the config is then not built again."""
-    config = experiment_config(preset, method, seed, overrides, config)
+    config = with_shared_cores(experiment_config(preset, method, seed, overrides, config))
     check_deployment_dataset(config, deployment.name)
     forced = parse_recompute(recompute, config.prune.rounds)
     ctx = experiment_context(config)  # the data loaded and the bounds it sets checked before anything is written
@@ -101,10 +68,14 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
                 log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
 
             def on_late_ticket(out: RoundOutputs) -> None:
-                logger.info(late_ticket_line(out.record))
+                logger.info(late_ticket_line(config, out.record))
                 log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
-            outputs = run_rounds(config, TaskSteps(config, forced, logger.warning), on_round, on_late_ticket)
+            steps = TaskSteps(config, forced, logger.warning)
+            try:
+                outputs = run_rounds(config, steps, on_round, on_late_ticket)
+            finally:
+                steps.close()
     except BaseException as exc:
         lock.release()
         tracking.finish_run(run_id, run_status(exc))  # KILLED when stopped on purpose (Ctrl-C, SIGTERM, cancelled)

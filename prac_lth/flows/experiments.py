@@ -6,7 +6,6 @@ they share a GPU or a many-core CPU), in prac.imp.concurrency's order (one arm p
 experiment is the `prac-lth` flow, a subflow of the comparison either way."""
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 from prefect import task
@@ -16,6 +15,7 @@ from prefect.task_runners import ProcessPoolTaskRunner
 
 from prac_lth.flows import fleet
 from prac_lth.flows.experiment_flow import prac_lth
+from prac_lth.flows.local_server import share_local_server
 from prac.imp.concurrency import references_first, round0_first, sharing_cores
 from prac.settings.config import ExperimentConfig
 from prac_lth.tasks import tracking
@@ -27,17 +27,6 @@ Done = Callable[[str, int, Records], None]
 @task(name="experiment", task_run_name="{method}-seed{seed}", cache_policy=NO_CACHE)
 def experiment_task(preset: str, method: str, seed: int, config: dict[str, Any]) -> Records:
     return prac_lth(preset=preset, method=method, seed=seed, config=config)
-
-
-def _share_local_server() -> None:
-    """In Prefect's local mode the processes would each start a temporary server of their own: point them
-    (through the environment they inherit) at this process's, so every run shows in one place."""
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        from prefect.server.api.server import SubprocessASGIServer
-
-        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
 
 
 def run_experiments(configs: list[ExperimentConfig], parallel: int,
@@ -63,7 +52,7 @@ def run_experiments(configs: list[ExperimentConfig], parallel: int,
         for config in references_first(configs):
             finished(config, prac_lth(**parameters(config)))
         return results
-    _share_local_server()
+    share_local_server()
     # The store and the experiment are created here, once: processes creating one store at the same
     # moment race on its schema.
     tracking.check_tracking_reachable(tracking.tracking_uri())
