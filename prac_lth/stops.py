@@ -16,7 +16,19 @@ class Terminated(BaseException):
 
 
 def stop_kind(exc: BaseException) -> str | None:
-    """"interrupted" (Ctrl-C), "terminated" (SIGTERM, a cancelled flow run), or None for a failure."""
+    """"interrupted" (Ctrl-C), "terminated" (SIGTERM, a cancelled flow run), or None for a failure. A signal that
+    lands inside a library's write may come out as that library's error, raised while handling it (torch.save's
+    writer: `RuntimeError: ... unexpected pos`, the signal its __context__): that is a stop too."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if kind := _own_stop_kind(exc):
+            return kind
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _own_stop_kind(exc: BaseException) -> str | None:
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted"
     if isinstance(exc, Terminated):

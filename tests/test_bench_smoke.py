@@ -20,7 +20,7 @@ RATIO = re.compile(r"\d+(\.\d+)?(x|%)")  # e.g. "5.12x" or "12.3%"
 
 # One torch thread: on 2 shared cores, two threads are slowed down many times by any busy neighbour.
 QUICK_ARGS = {
-    "throughput": ["--threads", "1"],
+    # throughput: its smoke run is step 3 of gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
     "subset_costs": ["--threads", "1"],
     "machine_fraction": ["--threads", "1"],
     "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
@@ -28,8 +28,11 @@ QUICK_ARGS = {
     "parallel": [],  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
     "host_memory": ["--threads", "1"],  # fresh processes, each arm once, 256-512 images
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)
+    "retrain_alongside": [],  # digits-smoke, 2 rounds, one pair: in turn and alongside, engine alone
+    "panel_hours": [],  # arithmetic on a measured rate: no training
     # gpu_share (1 and 2 processes sharing the device): its smoke run, --device cpu --quick, is step 4 of
     # gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
+    # fleet (a comparison over a pool of 1 and of 2 workers): its smoke run uses the stack of tests/test_scale_out.py
 }
 
 

@@ -171,3 +171,28 @@ def test_sigterm_mid_run_is_one_line_and_exit_143(tmp_path):
     assert proc.returncode == 143, (proc.returncode, stdout[-2000:], stderr[-2000:])
     assert stderr.splitlines() == ["prac-lth: terminated"], stderr
     assert not list(out.rglob("*.tmp"))
+
+
+def test_a_signal_that_comes_out_as_a_library_error_is_still_a_stop():
+    """A cancel's SIGTERM that lands inside torch.save reaches us as torch's own RuntimeError, raised while handling
+    Prefect's TerminationSignal (seen on the stack: the cancelled run's MLflow run was marked FAILED, not KILLED)."""
+    from prefect.exceptions import TerminationSignal
+
+    from prac_lth.stops import run_status, stop_kind
+
+    def torch_save_interrupted():
+        try:
+            raise TerminationSignal(signal=15)
+        except TerminationSignal:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 161088 vs 160984")
+
+    with pytest.raises(RuntimeError) as caught:
+        torch_save_interrupted()
+    assert stop_kind(caught.value) == "terminated" and run_status(caught.value) == "KILLED"
+    try:
+        raise RuntimeError("a real failure") from ValueError("its cause")
+    except RuntimeError as failure:
+        assert stop_kind(failure) is None and run_status(failure) == "FAILED"
+    interrupted = RuntimeError("wrapped")
+    interrupted.__context__ = KeyboardInterrupt()
+    assert stop_kind(interrupted) == "interrupted"

@@ -1,7 +1,7 @@
 """Faults a production run survives, each end to end with the real CLI in subprocesses (tests/fault_runs.py):
 
-a. SIGKILLs at 10 seeded random moments of an experiment, one in each of 10 slices of its time: 4 of the start-up
-   (the MLflow store being created, Prefect's temporary server starting), 6 of the whole run, imports to exit.
+a. SIGKILLs at 8 seeded random moments of an experiment, one in each of 8 slices of its time: 3 of the start-up
+   (the MLflow store being created, Prefect's temporary server starting), 5 of the whole run, imports to exit.
    Every run, re-run, ends as an uninterrupted run did.
 b. The MLflow tracking server killed in the middle of an experiment: the run stops within seconds with one line
    (exit 2); once the server is back, the same command completes, nothing lost or logged twice.
@@ -94,8 +94,8 @@ def reference(tmp_path_factory) -> Reference:
 # --------------------------------------------------------------------------------------------------
 # a. Killed at random moments, re-run
 
-KILLS = 10
-EARLY = 4  # of them drawn where the store is created and Prefect's server starts
+KILLS = 8
+EARLY = 3  # of them drawn where the store is created and Prefect's server starts
 
 
 def stratified(rng: np.random.Generator, start: float, end: float, count: int) -> list[float]:

@@ -1,11 +1,16 @@
-"""Ticket retrains beside the rounds that follow, through the flow and the real CLI (tests/fault_runs.py): SIGKILLed
-while a retrain runs in its second process, the same command resumes; the files and the MLflow values are those
-of the run that retrained each ticket before the next round."""
+"""Ticket retrains beside the rounds that follow, through the flow and the real CLI (tests/fault_runs.py): stopped
+while a retrain runs in its second process (SIGTERM to the CLI, as `kill PID`), it ends within seconds, its
+retrain process with it, and the same command resumes the retrain from its epoch checkpoint; the files and the
+MLflow values are those of the run that retrained each ticket before the next round. (A SIGKILL at any moment:
+tests/test_faults.py; the same resume.)"""
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
+
+from prac_lth.deployments import processes
 
 from tests.fault_runs import (PRESET, RUN_TIMEOUT_S, ROUND_METRICS, Space, artifacts, check_one_value_per_round,
                               kill_group, parent_runs, round_values)
@@ -17,6 +22,7 @@ IN_TURN = ["run", PRESET, "--method", "prac", "--seed", "0", "--set", f"prune.ro
            "--set", "runtime.evaluate_tickets=all"]
 ALONGSIDE = [*IN_TURN, "--set", "runtime.retrain_alongside=true"]
 METRICS = (*ROUND_METRICS, "ticket_test_acc")
+STOP_S = 30  # a stop is acted on within seconds (the retrain's own schedule is longer on a loaded machine)
 
 
 def _left(space: Space) -> tuple[str, dict, dict[str, bytes], dict]:
@@ -32,23 +38,33 @@ def _left(space: Space) -> tuple[str, dict, dict[str, bytes], dict]:
     return fingerprint, artifacts(run_dir), files, values
 
 
-def test_killed_while_a_ticket_retrains_beside_the_next_round_resumes_to_the_in_turn_run(tmp_path):
-    in_turn = Space.new(tmp_path / "in-turn")
-    in_turn.run_ok(IN_TURN, "run")
-
-    space = Space.new(tmp_path / "alongside")
-    proc = space.start(ALONGSIDE, "killed")
+def _stopped_while_round0_retrains(space: Space, name: str, stop) -> int:
+    proc = space.start(ALONGSIDE, name)
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    try:  # killed once round 0's ticket retrains in the second process (its epoch checkpoint is there)
+    try:  # once round 0's ticket retrains in the second process (its epoch checkpoint is there)
         while not list(space.out.glob(f"{PRESET}/*/round_00/retrain.ckpt")):
-            assert proc.poll() is None, "ended before its retrain was seen:\n" + space.read("killed")[1][-3000:]
+            assert proc.poll() is None, "ended before its retrain was seen:\n" + space.read(name)[1][-3000:]
             assert time.monotonic() < deadline, "round 0's retrain never started"
             time.sleep(0.05)
+        stop(proc)
+        proc.wait(timeout=STOP_S)  # within seconds, not after the retrain's whole schedule
+        left = time.monotonic() + 10
+        while processes.group(proc.pid) and time.monotonic() < left:
+            time.sleep(0.2)
+        assert processes.group(proc.pid) == [], "a process of the run outlived it (its retrain process?)"
     finally:
-        kill_group(proc)  # SIGKILL, the group: the flow, its retrain process, Prefect's temporary server
-    proc.wait(timeout=60)
-    output = space.run_ok(ALONGSIDE, "resumed")
-    assert "retrained beside the next rounds" in output
-    assert "Task run 'retrain-r00' - resumed from" in output  # from its epoch checkpoint, in the second process
+        kill_group(proc)
+    return proc.wait(timeout=60)
 
+
+def test_stopped_while_a_ticket_retrains_beside_the_next_round_resumes_to_the_in_turn_run(tmp_path):
+    in_turn = Space.new(tmp_path / "in-turn")
+    in_turn.run_ok(IN_TURN, "run")
+    space = Space.new(tmp_path / "alongside")
+
+    assert _stopped_while_round0_retrains(space, "terminated", lambda proc: proc.send_signal(signal.SIGTERM)) == 143
+    assert "Traceback" not in "".join(space.read("terminated"))
+    output = space.run_ok(ALONGSIDE, "resumed")
+    assert "Task run 'retrain-r00' - resumed from" in output  # from its epoch checkpoint, in the second process
+    assert "retrained beside the next rounds" in output
     assert _left(space) == _left(in_turn)  # same fingerprint, files and MLflow values, one parent run each

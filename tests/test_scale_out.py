@@ -39,6 +39,9 @@ OVERRIDES = [f"prune.rounds={ROUNDS}", "runtime.evaluate_tickets=none"]
 RUN_TIMEOUT_S = 600  # both flow runs, from submission to a final state (about 30 s here)
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 PER_ROUND = ("sparsity", "test_acc", "best_val_acc", "prac_set_size", "train_iterations", "cumulative_iterations")
+# One round whose training (100 epochs, no early stop: ~25 s on 2 idle cores) is long enough that a cancel or a kill
+# (a few seconds) lands in it; the interrupted experiment then resumes from its epoch checkpoint.
+LONG_ROUND_0 = ["prune.rounds=1", "train.epochs=100", "prac.early_stop=false", "runtime.evaluate_tickets=none"]
 
 
 def _flow_run(api: str, run_id: str) -> dict:
@@ -178,14 +181,22 @@ def _wait_final(stack: stack_module.Stack, run_id: str) -> dict:
     return run
 
 
+def _round0_training(stack: stack_module.Stack, seed: int) -> bool:
+    """Whether the seed's shared round 0 is training (its epoch checkpoint is there; another seed's is not looked
+    at: one stopped earlier may have left its own)."""
+    for config in (stack.folder / "runs" / "digits-smoke").glob("*/config.json"):
+        written = json.loads(config.read_text())
+        if written["seed"] == seed:
+            return (config.parent.parent / f"round0-{written['round0_fingerprint']}" / "train.ckpt").exists()
+    return False
+
+
 def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resumes(ran, tmp_path):
     stack, _ = ran
-    # Round 0 long enough (100 epochs, no early stop: ~25 s on 2 idle cores) that the cancel (~5 s) lands in it
-    seed, rounds = 3, 2
-    overrides = [f"prune.rounds={rounds}", "train.epochs=100", "prac.early_stop=false", "runtime.evaluate_tickets=none"]
+    seed, rounds, overrides = 3, 1, LONG_ROUND_0
     flow_run = _deployment_run(stack, seed, overrides)
     out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
-    while not list(out.glob("round0-*/train.ckpt")):  # its round 0 is training (the other seeds' are done)
+    while not _round0_training(stack, seed):
         assert _flow_run(stack.prefect_api_url, flow_run)["state_type"] not in FINAL, "ended before its cancel"
         assert time.monotonic() < deadline, "round 0 never started"
         time.sleep(0.1)
@@ -299,12 +310,11 @@ def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(
     saying so; the worker back, the comparison run again resumes that experiment from its cached stages, in its
     one MLflow parent run, every round's values once."""
     stack, _ = ran
-    seed, rounds = 6, 2
-    overrides = [f"prune.rounds={rounds}", "train.epochs=100", "prac.early_stop=false", "runtime.evaluate_tickets=none"]
+    seed, rounds, overrides = 6, 1, LONG_ROUND_0
     compare_run = _compare_run(stack, ["prac"], [seed], overrides)
-    out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
+    deadline = time.monotonic() + RUN_TIMEOUT_S
     while not ((runs := _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": [f"prac-seed{seed}"]}}}))
-               and (worker := _ran_on(_worker_logs(stack), runs[0]["id"])) and list(out.glob("round0-*/train.ckpt"))):
+               and (worker := _ran_on(_worker_logs(stack), runs[0]["id"])) and _round0_training(stack, seed)):
         assert time.monotonic() < deadline, "the experiment never started training"
         time.sleep(0.2)
     (name,) = worker
@@ -328,6 +338,59 @@ def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(
     assert parent.info.status == "FINISHED"
     for metric in PER_ROUND:
         assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds))
+
+
+def test_ticket_retrains_go_to_other_workers_as_flow_runs_of_their_own(ran, tmp_path):
+    """runtime.retrain_alongside on the pool: each round's retrain is a flow run of prac-lth-retrain/digits, named
+    for what it is and linked under the experiment's, that a free worker takes while the experiment's worker goes
+    on; the tickets, masks and MLflow values are those of a local run that retrains in turn."""
+    stack, _ = ran
+    seed, rounds = 7, 2
+    in_turn = [f"prune.rounds={rounds}", "runtime.evaluate_tickets=all"]
+    experiment = _wait_final(stack, _deployment_run(stack, seed, [*in_turn, "runtime.retrain_alongside=true"]))
+    logs = _worker_logs(stack)
+    assert experiment["state_type"] == "COMPLETED", {n: log[-3000:] for n, log in logs.items()}
+    names = [f"prac-seed{seed}-retrain{r}" for r in range(rounds)]
+    retrains = sorted(_read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": names}}}),
+                      key=lambda run: run["name"])
+    assert [run["name"] for run in retrains] == names  # each once
+    assert all(run["state_type"] == "COMPLETED" and run["parent_task_run_id"] for run in retrains), \
+        [run["state"] for run in retrains]
+    (experiment_worker,) = _ran_on(logs, experiment["id"])
+    for run in retrains:  # on another worker than the experiment's
+        ran_on = _ran_on(logs, run["id"])
+        assert len(ran_on) == 1 and ran_on != [experiment_worker], (run["name"], ran_on, experiment_worker)
+
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment_id = client.get_experiment_by_name("prac-lth/digits-smoke").experiment_id
+    where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}'"
+    (parent,) = client.search_runs([experiment_id], filter_string=where)
+    for metric in (*PER_ROUND, "ticket_test_acc"):  # each round's values once, its ticket's too
+        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds))
+    from prac_lth.cli import main
+    sets = [arg for item in in_turn for arg in ("--set", item)]
+    assert main(["run", "digits-smoke", "--engine-only", "--seed", str(seed), *sets, "--output-dir",
+                 str(tmp_path)]) == 0
+    fingerprint = parent.data.tags["prac.fingerprint"]
+    pooled, local = stack.folder / "runs" / "digits-smoke" / fingerprint, tmp_path / "digits-smoke" / fingerprint
+    for r in range(rounds):
+        for name in ("mask.parquet", "prac_set.parquet", "ticket.json"):
+            path = Path(f"round_{r:02d}") / name
+            assert (pooled / path).read_bytes() == (local / path).read_bytes(), path
+    assert (pooled / "rounds.json").read_bytes() == (local / "rounds.json").read_bytes()
+
+
+def test_the_fleet_benchmark_runs_on_the_stack(ran):
+    """bench/fleet.py --quick on this stack (the smoke run tests/test_bench_smoke.py gives the other benchmarks):
+    one comparison over 1 worker and over 2, the same masks, its ratio last; the workers left as they were."""
+    stack, _ = ran
+    bench = Path(__file__).resolve().parent.parent / "bench" / "fleet.py"
+    done = subprocess.run([sys.executable, str(bench), "--quick", "--stack", str(stack.folder)], capture_output=True,
+                          text=True, timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"^\| 0 \| [\d.]+ \| [\d.]+ \| [\d.]+x \| True \|$", done.stdout, re.M), done.stdout
+    assert re.search(r"^1 worker / 2 workers: [\d.]+x", done.stdout.strip().splitlines()[-1]), done.stdout
+    assert set(stack_module.Stack.load(stack.folder).running()) >= {f"stack-worker-{i}" for i in range(1, WORKERS + 1)}
 
 
 def _listening(port: int) -> bool:

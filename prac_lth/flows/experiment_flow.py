@@ -17,6 +17,7 @@ from prac.imp.imp_loop import RoundOutputs, run_rounds
 from prac.imp.recompute import parse_recompute
 from prac.reporting.report import late_ticket_line, round_line
 from prac_lth.flows.device_slot import gpu_slot
+from prac_lth.flows import pool_retrains
 from prac_lth.flows.task_steps import TaskSteps
 from prac_lth.stops import run_status
 from prac_lth.tasks import stage_tasks as st
@@ -39,8 +40,12 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
     cached stages to compute again, `STAGE` or `STAGE@ROUND` (prac.imp.recompute). `config`: the experiment's
     config already built by prac.build_config (the CLI and the compare flow pass it, serialised), instead of
     `overrides`; the config is then not built again."""
-    config = with_shared_cores(experiment_config(preset, method, seed, overrides, config))
+    config = experiment_config(preset, method, seed, overrides, config)
     check_deployment_dataset(config, deployment.name)
+    # Retrains alongside: flow runs on this flow run's pool where it has their deployment, else a second process
+    # here, which shares the cores
+    retrains_on = pool_retrains.on_own_pool(config)
+    config = config if retrains_on else with_shared_cores(config)
     forced = parse_recompute(recompute, config.prune.rounds)
     ctx = experiment_context(config)  # the data loaded and the bounds it sets checked before anything is written
     logger = get_run_logger()
@@ -71,11 +76,13 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
                 logger.info(late_ticket_line(config, out.record))
                 log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
 
-            steps = TaskSteps(config, forced, logger.warning)
+            steps = TaskSteps(config, forced, logger.warning, retrains_on)
             try:
                 outputs = run_rounds(config, steps, on_round, on_late_ticket)
-            finally:
-                steps.close()
+            except BaseException:
+                steps.close(failed=True)
+                raise
+            steps.close()
     except BaseException as exc:
         lock.release()
         tracking.finish_run(run_id, run_status(exc))  # KILLED when stopped on purpose (Ctrl-C, SIGTERM, cancelled)

@@ -9,9 +9,10 @@ from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.errors import ArtifactError
 from prac.imp.imp_loop import Done
 from prac.imp.recompute import Recompute, is_forced
-from prac.imp.stage_table import Stage
+from prac.imp.stage_table import RETRAIN, Stage
 from prac.settings.config import ExperimentConfig
 from prac_lth.flows.local_server import share_local_server
+from prac_lth.flows.pool_retrains import PoolRetrain
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks.caching import stage_options
 
@@ -21,11 +22,14 @@ class TaskSteps:
     (prac_lth.tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
     whose output file is missing or fails its checksum runs again too, with one line saying so. With
     runtime.retrain_alongside, `start` runs its task in a process of its own (Prefect's process pool, one process:
-    the retrains one after another), beside the loop; `close` ends that process."""
+    the retrains one after another), beside the loop, or, given `retrain_deployment`, as flow runs of it on the
+    pool (prac_lth/flows/pool_retrains.py); `close` ends that process."""
 
-    def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None]):
+    def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None],
+                 retrain_deployment: str | None = None):
         self.config = config  # the object itself: the tasks and their cache keys do not validate it again
         self.recompute, self.warn = recompute, warn
+        self.retrain_deployment = retrain_deployment  # retrains as its flow runs on the pool (pool_retrains.py)
         options = stage_options(config.runtime.output_dir)
         self.tasks = {name: t.with_options(**options) for name, t in st.STAGE_TASKS.items()}
         self._beside: ProcessPoolTaskRunner | None = None
@@ -35,9 +39,12 @@ class TaskSteps:
             return self._run(stage, r, inputs, fresh=True)
         return self._checked(stage, r, inputs, self._run(stage, r, inputs, fresh=False))
 
-    def start(self, stage: Stage, r: int, **inputs: ArtifactRef | None) -> "Done | Beside":
+    def start(self, stage: Stage, r: int, **inputs: ArtifactRef | None) -> "Done | Beside | PoolRetrain":
         if not self.config.runtime.retrain_alongside:
             return Done(self.run(stage, r, **inputs))
+        if self.retrain_deployment and stage is RETRAIN and not is_forced(self.recompute, stage.name, r):
+            return PoolRetrain(self.config, self.retrain_deployment, r, inputs["mask"],
+                               lambda: self.run(stage, r, **inputs))
         if self._beside is None:
             share_local_server()  # the process reports its task run where this flow run is
             self._beside = ProcessPoolTaskRunner(max_workers=1).__enter__()
@@ -46,11 +53,17 @@ class TaskSteps:
         future = self._beside.submit(task, {"config": self.config, "round_index": r, "inputs": inputs, **kwargs})
         return Beside(self, stage, r, inputs, future, fresh)
 
-    def close(self) -> None:
-        """Wait for the retrains still running (the loop waited for their results: none, unless it failed)."""
-        if self._beside is not None:
-            self._beside.__exit__(None, None, None)
-            self._beside = None
+    def close(self, failed: bool = False) -> None:
+        """End the process beside the loop. The loop waited for every retrain's result, unless it `failed`: then
+        stop the retrain now rather than after its whole schedule (what it finished is on disk; it resumes from
+        its epoch checkpoint). Prefect's runner cannot stop a running task: its processes are terminated."""
+        if self._beside is None:
+            return
+        if failed:
+            for process in list((getattr(self._beside._executor, "_processes", None) or {}).values()):
+                process.terminate()
+        self._beside.__exit__(None, None, None)
+        self._beside = None
 
     def _task(self, stage: Stage, fresh: bool):
         task = self.tasks[stage.name].with_options(refresh_cache=True) if fresh else self.tasks[stage.name]
