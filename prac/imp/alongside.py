@@ -19,10 +19,10 @@ def with_shared_cores(config: ExperimentConfig) -> ExperimentConfig:
     return sharing_cores([config], 2)[0] if config.runtime.retrain_alongside else config
 
 
-def run_stage(stage: str, config: ExperimentConfig, round_index: int, inputs: dict[str, ArtifactRef | None],
-              fresh: bool = False) -> ArtifactRef:
+def run_stage(stage: str, config: ExperimentConfig, round_index: int,
+              inputs: dict[str, ArtifactRef | None]) -> ArtifactRef:
     """In the second process: the stage on its own context (its data loaded there, its threads set)."""
-    return STAGES[stage].call(build_context(config), round_index, inputs, fresh=fresh)
+    return STAGES[stage].call(build_context(config), round_index, inputs)
 
 
 class Running:

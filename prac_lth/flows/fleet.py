@@ -64,17 +64,25 @@ def experiment_key(config: ExperimentConfig, attempt: int) -> str:
     return f"prac-lth-{fingerprint(config)}-{code_version_of(config)}-{attempt}"
 
 
+def attach_or_start(deployment: str, key: Callable[[int], str], completed_is_done: Callable[[], bool],
+                    **run_args: Any) -> UUID:
+    """A flow run of `deployment` (a subflow of the caller's): the one an earlier attempt with the same idempotency
+    key started, if it is still going, or completed and `completed_is_done()`; else a new attempt's."""
+    for attempt in itertools.count():
+        run = run_deployment(deployment, timeout=0, as_subflow=True, idempotency_key=key(attempt), **run_args)
+        state = run.state
+        if state is None or not state.is_final() or (state.is_completed() and completed_is_done()):
+            return run.id
+
+
 def start(config: ExperimentConfig, deployment: str) -> UUID:
     """The experiment's flow run: new, or the one an earlier attempt of this comparison started if it is still
     going or finished with its results on disk."""
-    for attempt in itertools.count():
-        run = run_deployment(deployment, timeout=0, as_subflow=True, idempotency_key=experiment_key(config, attempt),
-                             flow_run_name=f"{config.method}-seed{config.seed}",
-                             parameters={"preset": config.preset, "method": config.method, "seed": config.seed,
-                                         "config": config.model_dump(mode="json")})
-        state = run.state
-        if state is None or not state.is_final() or (state.is_completed() and finished_rounds(config) is not None):
-            return run.id
+    return attach_or_start(deployment, lambda attempt: experiment_key(config, attempt),
+                           lambda: finished_rounds(config) is not None,
+                           flow_run_name=f"{config.method}-seed{config.seed}",
+                           parameters={"preset": config.preset, "method": config.method, "seed": config.seed,
+                                       "config": config.model_dump(mode="json")})
 
 
 def _first_done(runs: list[UUID]) -> UUID:

@@ -9,7 +9,6 @@ every worker runs an experiment that waits for its tickets, nothing else would e
 version, round, attempt): a resumed experiment re-attaches to a retrain still going or finished."""
 from __future__ import annotations
 
-import itertools
 import os
 import time
 from typing import Callable
@@ -18,7 +17,6 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.objects import StateType
 from prefect.client.schemas.responses import SetStateStatus
-from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled
 
@@ -27,7 +25,7 @@ from prac.code_version import code_version_of
 from prac.layout.fingerprint import fingerprint
 from prac.layout.run_paths import run_paths
 from prac.settings.config import ExperimentConfig
-from prac_lth.flows.fleet import own_pool
+from prac_lth.flows.fleet import attach_or_start, own_pool
 
 POLL_S = 2.0
 # A worker asks for work every PREFECT_WORKER_QUERY_SECONDS (10 by default): one that is free takes a retrain
@@ -67,16 +65,11 @@ class PoolRetrain:
         self.run_id, self.started = self._start(deployment, mask), time.monotonic()
 
     def _start(self, deployment: str, mask: ArtifactRef) -> UUID:
-        c = self.config
-        for attempt in itertools.count():
-            run = run_deployment(deployment, timeout=0, as_subflow=True,
-                                 idempotency_key=_key(c, self.round_index, attempt),
-                                 flow_run_name=f"{c.method}-seed{c.seed}-retrain{self.round_index}",
-                                 parameters={"preset": c.preset, "method": c.method, "seed": c.seed,
-                                             "round_index": self.round_index, "mask": mask,
-                                             "config": c.model_dump(mode="json")})
-            if run.state is None or not run.state.is_final() or run.state.is_completed():
-                return run.id
+        c, r = self.config, self.round_index
+        return attach_or_start(deployment, lambda attempt: _key(c, r, attempt), lambda: True,
+                               flow_run_name=f"{c.method}-seed{c.seed}-retrain{r}",
+                               parameters={"preset": c.preset, "method": c.method, "seed": c.seed, "round_index": r,
+                                           "mask": mask, "config": c.model_dump(mode="json")})
 
     def _state(self):
         with get_client(sync_client=True) as client:
