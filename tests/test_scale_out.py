@@ -91,6 +91,9 @@ def ran():
             # A heartbeat every 30 s (Prefect's least; 180 by default): a dead worker's run Crashed after 90 s
             env.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
             env.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's; runs of seconds get samples
+            # An experiment waits for a free worker to take its retrain as long as the test may take (the retrain
+            # test expects them on other workers, however slow the machine), not 30 s
+            env.setenv("PRAC_RETRAIN_WAIT_S", str(RUN_TIMEOUT_S))
             stack = stack_module.up(folder / "stack", workers=WORKERS)
         up_s = time.monotonic() - started
         run_ids = {seed: _deployment_run(stack, seed) for seed in SEEDS}
