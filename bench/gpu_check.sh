@@ -65,9 +65,10 @@ EOF
 
 if [[ $device == cuda ]]; then
     export PRAC_REQUIRE_CUDA=1  # a gpu test that would skip for want of CUDA fails here (tests/external.py)
-    train=4500 test=1000 rounds=3 images=45000 quick=(--repeats 2) share=(--processes 1,3,6)
-else
+    train=4500 test=1000 rounds=3 images=45000 quick=(--repeats 2) share=(--processes 1,3,6) epochs=()
+else  # the script's steps checked, not measured: the fewest images and epochs that run every one
     train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1) share=(--quick)
+    epochs=(--set train.epochs=2 --set train.milestones=[1])
 fi
 limit=${STEP_SECONDS:-200}
 
@@ -85,7 +86,7 @@ step "2. cifar10-resnet20, one short experiment per method ($train training imag
 # the short schedule the device tests use (tests/device/device_runs.py: SHORT), defined there once
 mapfile -t short < <("$python" -c "import sys; sys.path.insert(0, 'tests/device'); from device_runs import SHORT
 for item in SHORT: print('--set'); print(item)")
-settings=(--data-dir "$out/cifar" "${short[@]}" --set prune.rounds=$rounds --set runtime.device="$device")
+settings=(--data-dir "$out/cifar" "${short[@]}" --set prune.rounds=$rounds --set runtime.device="$device" "${epochs[@]}")
 for method in prac lt random; do
     started=$SECONDS
     timeout "$limit" "$python" -m prac_lth.cli run cifar10-resnet20 --engine-only --method "$method" \

@@ -129,6 +129,18 @@ def _preflight(config: ExperimentConfig) -> None:
         tracking.check_tracking_reachable(tracking.tracking_uri())
 
 
+def _check_pool(config: ExperimentConfig, pool: str) -> None:
+    """The pool's deployment and an online worker, checked before the comparison's flow run is created."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(f"--pool {pool} needs PREFECT_API_URL, the Prefect server of the pool's workers (without it "
+                        f"this command starts a temporary server of its own, where no worker is)")
+    from prac_lth.flows import fleet
+
+    fleet.check_pool(config, pool)
+
+
 def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     preset = preset or args.preset
     overrides = _runtime_overrides(args)
@@ -155,6 +167,8 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
 
         print_comparison(compare_in_process(configs, parallel=args.parallel))
         return
+    if args.pool:
+        _check_pool(configs[0], args.pool)
     _preflight(configs[-1])
     from prac_lth.flows.compare import compare
     from prac.code_version import code_version_of

@@ -555,6 +555,18 @@ def test_a_comparison_deployment_run_with_bad_parameters_fails_in_one_line(prefe
     failed_with(compare(**{"preset": PRESET, "overrides": _where(out), **params}, return_state=True), fragment)
 
 
+def test_a_pool_is_checked_before_the_comparison_starts(capsys, prefect, earlier):
+    """compare --pool: a pool without the deployment, or no Prefect server to find it on, is refused in one line
+    before the comparison's flow run is created (no worker online: tests/test_pool_retrains.py)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    out, _ = earlier
+    argv = ["compare", PRESET, *EARLIER, "--output-dir", str(out), "--pool", "gpu"]
+    refused(capsys, *argv, fragments=("no deployment prac-lth/digits on the Prefect server at http://",))
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        refused(capsys, *argv, fragments=("--pool gpu needs PREFECT_API_URL",))
+
+
 def test_a_gpu_limit_the_server_does_not_have_fails_in_one_line(prefect, earlier, monkeypatch, tmp_path):
     from prac_lth.flows.experiment_flow import prac_lth
 

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -54,8 +55,9 @@ class Compared:
 
 # The issue's command (`compare digits --seeds 0,1 --methods ...`), its schedule cut to CI's time (3 rounds of
 # 8 epochs instead of 8 of 30), two experiments at once (the process pool of prac_lth/flows/experiments.py). Four
-# methods: the reference, PrAC, a pruning and a data baseline (each method's own behaviour: tests/test_methods.py).
-METHODS = ["prac", "lt", "random", "el2n-subset"]
+# methods: the reference, PrAC, and the paper's pruning and data baselines, both at the prac run's budget (each
+# method's own behaviour: tests/test_methods.py, tests/test_baselines.py).
+METHODS = ["prac", "lt", "synflow", "svp-subset"]
 SEEDS = [0, 1]
 SHORT = ["--set", "train.epochs=8", "--set", "train.milestones=[6]", "--set", "prune.rounds=3"]
 
@@ -113,6 +115,28 @@ def test_comparison_run_holds_conclusions_tables_and_figures(compared):
     assert {f.path for f in client.list_artifacts(compared.run_id)} >= {
         "rounds.parquet", "per_sparsity.parquet", "summary.parquet", "figures"}
     assert {Path(f.path).stem for f in client.list_artifacts(compared.run_id, "figures")} == FIGURES
+
+
+def test_the_baselines_train_at_the_prac_runs_budget_and_each_experiment_says_where_it_ran(compared):
+    """Equal budget through the flow: synflow and svp-subset train each round as long, on as many samples, as the
+    prac run of their seed; the comparison run says which run, worker and machine each experiment was."""
+    client = compared.ws.client()
+    download = str(compared.ws.root / "download")
+    table = pd.read_json(client.download_artifacts(compared.run_id, "rounds.json", download), orient="split")
+    by_round = table.set_index(["method", "seed", "round"])
+    for method in ("synflow", "svp-subset"):
+        for seed in SEEDS:
+            for r in (1, 2):
+                for column in ("train_iterations", "train_set_size"):
+                    assert by_round.loc[(method, seed, r), column] == by_round.loc[("prac", seed, r), column]
+    where = pd.read_parquet(client.download_artifacts(compared.run_id, "experiments.parquet", download))
+    parents = {(r.data.tags["prac.method"], int(r.data.tags["prac.seed"])): r.info.run_id for r in
+               client.search_runs([compared.experiment_id], filter_string="tags.`prac.kind` = 'experiment'")}
+    assert dict(zip(zip(where["method"], where["seed"]), where["run_id"])) == parents
+    assert set(where["worker"]) == {"local"} and set(where["host"]) == {socket.gethostname()}
+    for method in ("prac", "synflow", "svp-subset"):
+        assert f"{method} vs lt" in compared.stdout
+    assert "budget: training iterations over all rounds" in compared.stdout
 
 
 _READ_ARTIFACTS = """

@@ -94,7 +94,7 @@ def reference(tmp_path_factory) -> Reference:
 # --------------------------------------------------------------------------------------------------
 # a. Killed at random moments, re-run
 
-KILLS = 8
+KILLS = 6
 EARLY = 3  # of them drawn where the store is created and Prefect's server starts
 
 

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -21,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 
 from prac_lth.deployments.processes import free_port
@@ -502,39 +500,3 @@ def test_served_deployment_end_to_end(tmp_path_factory):
     # The first (good) run logged no traceback in the serving process.
     serve_output = serve_log.read_text()
     assert "Traceback" not in serve_output.split("fashion-lenet")[0], serve_output[-6000:]
-
-
-# --------------------------------------------------------------------------------------------------
-# 6. Comparison
-
-
-def test_compare_logs_a_comparison_run_with_every_method(tmp_path_factory):
-    ws = make_workspace(tmp_path_factory, "compare")
-    # synflow and svp-subset train at the prac run's budget: listed first, they still run after prac
-    # (prac.imp.concurrency)
-    result = ws.run_ok("compare", PRESET, "--seeds", "0", "--methods", "synflow,svp-subset,prac,lt", "--set", "prune.rounds=2",
-                       "--set", "runtime.evaluate_tickets=last")
-    comparisons = ws.runs("comparison")
-    assert len(comparisons) == 1, comparisons
-    run = comparisons[0]
-    assert ws.client().get_run(run.info.run_id).info.status == "FINISHED"
-    # (mlflow.load_table would read the process-wide tracking URI: read the artifact itself)
-    local = Path(ws.client().download_artifacts(run.info.run_id, "rounds.json", str(ws.root / "download")))
-    table = pd.read_json(local, orient="split")
-    assert set(table["method"]) == {"prac", "lt", "synflow", "svp-subset"}
-    for method in ("prac", "lt", "synflow", "svp-subset"):
-        assert sorted(table.loc[table["method"] == method, "round"]) == [0, 1], table
-    iterations = table.set_index(["method", "round"])["train_iterations"]
-    sizes = table.set_index(["method", "round"])["train_set_size"]
-    for method in ("synflow", "svp-subset"):  # equal budget, through the flow too
-        assert iterations[(method, 1)] == iterations[("prac", 1)] and sizes[(method, 1)] == sizes[("prac", 1)]
-    assert len({r.data.tags["prac.method"] for r in ws.runs("experiment")}) == 4
-    # Which run, worker and machine each experiment was: here no worker, this machine
-    where = pd.read_parquet(ws.client().download_artifacts(run.info.run_id, "experiments.parquet",
-                                                           str(ws.root / "download")))
-    parents = {r.data.tags["prac.method"]: r.info.run_id for r in ws.runs("experiment")}
-    assert dict(zip(where["method"], where["run_id"])) == parents
-    assert set(where["worker"]) == {"local"} and set(where["host"]) == {socket.gethostname()}
-    assert "prac" in result.stdout and "lt" in result.stdout and "synflow vs lt" in result.stdout
-    assert "svp-subset vs lt" in result.stdout
-    assert "budget: training iterations over all rounds" in result.stdout

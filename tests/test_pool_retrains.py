@@ -1,7 +1,9 @@
-"""An experiment's ticket retrains as flow runs on its pool (prac_lth/flows/pool_retrains.py), against a real Prefect
-server with a work pool and the retrain deployment but no worker: a retrain no worker takes is cancelled and done
-by the experiment itself once it needs the ticket; a retrain started twice is one flow run. (Workers taking them,
-on the loopback stack: tests/test_scale_out.py.)"""
+"""A work pool with no worker, on a real Prefect server with the experiment and retrain deployments on it:
+- an experiment's ticket retrains as flow runs on its pool (prac_lth/flows/pool_retrains.py): a retrain no worker
+  takes is cancelled and done by the experiment itself once it needs the ticket; one started twice is one flow run;
+- a comparison on that pool (prac_lth/flows/fleet.py) is refused before anything starts, from the CLI too; one
+  whose flow runs no worker takes ends naming the pool.
+(Workers taking them, on the loopback stack: tests/test_scale_out.py.)"""
 from __future__ import annotations
 
 import pytest
@@ -9,9 +11,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
 from prefect.testing.utilities import prefect_test_harness
 
+from prac.errors import UserError
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
-from prac_lth.flows import pool_retrains
+from prac_lth.cli import main
+from prac_lth.flows import fleet, pool_retrains
+from prac_lth.flows.experiment_flow import prac_lth
 from prac_lth.flows.retrain_flow import prac_lth_retrain
 
 POOL = "gpu-test"
@@ -24,6 +29,7 @@ def pool():
         with get_client(sync_client=True) as client:
             client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         prac_lth_retrain.to_deployment(name="digits", work_pool_name=POOL).apply()
+        prac_lth.to_deployment(name="digits", work_pool_name=POOL).apply()
         yield
 
 
@@ -68,3 +74,32 @@ def test_a_retrain_no_worker_takes_is_cancelled_and_done_by_the_experiment(pool,
     assert again.result() == here and calls == [1, 1]  # cancelled: its experiment retrains (Cached in a real run)
     # Started again (a resumed experiment), a cancelled retrain gets a new flow run
     assert pool_retrains.PoolRetrain(config, "prac-lth-retrain/digits", 0, MASK, retrain_here).run_id != first.run_id
+
+
+def test_a_comparison_on_a_pool_with_no_worker_online_is_refused_before_it_starts(pool, tmp_path, capsys):
+    config = _config(tmp_path, 2)
+    with pytest.raises(UserError, match=f"work pool '{POOL}' has no worker online .*prefect worker start --pool "
+                                        f"{POOL}\\): nothing was started"):
+        fleet.check_pool(config, POOL)
+    # The CLI says so in one line, exit 2, before any flow run is created
+    assert main(["compare", "digits-smoke", "--pool", POOL, "--output-dir", str(tmp_path)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("prac-lth: error: work pool") and "has no worker online" in line
+    with get_client(sync_client=True) as client:
+        assert not [run for run in client.read_flow_runs() if run.name.startswith("compare")]
+        # A worker online (its heartbeat, as `prefect worker start` sends it): accepted
+        client.send_worker_heartbeat(work_pool_name=POOL, worker_name="busy-worker", heartbeat_interval_seconds=60)
+    assert fleet.check_pool(config, POOL) == fleet.OnPool(POOL, "prac-lth/digits")
+
+
+def test_a_comparison_whose_flow_runs_no_worker_takes_ends_naming_the_pool(pool, tmp_path, monkeypatch):
+    monkeypatch.setenv("PRAC_PICKUP_WAIT_S", "1")
+    monkeypatch.setattr(fleet, "POLL_S", 0.2)
+    config = _config(tmp_path, 3)
+    run_id = fleet.start(config, "prac-lth/digits")
+    with pytest.raises(UserError) as stuck:
+        fleet.Waiting(POOL).first_done([run_id])
+    assert f"no worker of work pool '{POOL}' has taken flow run prac-seed3 ({run_id})" in str(stuck.value)
+    assert "in 1 s (PRAC_PICKUP_WAIT_S)" in str(stuck.value) and "run again waits for them" in str(stuck.value)
+    assert _state(run_id).is_scheduled()  # left for a worker that comes online; run again, the comparison re-attaches
+    assert fleet.start(config, "prac-lth/digits") == run_id

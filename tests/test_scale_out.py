@@ -49,10 +49,10 @@ def _flow_run(api: str, run_id: str) -> dict:
         return json.load(response)
 
 
-def _deployment_run(stack: stack_module.Stack, seed: int, overrides: list[str] = OVERRIDES) -> str:
+def _deployment_run(stack: stack_module.Stack, seed: int, overrides: list[str] = OVERRIDES, *options: str) -> str:
     """`prefect deployment run` as a user types it; returns the flow run's id."""
     command = [sys.executable, "-m", "prefect", "deployment", "run", "prac-lth/digits", "-p", "preset=digits-smoke",
-               "-p", f"seed={seed}", "-p", f"overrides={json.dumps(overrides)}"]
+               "-p", f"seed={seed}", "-p", f"overrides={json.dumps(overrides)}", *options]
     done = subprocess.run(command, env=stack.env(), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     return re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
@@ -69,11 +69,15 @@ def _ran_on(logs: dict[str, str], run_id: str) -> list[str]:
             and f"Aborted submission of flow run '{run_id}'" not in log]
 
 
-def _read_flow_runs(api: str, body: dict) -> list[dict]:
-    request = urllib.request.Request(f"{api}/flow_runs/filter", data=json.dumps(body).encode(),
+def _post(api: str, path: str, body: dict):
+    request = urllib.request.Request(f"{api}{path}", data=json.dumps(body).encode(),
                                      headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
+
+
+def _read_flow_runs(api: str, body: dict) -> list[dict]:
+    return _post(api, "/flow_runs/filter", body)
 
 
 @pytest.fixture(scope="module")
@@ -90,6 +94,9 @@ def ran():
             env.setenv("OMP_NUM_THREADS", "1")  # one torch thread per flow run: three workers on two cores
             # A heartbeat every 30 s (Prefect's least; 180 by default): a dead worker's run Crashed after 90 s
             env.setenv("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+            # A flow run Pending for 60 s without starting is Crashed (600 s by default); a worker here starts one
+            # in seconds, or in tens of seconds on a loaded machine
+            env.setenv("PRAC_PENDING_S", "60")
             env.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # MLflow's; runs of seconds get samples
             # An experiment waits for a free worker to take its retrain as long as the test may take (the retrain
             # test expects them on other workers, however slow the machine), not 30 s
@@ -311,9 +318,14 @@ def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(
     """The machine of the worker running an experiment dies (worker and flow run SIGKILLed): Prefect's automation
     marks the flow run Crashed once its heartbeats stop (prac_lth/deployments/zombies.py), the comparison fails
     saying so; the worker back, the comparison run again resumes that experiment from its cached stages, in its
-    one MLflow parent run, every round's values once."""
+    one MLflow parent run, every round's values once. And a worker that dies after taking a flow run (Pending)
+    but before starting its process: no heartbeat will ever come, and the other automation marks it Crashed."""
     stack, _ = ran
     seed, rounds, overrides = 6, 1, LONG_ROUND_0
+    # Scheduled an hour ahead so that no live worker takes it, then Pending as a worker that took it makes it
+    stranded = _deployment_run(stack, 60, OVERRIDES, "--start-in", "in 1 hour")
+    _post(stack.prefect_api_url, f"/flow_runs/{stranded}/set_state", {"state": {"type": "PENDING"}, "force": True})
+    assert _flow_run(stack.prefect_api_url, stranded)["state_type"] == "PENDING"
     compare_run = _compare_run(stack, ["prac"], [seed], overrides)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not ((runs := _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": [f"prac-seed{seed}"]}}}))
@@ -327,6 +339,8 @@ def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(
 
     crashed = _wait_final(stack, runs[0]["id"])  # Crashed by the automation, ~90 s after the last heartbeat
     assert crashed["state_type"] == "CRASHED", crashed["state"]
+    never_started = _wait_final(stack, stranded)  # ~60 s after it went Pending
+    assert never_started["state_type"] == "CRASHED" and "Pending without starting" in never_started["state"]["message"]
     failed = _wait_final(stack, compare_run)
     assert failed["state_type"] == "FAILED" and "run the comparison again" in failed["state"]["message"], failed["state"]
 

@@ -53,7 +53,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     if pool is not None and not isinstance(pool, str):
         raise UserError(f"parameter pool must be a work pool's name, got {pool!r}")
     pool = pool or fleet.own_pool()
-    experiments_deployment = fleet.check_pool(built[0], pool) if pool else None
+    on_pool = fleet.check_pool(built[0], pool) if pool else None
     logger = get_run_logger()
     title = f"{preset}: {', '.join(methods)} · seeds {','.join(map(str, seeds))}"
     progress = create_progress_artifact(0.0, key=artifact_key(preset, "progress"),
@@ -66,7 +66,7 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
                                  description=f"{title}: {len(finished)} of {len(built)} experiments finished "
                                              f"(last: {finished[-1]})")
 
-    results = run_experiments(built, parallel, on_done, experiments_deployment)
+    results = run_experiments(built, parallel, on_done, on_pool)
     rows = [{"method": c.method, "seed": c.seed, **record} for c in built for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
     run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(

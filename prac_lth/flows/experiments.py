@@ -31,10 +31,10 @@ def experiment_task(preset: str, method: str, seed: int, config: dict[str, Any])
 
 def run_experiments(configs: list[ExperimentConfig], parallel: int,
                     on_done: Done = lambda method, seed, records: None,
-                    deployment: str | None = None) -> dict[tuple[str, int], Records]:
+                    on_pool: fleet.OnPool | None = None) -> dict[tuple[str, int], Records]:
     """Every experiment of `configs` (each subflow gets its config, serialised, and its names); `on_done`
-    sees each as it finishes. `deployment`: run each as a flow run of it, on its work pool (`parallel` is then
-    the pool's business). Returns the records by (method, seed)."""
+    sees each as it finishes. `on_pool`: run each as a flow run of its deployment, on its work pool (`parallel`
+    is then the pool's business). Returns the records by (method, seed)."""
     results: dict[tuple[str, int], Records] = {}
 
     def finished(config: ExperimentConfig, records: Records) -> None:
@@ -45,8 +45,8 @@ def run_experiments(configs: list[ExperimentConfig], parallel: int,
         return {"preset": config.preset, "method": config.method, "seed": config.seed,
                 "config": config.model_dump(mode="json")}
 
-    if deployment is not None:
-        fleet.run_on_pool(configs, deployment, finished)
+    if on_pool is not None:
+        fleet.run_on_pool(configs, on_pool, finished)
         return results
     if parallel <= 1:
         for config in references_first(configs):

@@ -7,15 +7,24 @@ from its finished folder, as a local comparison reads them.
 Each flow run carries an idempotency key made of the experiment's fingerprint and code version: a comparison run
 again (retried, or started again after a failure) re-attaches to the flow runs that are still going or finished
 instead of starting duplicates; one that failed, crashed or was cancelled gets a new attempt, which resumes from
-its cached stages."""
+its cached stages.
+
+A pool that cannot run them is reported rather than waited on: before anything starts, a pool that is paused or has
+no worker online (check_pool); later, a comparison none of whose flow runs a worker has taken for PRAC_PICKUP_WAIT_S
+seconds (600 by default), with the pool's name. Those flow runs stay scheduled: a worker that comes online runs
+them, and the comparison run again re-attaches to them. A worker that dies is the automations' business
+(prac_lth/deployments/zombies.py): they mark its flow run Crashed, and the comparison ends saying so."""
 from __future__ import annotations
 
 import itertools
+import os
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun, WorkerStatus, WorkPoolStatus
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 
@@ -28,6 +37,13 @@ from prac.settings.config import ExperimentConfig
 
 Records = list[dict[str, Any]]
 POLL_S = 2.0  # how often the comparison asks the server how its experiments are doing
+PICKUP_S = 600  # a comparison none of whose flow runs a worker took for this long is stuck (PRAC_PICKUP_WAIT_S)
+
+
+class OnPool(NamedTuple):
+    """Where a comparison's experiments run: flow runs of `deployment`, which is on work pool `pool`."""
+    pool: str
+    deployment: str
 
 
 def experiment_deployment(config: ExperimentConfig) -> str:
@@ -35,9 +51,9 @@ def experiment_deployment(config: ExperimentConfig) -> str:
     return f"prac-lth/{config.data.dataset}"
 
 
-def check_pool(config: ExperimentConfig, pool: str) -> str:
-    """The experiments' deployment, registered on `pool` on the Prefect server this process talks to; else one
-    line saying what is missing."""
+def check_pool(config: ExperimentConfig, pool: str) -> OnPool:
+    """The experiments' deployment, registered on `pool` on the Prefect server this process talks to, with a worker
+    online to run it; else one line saying what is missing."""
     name = experiment_deployment(config)
     with get_client(sync_client=True) as client:
         try:
@@ -45,9 +61,25 @@ def check_pool(config: ExperimentConfig, pool: str) -> str:
         except ObjectNotFound:
             raise UserError(f"no deployment {name} on the Prefect server at {client.api_url}: register prefect.yaml's "
                             f"deployments there (prefect deploy --all) and point PREFECT_API_URL at it") from None
-    if deployment.work_pool_name != pool:
-        raise UserError(f"deployment {name} runs on work pool {deployment.work_pool_name!r}, not {pool!r}")
-    return name
+        except httpx.HTTPError as error:
+            raise UserError(f"cannot reach the Prefect server at {client.api_url}: {error}") from None
+        if deployment.work_pool_name != pool:
+            raise UserError(f"deployment {name} runs on work pool {deployment.work_pool_name!r}, not {pool!r}")
+        if why := _cannot_run(client, pool):
+            raise UserError(f"work pool {pool!r} {why}: nothing was started")
+    return OnPool(pool, name)
+
+
+def _cannot_run(client, pool: str) -> str | None:
+    """Why no flow run of `pool` would start now (paused, or no worker online); None if one would."""
+    work_pool = client.read_work_pool(pool)
+    if work_pool.status == WorkPoolStatus.PAUSED:
+        return f"is paused (prefect work-pool resume {pool})"
+    if work_pool.type.endswith((":push", ":managed")):  # no workers of ours: the cloud starts each flow run
+        return None
+    if not any(worker.status == WorkerStatus.ONLINE for worker in client.read_workers_for_work_pool(pool)):
+        return f"has no worker online on the Prefect server at {client.api_url} (prefect worker start --pool {pool})"
+    return None
 
 
 def own_pool() -> str | None:
@@ -85,14 +117,37 @@ def start(config: ExperimentConfig, deployment: str) -> UUID:
                                        "config": config.model_dump(mode="json")})
 
 
-def _first_done(runs: list[UUID]) -> UUID:
-    with get_client(sync_client=True) as client:
-        while True:
-            for run_id in runs:
-                state = client.read_flow_run(run_id).state
-                if state is not None and state.is_final():
-                    return run_id
-            time.sleep(POLL_S)
+def pickup_seconds() -> float:
+    return float(os.environ.get("PRAC_PICKUP_WAIT_S", PICKUP_S))
+
+
+class Waiting:
+    """Waits for the first of the comparison's flow runs to end. While some of them are with a worker (pending,
+    running), the others wait their turn however long; when none has been for pickup_seconds(), the pool is
+    stuck, and the comparison ends saying so."""
+
+    def __init__(self, pool: str) -> None:
+        self.pool = pool
+        self.last_taken = time.monotonic()
+
+    def first_done(self, runs: list[UUID]) -> UUID:
+        with get_client(sync_client=True) as client:
+            while True:
+                flow_runs = [client.read_flow_run(run_id) for run_id in runs]
+                if done := next((run for run in flow_runs if run.state is not None and run.state.is_final()), None):
+                    self.last_taken = time.monotonic()  # the next ones start now
+                    return done.id
+                if any(run.state is not None and not run.state.is_scheduled() for run in flow_runs):
+                    self.last_taken = time.monotonic()
+                elif time.monotonic() - self.last_taken > pickup_seconds():
+                    raise UserError(self._stuck(client, flow_runs[0]))
+                time.sleep(POLL_S)
+
+    def _stuck(self, client, run: FlowRun) -> str:
+        why = _cannot_run(client, self.pool) or "has workers online, busy with other flow runs"
+        return (f"no worker of work pool {self.pool!r} has taken flow run {run.name} ({run.id}) nor any other of "
+                f"this comparison's in {pickup_seconds():.0f} s (PRAC_PICKUP_WAIT_S): work pool {self.pool!r} {why}; "
+                f"the flow runs stay scheduled, and the comparison run again waits for them")
 
 
 def _records(config: ExperimentConfig, run_id: UUID) -> Records:
@@ -109,7 +164,8 @@ def _records(config: ExperimentConfig, run_id: UUID) -> Records:
     return [vars(r) for r in records]
 
 
-def run_on_pool(configs: list[ExperimentConfig], deployment: str,
+def run_on_pool(configs: list[ExperimentConfig], on_pool: OnPool,
                 finished: Callable[[ExperimentConfig, Records], None]) -> None:
-    for config, run_id in round0_first(configs, lambda c: start(c, deployment), _first_done):
+    waiting = Waiting(on_pool.pool)
+    for config, run_id in round0_first(configs, lambda c: start(c, on_pool.deployment), waiting.first_done):
         finished(config, _records(config, run_id))
