@@ -78,6 +78,9 @@ def test_a_retrain_no_worker_takes_is_cancelled_and_done_by_the_experiment(pool,
 
 def test_a_comparison_on_a_pool_with_no_worker_online_is_refused_before_it_starts(pool, tmp_path, capsys):
     config = _config(tmp_path, 2)
+    with pytest.raises(UserError, match=f"no work pool 'gpu-typo' on the Prefect server at http://.* \\(deployment "
+                                        f"prac-lth/digits runs on work pool '{POOL}'\\)"):
+        fleet.check_pool(config, "gpu-typo")
     with pytest.raises(UserError, match=f"work pool '{POOL}' has no worker online .*prefect worker start --pool "
                                         f"{POOL}\\): nothing was started"):
         fleet.check_pool(config, POOL)

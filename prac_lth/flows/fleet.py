@@ -64,6 +64,11 @@ def check_pool(config: ExperimentConfig, pool: str) -> OnPool:
         except httpx.HTTPError as error:
             raise UserError(f"cannot reach the Prefect server at {client.api_url}: {error}") from None
         if deployment.work_pool_name != pool:
+            try:
+                client.read_work_pool(pool)
+            except ObjectNotFound:
+                raise UserError(f"no work pool {pool!r} on the Prefect server at {client.api_url} (deployment {name} "
+                                f"runs on work pool {deployment.work_pool_name!r})") from None
             raise UserError(f"deployment {name} runs on work pool {deployment.work_pool_name!r}, not {pool!r}")
         if why := _cannot_run(client, pool):
             raise UserError(f"work pool {pool!r} {why}: nothing was started")
