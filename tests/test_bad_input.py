@@ -560,11 +560,16 @@ def test_a_pool_is_checked_before_the_comparison_starts(capsys, prefect, earlier
     before the comparison's flow run is created (no worker online: tests/test_pool_retrains.py)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
+    from prac_lth.deployments.processes import free_port
+
     out, _ = earlier
     argv = ["compare", PRESET, *EARLIER, "--output-dir", str(out), "--pool", "gpu"]
     refused(capsys, *argv, fragments=("no deployment prac-lth/digits on the Prefect server at http://",))
     with temporary_settings(restore_defaults={PREFECT_API_URL}):
         refused(capsys, *argv, fragments=("--pool gpu needs PREFECT_API_URL",))
+    nobody = f"http://127.0.0.1:{free_port()}/api"  # a port nothing listens on
+    with temporary_settings(updates={PREFECT_API_URL: nobody}):
+        refused(capsys, *argv, fragments=(f"cannot reach the Prefect server at {nobody}",))
 
 
 def test_a_gpu_limit_the_server_does_not_have_fails_in_one_line(prefect, earlier, monkeypatch, tmp_path):
