@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Check and measure the GPU path on a machine with a CUDA GPU, in about seven minutes:
+# Check and measure the GPU path on a machine with a CUDA GPU, in about eight minutes:
 #
 #     bench/gpu_check.sh [OUT_DIR]             run from the repository root; OUT_DIR defaults to ./gpu-check
 #     bench/gpu_check.sh --cpu-smoke OUT_DIR   the same steps on the CPU with a few images (checks this script)
@@ -14,7 +14,9 @@
 #     implementation's loop, batch 128, 45,000 images an epoch: ResNet-20, and Conv-4 and the LeNet
 #     science check when Fashion-MNIST is found (FASHION_DIR, else the Debian package's folder);
 #  4. bench/gpu_share.py: 1, 3 and 6 ResNet-20 trainings sharing the GPU, aggregate images/s;
-#  5. the runtime.compile test (tests/device/test_compile_on_device.py), last: it compiles for minutes, and it
+#  5. bench/stacked.py: K = 1, 2, 4, 8, 16 tickets of ResNet-20 (and Conv-4 when Fashion-MNIST is found) trained
+#     at once as one stacked computation, aggregate images/s, and the paper's panel in device-hours at that rate;
+#  6. the runtime.compile test (tests/device/test_compile_on_device.py), last: it compiles for minutes, and it
 #     failed on an H100 with torch 2.11 (BENCHMARKS.md, section 6); the script's exit status says how it went.
 # Everything printed is also written to OUT_DIR/gpu_check.log. STEP_SECONDS caps each step (default 200).
 #
@@ -66,9 +68,11 @@ EOF
 if [[ $device == cuda ]]; then
     export PRAC_REQUIRE_CUDA=1  # a gpu test that would skip for want of CUDA fails here (tests/external.py)
     train=4500 test=1000 rounds=3 images=45000 quick=(--repeats 2) share=(--processes 1,3,6) epochs=()
+    stacked=(--repeats 2)
 else  # the script's steps checked, not measured: the fewest images and epochs that run every one
     train=256 test=128 rounds=1 images=256 quick=(--quick --threads 1) share=(--quick)
     epochs=(--set train.epochs=2 --set train.milestones=[1])
+    stacked=(--quick --threads 1)
 fi
 limit=${STEP_SECONDS:-200}
 
@@ -122,7 +126,10 @@ timeout "$limit" "$python" bench/throughput.py --device "$device" --workers 2,8 
 step "4. experiments sharing the $device: aggregate images/s"
 timeout "$limit" "$python" bench/gpu_share.py --device "$device" "${share[@]}"
 
-step "5. runtime.compile on $device: pytest -m gpu tests/device/test_compile_on_device.py"
+step "5. tickets stacked on the $device: aggregate images/s against K"
+timeout "$limit" "$python" bench/stacked.py --device "$device" --models "$models" "${stacked[@]}"
+
+step "6. runtime.compile on $device: pytest -m gpu tests/device/test_compile_on_device.py"
 set +e
 timeout $((2 * limit)) "$python" -m pytest -m gpu tests/device/test_compile_on_device.py -q -p no:cacheprovider \
     -o addopts="-ra" --tb=short

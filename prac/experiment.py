@@ -16,6 +16,8 @@ from prac.imp.context import ExperimentContext, build_context
 from prac.training.early_stop import MaskDistanceEarlyStop
 from prac.imp.concurrency import references_first, round0_first, sharing_cores
 from prac.imp.imp_loop import Done, RoundOutputs, run_rounds
+from prac.imp.retrain_queue import RetrainQueue, stacks_retrains
+from prac.imp.stage_table import RETRAIN
 from prac.strategies.methods import get_method
 from prac.reporting.report import late_ticket_line, round_line
 from prac.imp.round_record import RoundRecord, round_record
@@ -46,20 +48,26 @@ class EngineSteps:
 
     def __init__(self, ctx: ExperimentContext, log: Log, beside: StageProcess | None = None):
         self.ctx, self.log, self.beside = ctx, log, beside
+        self.queue = RetrainQueue(self._retrain_with) if stacks_retrains(ctx.config) else None
 
     def _epochs(self, label: str) -> Log | None:
         return (lambda line: self.log(f"{label}: {line}")) if self.ctx.config.runtime.verbose else None
 
-    def run(self, stage, r, **inputs):
+    def run(self, stage, r, stack_with=None, **inputs):
         if stage.note and (note := stage.note(self.ctx, r)):
             self.log(note)
         progress = self._epochs(stage.progress.format(r=r)) if stage.progress else None
-        return stage.call(self.ctx, r, inputs, progress=progress, warn=self.log)
+        return stage.call(self.ctx, r, inputs, progress=progress, warn=self.log, stack_with=stack_with)
 
     def start(self, stage, r, **inputs):
+        if self.queue is not None and stage.stacks:
+            return self.queue.add(r, inputs["mask"])
         if self.beside is None:
             return Done(self.run(stage, r, **inputs))
         return self.beside.start(stage.name, self.ctx.config, r, inputs)
+
+    def _retrain_with(self, r, mask, others):
+        return self.run(RETRAIN, r, stack_with=others, mask=mask)
 
     def record(self, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before):
         return round_record(self.ctx, r, train, mask, previous_sparsity, prac_set, ticket, cumulative_before)

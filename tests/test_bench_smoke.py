@@ -30,6 +30,7 @@ QUICK_ARGS = {
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)
     "retrain_alongside": [],  # digits-smoke, 2 rounds, one pair: in turn and alongside, engine alone
     "panel_hours": [],  # arithmetic on a measured rate: no training
+    # stacked (K tickets at once): its smoke run, --quick --threads 1, is step 5 of gpu_check.sh --cpu-smoke
     # gpu_share (1 and 2 processes sharing the device): its smoke run, --device cpu --quick, is step 4 of
     # gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
     # fleet (a comparison over a pool of 1 and of 2 workers): its smoke run uses the stack of tests/test_scale_out.py
@@ -58,7 +59,8 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     log = (out / "gpu_check.log").read_text()
     assert proc.stdout == log  # everything printed is in the log too
     for line in ("=== 1. GPU test suite", "=== 2. cifar10-resnet20", "=== 3. throughput on cpu",
-                 "=== 4. experiments sharing the cpu", "=== 5. runtime.compile on cpu", "=== done"):
+                 "=== 4. experiments sharing the cpu", "=== 5. tickets stacked on the cpu",
+                 "=== 6. runtime.compile on cpu", "=== done"):
         assert line in log
     for method in ("prac", "lt", "random"):
         assert re.search(rf"^{method}: \d+ s$", log, re.MULTILINE)
@@ -66,3 +68,4 @@ def test_gpu_check_runs_its_steps_on_the_cpu(tmp_path):
     assert "baseline, 2 workers img/s" in log and "baseline, 8 workers img/s" in log and "reference loop img/s" in log
     assert "ours eager img/s" in log and "ours float32 img/s" in log
     assert re.search(r"^\d at once: [\d,]+ img/s, \d+\.\d+x 1 at once", log, re.MULTILINE)  # bench/gpu_share.py (the best)
+    assert re.search(r"^ResNet-20, CIFAR-shaped: \d+\.\d+x one ticket's images/s with K=\d+", log, re.MULTILINE)  # stacked

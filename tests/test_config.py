@@ -380,6 +380,7 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.compile=true"],
         ["runtime.cuda_graphs=false"],
         ["runtime.retrain_alongside=true"],
+        ["runtime.stack_tickets=4"],  # tickets to rounding, like the device (README, "Tickets stacked on one GPU")
         ["runtime.code_version=0123456789abcdef"],  # keys the caches (tests/test_caching.py), not the run's name
     ):
         changed = apply_overrides(base, items)
@@ -388,7 +389,7 @@ def test_fingerprint_ignores_runtime_fields():
         assert round0_fingerprint(changed) == round0_fingerprint(base), items
     assert set(RuntimeConfig.model_fields) == {"device", "output_dir", "data_dir", "download",
                                                "evaluate_tickets", "verbose", "threads", "precision", "compile",
-                                               "cuda_graphs", "code_version", "retrain_alongside"}, \
+                                               "cuda_graphs", "code_version", "retrain_alongside", "stack_tickets"}, \
         "new runtime field: test it above"
 
 

@@ -26,7 +26,7 @@ from prac.layout.run_paths import recorded, run_paths
 from prac.strategies.methods import get_method
 from prac.imp.budget import at_prac_budget, check_reference, reference_set, round_budget
 from prac.imp.stages import (cet_over_d0, early_scores_on_d0, next_training_set, predictions_on_d0, prune, retrain,
-                         select_cep_stage, train_dense_round, train_sparse_round)
+                         retrain_stacked, select_cep_stage, train_dense_round, train_sparse_round)
 from prac.training.round_types import RoundResult, Snapshot, StateDict
 
 Log = Callable[[str], None] | None
@@ -246,23 +246,66 @@ def select_cep_step(ctx: ExperimentContext, round_index: int, train_ref: Artifac
 
 
 def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef, log: Log = None,
-                 fresh: bool = False) -> ArtifactRef:
+                 fresh: bool = False, stack_with: dict[int, ArtifactRef] | None = None,
+                 say: Log = None) -> ArtifactRef:
     """retrain (ticket evaluation) of this round's mask; ticket.json holds its figures. `fresh`: from the
-    start, its checkpoint set aside."""
+    start, its checkpoint set aside. `stack_with` (prac.imp.retrain_queue): other rounds' masks to retrain with
+    this one as a stack; their ticket.json files are written too, stamped with what they are of, and their own
+    retrain steps then find them (`stacked_ticket`). `say`: the stack's lines (K, an out-of-memory fallback)."""
     folder = run_paths(ctx.config).round(round_index)
+    if not fresh and (ref := stacked_ticket(ctx, round_index, mask_ref)) is not None:
+        return ref  # trained by the stack of an earlier round's retrain step
     rewind_state = _round(ctx, round0_file(ctx)).rewind_state
     checkpoint = folder / "retrain.ckpt"
     if fresh:
         checkpoint.unlink(missing_ok=True)
+    if not fresh and stack_with:
+        masks = {round_index: mask_ref, **{r: ref for r, ref in stack_with.items()
+                                           if stacked_ticket(ctx, r, ref) is None}}
+        return retrain_stack(ctx, round_index, masks, rewind_state, log, say)
     result = retrain(ctx, _mask(ctx, mask_ref), rewind_state, log, checkpoint_path=checkpoint)
     ref = write_ticket(folder / "ticket.json", result.final, source="retrain")
     checkpoint.unlink(missing_ok=True)
     return ref
 
 
-def write_ticket(path: Path, snap: Snapshot, source: str) -> ArtifactRef:
+def retrain_stack(ctx: ExperimentContext, round_index: int, mask_refs: dict[int, ArtifactRef],
+                  rewind_state: StateDict, log: Log, say: Log) -> ArtifactRef:
+    """The rounds' retrains as stacks (prac.imp.stages.retrain_stacked), each ticket.json stamped; round_index's ref."""
+    paths = run_paths(ctx.config)
+    checkpoints = {r: paths.round(r) / "retrain.ckpt" for r in mask_refs}
+    results = retrain_stacked(ctx, {r: _mask(ctx, ref) for r, ref in mask_refs.items()}, rewind_state, checkpoints,
+                              log, say)
+    refs = {r: write_ticket(paths.round(r) / "ticket.json", result.final, source="retrain",
+                            stack=_stack_stamp(ctx, mask_refs[r], sorted(mask_refs)))
+            for r, result in results.items()}
+    for checkpoint in checkpoints.values():  # only once every ticket is written: a kill before resumes them all
+        checkpoint.unlink(missing_ok=True)
+    return refs[round_index]
+
+
+def _stack_stamp(ctx: ExperimentContext, mask_ref: ArtifactRef, rounds: list[int]) -> dict:
+    """What a stacked ticket is of: the mask, this code, this data, this config; and the rounds it trained with."""
+    return {"mask_sha256": mask_ref["sha256"], "code_version": code_version_of(ctx.config),
+            "data_digest": ctx.data_digest, "fingerprint": ctx.fingerprint, "rounds": rounds}
+
+
+def stacked_ticket(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef) -> ArtifactRef | None:
+    """The round's ticket.json when a stack wrote it of this mask, by this code, from this data; else None."""
+    path = run_paths(ctx.config).round(round_index) / "ticket.json"
+    try:
+        stamp = json.loads(path.read_text()).get("stack")
+    except (OSError, ValueError, AttributeError):
+        return None
+    expected = _stack_stamp(ctx, mask_ref, [])
+    if not isinstance(stamp, dict) or any(stamp.get(k) != v for k, v in expected.items() if k != "rounds"):
+        return None
+    return make_ref(path)
+
+
+def write_ticket(path: Path, snap: Snapshot, source: str, stack: dict | None = None) -> ArtifactRef:
     write_json(path, {"ticket_test_acc": snap.test_acc, "ticket_best_val_acc": snap.best_val_acc,
-                      "ticket_iterations": snap.iterations, "source": source})
+                      "ticket_iterations": snap.iterations, "source": source, **({"stack": stack} if stack else {})})
     return make_ref(path)
 
 

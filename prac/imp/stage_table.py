@@ -28,13 +28,17 @@ class Stage:
     fresh: bool = False  # it reuses files of its own (checkpoints, the shared round 0): a recompute sets them aside
     shared_round0: bool = False  # its round 0 is shared by every method of a seed (one cache key for all)
     note: Callable[[ExperimentContext, int | None], str | None] | None = None  # said by the engine before it runs
+    stacks: bool = False  # given other rounds' inputs (`stack_with`), it runs theirs too, as one stack
 
     def call(self, ctx: ExperimentContext, round_index: int | None, inputs: dict[str, ArtifactRef | None],
-             progress: Log = None, warn: Log = None, fresh: bool = False) -> ArtifactRef:
+             progress: Log = None, warn: Log = None, fresh: bool = False,
+             stack_with: dict[int, ArtifactRef] | None = None) -> ArtifactRef:
         args = [ctx, *([round_index] if self.per_round else []), *(inputs[name] for name in self.inputs)]
         kwargs: dict = {"log": progress} if self.progress else {"log": warn} if self.warns else {}
         if self.fresh:
             kwargs["fresh"] = fresh
+        if self.stacks and stack_with:
+            kwargs.update(stack_with=stack_with, say=warn)  # how many at a time, an out-of-memory fallback: shown
         return self.step(*args, **kwargs)
 
 
@@ -52,7 +56,7 @@ SELECT_CET = Stage("select-cet", imp_steps.select_cet_step, ("train", "prac_set"
 PRUNE = Stage("prune", imp_steps.prune_step, ("train", "mask", "prac_set"), "mask.parquet")
 SELECT_CEP = Stage("select-cep", imp_steps.select_cep_step, ("train", "cet", "dense"), "prac_set.parquet", warns=True)
 RETRAIN = Stage("retrain", imp_steps.retrain_step, ("mask",), "ticket.json", progress="retrain of mask {r}",
-                fresh=True)
+                fresh=True, stacks=True)
 TICKET_FROM_NEXT_ROUND = Stage("ticket-from-next-round", imp_steps.ticket_from_next_round_step, ("next_train",),
                                "ticket.json")
 

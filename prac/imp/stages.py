@@ -19,6 +19,8 @@ from prac.training.round_types import EarlyStopSpec, RoundResult, RoundSpec, Sta
 from prac.training.schedule import full_schedule, scaled_schedule
 from prac.training.selection import select_cep, select_cet
 from prac.strategies.selectors import SelectionInputs
+from prac.training.round_run import RoundRun
+from prac.training.stacked import stack_size, train_stacked
 from prac.training.train import load_start_state, train_round
 
 Log = Callable[[str], None] | None
@@ -160,3 +162,22 @@ def retrain(ctx: ExperimentContext, mask: Mask, rewind_state: StateDict, log: Lo
     spec = RoundSpec(full_schedule(ctx.config.train), seed=ctx.config.seed)
     model = load_start_state(ctx.new_model(), ticket_start_state(ctx, rewind_state), mask)
     return train_round(model, mask, ctx.data, ctx.config.train, spec, log, checkpoint_path=checkpoint_path)
+
+
+def retrain_stacked(ctx: ExperimentContext, masks: dict[int, Mask], rewind_state: StateDict,
+                    checkpoints: dict[int, Path], log: Log = None, say: Log = None) -> dict[int, RoundResult]:
+    """The retrains of several rounds' masks (`retrain` each), K at a time as one stacked computation
+    (prac.training.stacked; K: runtime.stack_tickets, else what the device's free memory holds). Each ticket keeps
+    its own checkpoint, so a killed stack resumes every ticket. `log`: epoch lines; `say`: the stack's own."""
+    spec = RoundSpec(full_schedule(ctx.config.train), seed=ctx.config.seed)
+    start = ticket_start_state(ctx, rewind_state)
+    runs = {}
+    for r, mask in masks.items():
+        model = load_start_state(ctx.new_model(), start, mask)  # a module each (not with runtime.compile: the queue)
+        label = (lambda line, r=r: log(f"{line} (ticket of round {r})")) if log is not None else None
+        runs[r] = RoundRun(model, mask, ctx.data, ctx.config.train, spec, label, checkpoints[r])
+    stack = stack_size(ctx.config.runtime.stack_tickets, list(runs.values()), ctx.data)
+    if say is not None:
+        say(f"retraining the tickets of rounds {', '.join(map(str, masks))}, {stack} at a time")
+    train_stacked(list(runs.values()), ctx.data, stack, say)
+    return {r: run.result() for r, run in runs.items()}

@@ -13,6 +13,7 @@ from prac.reporting import comparison
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint
 from prac.imp.imp_loop import ticket_wanted
+from prac.imp.retrain_queue import stacks_retrains
 from prac.imp.round_record import RoundRecord
 from prac.layout.run_paths import run_paths
 from prac.strategies.methods import get_method
@@ -49,11 +50,14 @@ def ticket_text(config: ExperimentConfig, r: RoundRecord) -> str:
         return f"ticket not retrained (runtime.evaluate_tickets={config.runtime.evaluate_tickets})"
     if get_method(config.method).ticket_is_next_round:
         return f"ticket: round {r.round + 1}'s training"  # lt-like methods: that training is this mask's retrain
+    if stacks_retrains(config):
+        return "ticket: retrained after the last round, stacked with the others"  # runtime.stack_tickets
     return "ticket: retraining beside the next rounds"  # runtime.retrain_alongside
 
 
 def late_ticket_line(config: ExperimentConfig, r: RoundRecord) -> str:
     how = (f"round {r.round + 1}'s training" if get_method(config.method).ticket_is_next_round
+           else "retrained after the last round, stacked" if stacks_retrains(config)
            else "retrained beside the next rounds")
     return f"round {r.round}: ticket {r.ticket_test_acc:.4f} ({how}, mask {r.sparsity:.3f})"
 

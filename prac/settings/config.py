@@ -104,6 +104,12 @@ class RuntimeConfig(_Strict):
     # instead of before the next round: the same files and records (prac.imp.imp_loop). Gains where one process
     # leaves the machine idle; two processes on one GPU take turns (BENCHMARKS.md §8).
     retrain_alongside: bool = False
+    # An experiment's ticket retrains (one per round, evaluate_tickets=all) trained after its last round, this many
+    # at once as one stacked computation (prac.training.stacked): None: on a CUDA device as many as its free
+    # memory holds, else one at a time (measured slower stacked on a CPU: BENCHMARKS.md "stacked"). 1: each
+    # retrain in its round, as before. The same files and records; a stacked ticket agrees with the ticket
+    # trained alone to rounding (tests/test_stacked.py).
+    stack_tickets: int | None = Field(None, ge=1)
     # The science code's version results are keyed by (prac.code_version); None: a hash of this code's prac/.
     # Set to an earlier run's `code_version` (its config.json, MLflow tag prac.code_version) to reuse its
     # results on purpose after the code changed.

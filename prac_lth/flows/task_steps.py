@@ -9,6 +9,7 @@ from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.errors import ArtifactError
 from prac.imp.imp_loop import Done
 from prac.imp.recompute import Recompute, is_forced
+from prac.imp.retrain_queue import Queued, RetrainQueue, stacks_retrains
 from prac.imp.stage_table import RETRAIN, Stage
 from prac.settings.config import ExperimentConfig
 from prac_lth.flows.local_server import share_local_server
@@ -33,13 +34,16 @@ class TaskSteps:
         options = stage_options(config.runtime.output_dir)
         self.tasks = {name: t.with_options(**options) for name, t in st.STAGE_TASKS.items()}
         self._beside: ProcessPoolTaskRunner | None = None
+        self.queue = RetrainQueue(self._retrain_with) if stacks_retrains(config) else None
 
     def run(self, stage: Stage, r: int | None, **inputs: ArtifactRef | None) -> ArtifactRef:
         if is_forced(self.recompute, stage.name, r):
             return self._run(stage, r, inputs, fresh=True)
         return self._checked(stage, r, inputs, self._run(stage, r, inputs, fresh=False))
 
-    def start(self, stage: Stage, r: int, **inputs: ArtifactRef | None) -> "Done | Beside | PoolRetrain":
+    def start(self, stage: Stage, r: int, **inputs: ArtifactRef | None) -> "Done | Beside | PoolRetrain | Queued":
+        if self.queue is not None and stage.stacks and not is_forced(self.recompute, stage.name, r):
+            return self.queue.add(r, inputs["mask"])  # each round's own task later, the first training the stack
         if not self.config.runtime.retrain_alongside:
             return Done(self.run(stage, r, **inputs))
         if self.retrain_deployment and stage is RETRAIN and not is_forced(self.recompute, stage.name, r):
@@ -69,9 +73,15 @@ class TaskSteps:
         task = self.tasks[stage.name].with_options(refresh_cache=True) if fresh else self.tasks[stage.name]
         return task, ({"fresh": True} if fresh and stage.fresh else {})
 
-    def _run(self, stage: Stage, r: int | None, inputs: dict, fresh: bool) -> ArtifactRef:
+    def _run(self, stage: Stage, r: int | None, inputs: dict, fresh: bool,
+             stack_with: dict[int, ArtifactRef] | None = None) -> ArtifactRef:
         task, kwargs = self._task(stage, fresh)
-        return task(self.config, r, inputs, **kwargs)
+        return task(self.config, r, inputs, **kwargs, **({"stack_with": stack_with} if stack_with else {}))
+
+    def _retrain_with(self, r: int, mask: ArtifactRef, others: dict[int, ArtifactRef]) -> ArtifactRef:
+        """Round r's retrain task, given the rounds still queued (the cache key is round r's own)."""
+        inputs = {"mask": mask}
+        return self._checked(RETRAIN, r, inputs, self._run(RETRAIN, r, inputs, fresh=False, stack_with=others))
 
     def _checked(self, stage: Stage, r: int | None, inputs: dict, ref: ArtifactRef) -> ArtifactRef:
         try:

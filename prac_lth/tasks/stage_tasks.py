@@ -45,9 +45,10 @@ def prepare_run_task(config: ExperimentConfig) -> ArtifactRef:
 def _stage_task(stage: Stage) -> Task:
     """The Prefect task of one stage of prac.imp.stage_table (named after it; the cache key reads `inputs`)."""
     def run(config: ExperimentConfig, round_index: int | None, inputs: dict[str, ArtifactRef | None],
-            fresh: bool = False) -> ArtifactRef:
+            fresh: bool = False, stack_with: dict[int, ArtifactRef] | None = None) -> ArtifactRef:
+        # stack_with (prac.imp.retrain_queue) is not in the cache key: the stage's output is round_index's own
         return stage.call(experiment_context(config), round_index, inputs, progress=_epoch_log(config),
-                          warn=get_run_logger().warning, fresh=fresh)
+                          warn=get_run_logger().warning, fresh=fresh, stack_with=stack_with)
 
     run.__name__ = run.__qualname__ = f"{stage.name.replace('-', '_')}_task"  # Prefect's task key: one per stage
     named = {"task_run_name": f"{stage.name}-r{{round_index:02d}}"} if stage.per_round else {}
