@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 
 import common
-import prac.training.train
+import prac.training.round_run
 from common import WORKLOADS, FastPath, finish, compute_peak, median, replaced, step_flops, table
 
 SIZES = (3_072, 256)  # training images per timed epoch (full run, --quick)
@@ -31,7 +31,7 @@ def main() -> int:
     workload = WORKLOADS["resnet20"]
     ours = FastPath(workload, workload.make_data(SIZES[quick], precision="float32"))  # against the float32 peak
     repeats = 1 if args.quick else args.repeats or REPEATS
-    with replaced(prac.training.train, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
+    with replaced(prac.training.round_run, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
         ours.warm_up()
         train_flops, forward_flops = step_flops(ours)
         peak_before = compute_peak(args.quick, repeats)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 import common
-import prac.training.train
+import prac.training.round_run
 from common import DEFAULT_MODELS, WORKLOADS, FastPath, finish, median, replaced, table, timed
 from prac.training.forgetting import CorrectnessRecord
 from prac.training.masks import MaskEnforcer
@@ -133,7 +133,7 @@ def measure(name: str, args) -> dict:
                 return ours.train_epochs(1, seed=r)
         return {"with": with_piece, "without": without}
 
-    with replaced(prac.training.train, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
+    with replaced(prac.training.round_run, "accuracy", lambda *a, **k: 0.0):  # the training loop alone
         ours.warm_up()
         # One interleaved pair per claim, so each comparison has its own neighbours in time.
         a = common.interleave({"full": lambda r: ours.train_epochs(1, seed=r),
