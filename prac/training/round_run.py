@@ -63,7 +63,8 @@ class RoundRun:
         self.stops_training = spec.early_stop is not None and spec.early_stop.stop
         self.unpruned_at_start = kept_count(mask)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
-        self.identity = round_identity(spec, train, self.size, self.unpruned_at_start)
+        self.identity = (None if self.checkpoint_path is None  # hashes the subset: only where a checkpoint needs it
+                         else round_identity(spec, train, self.size, self.unpruned_at_start))
         self.progress = self._resumed() or RoundProgress(
             best_state=clone_state(model), rewind_state=clone_state(model) if spec.rewind_epoch == 0 else None)
 
