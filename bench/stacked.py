@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import sys
 
+import torch
 
 import common
 from common import BATCH, WORKLOADS, FastPath, finish, median, spread, table
 from panel_hours import panel_jobs
 from prac.training.round_run import RoundRun
 from prac.training.round_types import RoundSpec
+from prac.training import stacked_step
 from prac.training.stacked import train_stacked
 
 IMAGES = {"lenet300": (20_000, 512), "conv4": (4_096, 256), "resnet20": (4_096, 256)}  # (full, --quick), a CPU
@@ -36,6 +38,9 @@ def add_arguments(parser) -> None:
                         + " (default: lenet300,resnet20 on a CPU, conv4,resnet20 on a GPU)")
     parser.add_argument("--stacks", default=None, help="comma-separated K (default: 1,2,4 on a CPU, 1,2,4,8,16 on a GPU)")
     parser.add_argument("--images", type=int, default=None, help="training images per ticket's epoch")
+    parser.add_argument("--layout", choices=("channels_last", "nchw"), default="channels_last",
+                        help="the stacked images' memory layout (prac.training.stacked_step.STACKED_CHANNELS_LAST)")
+    parser.add_argument("--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True")
 
 
 def tickets(workload, data, k: int, seed: int) -> list[RoundRun]:
@@ -55,7 +60,11 @@ def measure(name: str, stacks: list[int], images: int, args) -> dict[int, list[f
     def arm(k: int):
         def once(repeat: int) -> float:
             runs = tickets(workload, data, k, seed=repeat + 1)
-            return k * images / common.timed(lambda: train_stacked(runs, data, stack=k), data)
+            rate = k * images / common.timed(lambda: train_stacked(runs, data, stack=k), data)
+            # as it goes: a run stopped at its time limit still tells what it had measured
+            print(f"# {name} K={k} {'warm-up' if repeat < 0 else f'repeat {repeat + 1}'}: {rate:,.0f} images/s",
+                  file=sys.stderr, flush=True)
+            return rate
         return once
     arms = {k: arm(k) for k in stacks}
     for once in arms.values():  # warm-up: allocations, cuDNN's choices, the graph's capture
@@ -73,7 +82,10 @@ def main() -> int:
         stacks = stacks[:2]
     if 1 not in stacks:
         stacks = [1, *stacks]
+    stacked_step.STACKED_CHANNELS_LAST = args.layout == "channels_last"
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     common.start(args, "K tickets trained at once as one stacked computation: aggregate images/s")
+    print(f"stacked layout {args.layout}; cudnn.benchmark {args.cudnn_benchmark}")
     rows, best = [], {}
     for name in models:
         images = args.images or (GPU_IMAGES if gpu and not args.quick else IMAGES[name][args.quick])

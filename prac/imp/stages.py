@@ -176,7 +176,7 @@ def retrain_stacked(ctx: ExperimentContext, masks: dict[int, Mask], rewind_state
         model = load_start_state(ctx.new_model(), start, mask)  # a module each (not with runtime.compile: the queue)
         label = (lambda line, r=r: log(f"{line} (ticket of round {r})")) if log is not None else None
         runs[r] = RoundRun(model, mask, ctx.data, ctx.config.train, spec, label, checkpoints[r])
-    stack = stack_size(ctx.config.runtime.stack_tickets, list(runs.values()), ctx.data)
+    stack = stack_size(ctx.config.runtime.stack_tickets, list(runs.values()), ctx.data, say)
     if say is not None:
         say(f"retraining the tickets of rounds {', '.join(map(str, masks))}, {stack} at a time")
     train_stacked(list(runs.values()), ctx.data, stack, say)

@@ -3,8 +3,9 @@
 `train_round` trains it. A round that finishes (its schedule's end, its early stop) leaves the stack and a waiting
 one takes its place: a stack's rounds need not be at the same epoch, only of one training-set size.
 
-An out-of-memory error during a stacked epoch: that epoch again with half the stack, said in one line. A round's
-epoch is written back to it only once the epoch completed, so nothing it had trained is lost.
+An out-of-memory error during a stacked epoch: that epoch again with half the stack, said in one line; any other
+error of a stacked step (a batching rule the installed torch lacks): the rounds one at a time, said in one line.
+A round's epoch is written back to it only once the epoch completed, so nothing it had trained is lost.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Callable, Sequence
 import torch
 
 from prac.data.device_data import DeviceData
+from prac.errors import one_line
 from prac.training.round_run import RoundRun
 from prac.training.stacked_step import StackedTrainStep
 from prac.training.train_step import TrainStep
@@ -63,32 +65,58 @@ def train_stacked(runs: Sequence[RoundRun], data: DeviceData, stack: int, log: L
             still.append(queue.popleft())
         if not still:
             return
-        if steps is None or still != active:
-            active, steps = still, steps_for(still, data, log)
         try:
-            run_epoch(steps, active)
+            if steps is None or still != active:
+                active, steps = still, None
+                steps = steps_for(still, data, log)
+            trained = train_epoch(steps, active)
         except torch.OutOfMemoryError:
-            if len(active) == 1:
+            if len(still) == 1:
                 raise
-            stack = len(active) // 2
-            if log is not None:
-                log(f"out of memory training {len(active)} tickets at once: going on with {stack} at a time "
-                    f"(the epoch again; no ticket's progress lost)")
-            queue.extendleft(reversed(active[stack:]))
-            active, steps = active[:stack], None
+            stack = len(still) // 2
+            say(log, f"out of memory training {len(still)} tickets at once: going on with {stack} at a time "
+                     f"(the epoch again; no ticket's progress lost)")
+            queue.extendleft(reversed(still[stack:]))
+            active, steps = still[:stack], None
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+            continue
+        except RuntimeError as exc:  # a batching rule this torch lacks for an operation of the model, say
+            if len(still) == 1:
+                raise
+            stack = 1
+            say(log, f"warning: {len(still)} tickets could not train as one stack ({one_line(exc, 200)}): going on one "
+                     f"at a time (the epoch again; no ticket's progress lost)")
+            queue.extendleft(reversed(still[1:]))
+            active, steps = still[:1], None
+            continue
+        end_epochs(active, *trained)
 
 
-def run_epoch(steps: Alone | StackedTrainStep, runs: list[RoundRun]) -> None:
-    """One epoch of each of `runs`, then each round's end of epoch (validation, checkpoint, ...)."""
+def say(log: Log, line: str) -> None:
+    if log is not None:
+        log(line)
+
+
+def train_epoch(steps: Alone | StackedTrainStep, runs: list[RoundRun]) -> tuple[list, int, list[float]]:
+    """One epoch of each of `runs`, written back to the rounds once it completed: (their epoch inputs, the steps
+    taken, their loss sums)."""
     inputs = [run.epoch_inputs() for run in runs]
     steps.load()
     taken = steps.run_epoch(inputs)
     steps.store()
-    losses = steps.loss_sum.tolist()
+    return inputs, taken, steps.loss_sum.tolist()
+
+
+def end_epochs(runs: list[RoundRun], inputs: list, taken: int, losses: list[float]) -> None:
+    """Each round's end of epoch (validation, checkpoint, ...)."""
     for run, (order, _, rates), loss in zip(runs, inputs, losses):
         run.end_epoch(order, taken, rates[-1], loss)
+
+
+def run_epoch(steps: Alone | StackedTrainStep, runs: list[RoundRun]) -> None:
+    """One epoch of each of `runs`, then each round's end of epoch."""
+    end_epochs(runs, *train_epoch(steps, runs))
 
 
 # --- how many at a time ------------------------------------------------------------------------------------
@@ -98,28 +126,33 @@ def fitting_stack(free_bytes: int, ticket_bytes: int, tickets: int, cap: int = M
     return max(1, min(tickets, cap, int(free_bytes * HEADROOM) // max(1, ticket_bytes)))
 
 
+def probe_step(run: RoundRun, data: DeviceData) -> None:
+    """One eager stacked step of `run` alone on a copy of its state: the round's weights, momentum and BatchNorm
+    statistics are left as they were (its record's row of predictions is rewritten by its next epoch)."""
+    probe = StackedTrainStep([run], data, run.train.batch_size)
+    probe.capture = False
+    probe.load()
+    probe.first_step([run.epoch_inputs()])
+
+
 def measured_ticket_bytes(run: RoundRun, data: DeviceData) -> int:
-    """Device memory one more ticket in a stack takes: the peak of one eager stacked step of `run` alone (its
-    stacked weights, gradients, momentum and activations), on a copy: the round itself is left as it was."""
+    """Device memory one more ticket in a stack takes: the peak of `probe_step` (its stacked weights, gradients,
+    momentum and activations)."""
     device = run.device
     torch.cuda.synchronize(device)
     before = torch.cuda.memory_allocated(device)
     torch.cuda.reset_peak_memory_stats(device)
-    probe = StackedTrainStep([run], data, run.train.batch_size)
-    probe.capture = False
-    probe.load()
-    order, generator, rates = run.epoch_inputs()
-    probe.run_epoch_prefix([(order, generator, rates)], steps=1)
+    probe_step(run, data)
     torch.cuda.synchronize(device)
     peak = torch.cuda.max_memory_allocated(device) - before
-    del probe
     torch.cuda.empty_cache()
     return peak
 
 
-def stack_size(requested: int | None, runs: Sequence[RoundRun], data: DeviceData) -> int:
+def stack_size(requested: int | None, runs: Sequence[RoundRun], data: DeviceData, log: Log = None) -> int:
     """K: `requested` (runtime.stack_tickets) when set; else 1 on a CPU (stacking measured slower there:
-    BENCHMARKS.md "stacked") and, on a CUDA device, as many as the free memory holds."""
+    BENCHMARKS.md "stacked") and, on a CUDA device, as many as the free memory holds (1, said in a line, when a
+    stacked step of the model fails there)."""
     if not runs:
         return 1
     if requested is not None:
@@ -127,5 +160,14 @@ def stack_size(requested: int | None, runs: Sequence[RoundRun], data: DeviceData
     device = runs[0].device
     if device.type != "cuda" or len(runs) == 1:
         return 1
-    free, _ = torch.cuda.mem_get_info(device)
-    return fitting_stack(free, measured_ticket_bytes(runs[0], data), len(runs))
+    return memory_stack(runs, data, torch.cuda.mem_get_info(device)[0], log)
+
+
+def memory_stack(runs: Sequence[RoundRun], data: DeviceData, free_bytes: int, log: Log = None) -> int:
+    """As many of `runs` as `free_bytes` holds, by the memory one probing stacked step takes; 1 if it fails."""
+    try:
+        ticket_bytes = measured_ticket_bytes(runs[0], data)
+    except RuntimeError as exc:  # out of memory for even one, or a batching rule this torch lacks
+        say(log, f"warning: tickets train one at a time: a stacked step failed ({one_line(exc, 200)})")
+        return 1
+    return fitting_stack(free_bytes, ticket_bytes, len(runs))

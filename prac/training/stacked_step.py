@@ -20,6 +20,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.func import functional_call, vmap
 
 from prac.data.augment import CropFlip
@@ -32,9 +33,52 @@ def plain_module(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "_orig_mod", model)  # a torch.compile'd model: its module (parameter names unprefixed)
 
 
+STACKED_CHANNELS_LAST = True  # where the ticket alone trains channels_last; bench/stacked.py --layout measures both
+
+
+class FloatInputBatchNorm(nn.BatchNorm2d):
+    """BatchNorm in a stack under autocast: the input taken to float32, the output back to the input's dtype.
+    vmap's batching rule normalises with a stand-in weight of the input's dtype, which CUDA's kernels refuse beside
+    float32 running statistics ("Expected running_mean to have type BFloat16": Conv-4 on an H200); a ticket alone
+    also normalises in float32 and rounds the output to the input's dtype."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # contiguous on CUDA: under vmap, torch.batch_norm there asks whether a channels_last input is contiguous,
+        # which vmap refuses ("NYI: querying is_contiguous inside of vmap"; an H200, torch 2.11). Not on a CPU: the
+        # copy changes the order of BatchNorm's sums, and a ticket's first step then agrees with the ticket alone
+        # less closely (float32 rounding flips ReLUs; float64 agrees to 1e-13 either way)
+        x32 = x.float()
+        return super().forward(x32.contiguous() if x32.is_cuda else x32).to(x.dtype)
+
+
+class AutocastConv2d(nn.Conv2d):
+    """A convolution in a stack, cast to autocast's dtype by hand as autocast casts a ticket's alone: under vmap,
+    autocast leaves convolutions in float32 (seen with torch 2.11 and 2.14), while matrix products are cast."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device = x.device.type
+        if not torch.is_autocast_enabled(device):
+            return super().forward(x)
+        dtype = torch.get_autocast_dtype(device)
+        bias = None if self.bias is None else self.bias.to(dtype)
+        return self._conv_forward(x.to(dtype), self.weight.to(dtype), bias)
+
+
+STACKED_MODULES = {nn.BatchNorm2d: FloatInputBatchNorm, nn.Conv2d: AutocastConv2d}  # same state, their forward
+
+
 def base_module(model: torch.nn.Module) -> torch.nn.Module:
     """The architecture without weights (on the meta device): what the vmapped forward calls with a ticket's."""
-    return copy.deepcopy(plain_module(model)).to("meta")
+    base = copy.deepcopy(plain_module(model)).to("meta")
+    for module in base.modules():
+        module.__class__ = STACKED_MODULES.get(type(module), type(module))
+    return base
+
+
+def stacked_channels_last(images: torch.Tensor) -> torch.Tensor:
+    """(K, batch, C, H, W) images laid out in memory as (batch, H, W, K, C): vmap's convolution folds the K tickets
+    into the channels (a grouped convolution of K groups) and then sees a channels_last batch, as a ticket alone."""
+    return images.permute(1, 3, 4, 0, 2).contiguous().permute(3, 0, 4, 1, 2)
 
 
 class StackedTrainStep(CapturedSteps):
@@ -48,6 +92,9 @@ class StackedTrainStep(CapturedSteps):
         device = first.device
         super().__init__(device, first.size, batch, data, log)
         self.runs, self.k = list(runs), len(runs)
+        # a CPU's channels_last grouped convolutions add in an order that depends on K: a ticket would not train
+        # bit for bit alike in stacks of 3 and 2 (tests/test_stacked.py, a killed stack resumed)
+        self.channels_last = first.train.channels_last and device.type == "cuda" and STACKED_CHANNELS_LAST
         group = single_sgd_group(first.optimizer)
         self.momentum, self.weight_decay = group["momentum"], group["weight_decay"]
         self.base = base_module(first.model)
@@ -127,6 +174,8 @@ class StackedTrainStep(CapturedSteps):
         draws: CropFlip = self.draws.rows((self.row_start + visits).reshape(-1))
         images = self.data.prepare(train.images.index_select(0, index), draws, channels_last=False)
         images = images.view(self.k, batch, *images.shape[1:])
+        if self.channels_last and images.dim() == 5:
+            images = stacked_channels_last(images)
         labels = train.labels.index_select(0, index).view(self.k, batch)
         with self.data.forward_context(graph_safe=self.capture):
             logits = self.forward(self.params, self.buffers, images)  # (K, batch, classes)
