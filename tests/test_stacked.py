@@ -176,23 +176,31 @@ def test_a_killed_stack_resumes_every_ticket(ctx32, tmp_path):
     assert sum(line.startswith("resumed from") for line in lines) == 3
 
 
+def train_failing_midway(runs: list[RoundRun], ctx, stack: int, error: Exception, of_k: int | None = None) -> list[str]:
+    """train_stacked(runs, stack) with the stacked steps (of `of_k` tickets; any, if None) raising `error` from their
+    epoch's third step on: the lines it said."""
+    lines: list[str] = []
+    step = StackedTrainStep._step
+
+    def failing(self, batch: int) -> None:
+        if (of_k is None or self.k == of_k) and self.cursor.item() >= 2 * self.batch:
+            raise error
+        step(self, batch)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(StackedTrainStep, "_step", failing)
+        train_stacked(runs, ctx.data, stack=stack, log=lines.append)
+    return lines
+
+
 def test_out_of_memory_halves_the_stack_and_loses_no_progress(ctx32):
     """An out-of-memory error in the middle of a stack of four's epoch: one line, the epoch again two at a time,
     ending as four tickets trained two at a time from the start (the same pairs), bit for bit."""
     reference = [ticket(ctx32, i, epochs=2) for i in range(4)]
     train_stacked(reference, ctx32.data, stack=2)
 
-    lines: list[str] = []
     runs = [ticket(ctx32, i, epochs=2) for i in range(4)]
-    step = StackedTrainStep._step
-
-    def short_of_memory(self, batch: int) -> None:
-        if self.k == 4 and self.cursor.item() >= 2 * self.batch:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        step(self, batch)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(StackedTrainStep, "_step", short_of_memory)
-        train_stacked(runs, ctx32.data, stack=4, log=lines.append)
+    lines = train_failing_midway(runs, ctx32, 4, torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                 of_k=4)
     assert lines == ["out of memory training 4 tickets at once: going on with 2 at a time "
                      "(the epoch again; no ticket's progress lost)"]
     for run, ref in zip(runs, reference):
@@ -256,17 +264,8 @@ def test_a_stack_that_fails_goes_on_one_ticket_at_a_time_and_loses_no_progress(c
     reference = [ticket(ctx32, i, epochs=2) for i in range(3)]
     train_stacked(reference, ctx32.data, stack=1)
 
-    lines: list[str] = []
     runs = [ticket(ctx32, i, epochs=2) for i in range(3)]
-    step = StackedTrainStep._step
-
-    def unbatchable(self, batch: int) -> None:
-        if self.cursor.item() >= 2 * self.batch:
-            raise RuntimeError(NYI)
-        step(self, batch)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(StackedTrainStep, "_step", unbatchable)
-        train_stacked(runs, ctx32.data, stack=3, log=lines.append)
+    lines = train_failing_midway(runs, ctx32, 3, RuntimeError(NYI))
     assert lines == [f"warning: 3 tickets could not train as one stack (RuntimeError: {NYI}): going on one at "
                      f"a time (the epoch again; no ticket's progress lost)"]
     for run, ref in zip(runs, reference):

@@ -67,30 +67,25 @@ def train_stacked(runs: Sequence[RoundRun], data: DeviceData, stack: int, log: L
             return
         try:
             if steps is None or still != active:
-                active, steps = still, None
-                steps = steps_for(still, data, log)
+                active, steps = still, steps_for(still, data, log)
             trained = train_epoch(steps, active)
-        except torch.OutOfMemoryError:
+        except RuntimeError as exc:  # out of memory; or a batching rule this torch lacks for an operation of the model
             if len(still) == 1:
                 raise
-            stack = len(still) // 2
-            say(log, f"out of memory training {len(still)} tickets at once: going on with {stack} at a time "
-                     f"(the epoch again; no ticket's progress lost)")
+            if isinstance(exc, torch.OutOfMemoryError):
+                stack = len(still) // 2
+                say(log, f"out of memory training {len(still)} tickets at once: going on with {stack} at a time "
+                         f"(the epoch again; no ticket's progress lost)")
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+            else:
+                stack = 1
+                say(log, f"warning: {len(still)} tickets could not train as one stack ({one_line(exc, 200)}): going on "
+                         f"one at a time (the epoch again; no ticket's progress lost)")
             queue.extendleft(reversed(still[stack:]))
             active, steps = still[:stack], None
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-            continue
-        except RuntimeError as exc:  # a batching rule this torch lacks for an operation of the model, say
-            if len(still) == 1:
-                raise
-            stack = 1
-            say(log, f"warning: {len(still)} tickets could not train as one stack ({one_line(exc, 200)}): going on one "
-                     f"at a time (the epoch again; no ticket's progress lost)")
-            queue.extendleft(reversed(still[1:]))
-            active, steps = still[:1], None
-            continue
-        end_epochs(active, *trained)
+        else:
+            end_epochs(active, *trained)
 
 
 def say(log: Log, line: str) -> None:
