@@ -23,8 +23,8 @@
 # It uses the python it finds (PYTHON, else .venv/bin/python, else python3) and that python's own torch;
 # the project runs from this source tree (PYTHONPATH), not installed, and needs besides torch only numpy,
 # pyarrow, pydantic, rich, scikit-learn, pillow, torchvision and pytest. A machine without internet that
-# lacks pydantic gets it as wheels in WHEELS (default ./.whl), installed into OUT_DIR/site (README, "On a
-# GPU machine").
+# lacks pydantic gets it as wheels in WHEELS (default ./.whl), installed into OUT_DIR/site (docs/howto/gpu.md,
+# "Without internet").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,7 +42,7 @@ export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 wheels=${WHEELS:-.whl}
 if ! "$python" -c "import pydantic" 2>/dev/null; then
     if ! compgen -G "$wheels/*.whl" >/dev/null; then
-        echo "gpu_check: pydantic is missing and there are no wheels in $wheels (README, 'On a GPU machine')" >&2
+        echo "gpu_check: pydantic is missing and there are no wheels in $wheels (docs/howto/gpu.md, 'Without internet')" >&2
         exit 2
     fi
     "$python" -m pip install -q --no-index --no-deps --no-compile --target "$out/site" "$wheels"/*.whl

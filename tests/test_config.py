@@ -380,7 +380,7 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.compile=true"],
         ["runtime.cuda_graphs=false"],
         ["runtime.retrain_alongside=true"],
-        ["runtime.stack_tickets=4"],  # tickets to rounding, like the device (README, "Tickets stacked on one GPU")
+        ["runtime.stack_tickets=4"],  # tickets to rounding, like the device (docs/howto/gpu.md, stacked tickets)
         ["runtime.code_version=0123456789abcdef"],  # keys the caches (tests/test_caching.py), not the run's name
     ):
         changed = apply_overrides(base, items)

@@ -1,5 +1,5 @@
-"""The engine runs where Prefect and MLflow are not installed (a GPU machine with its own torch, README "On a
-GPU machine"): `prac-lth run --engine-only` and the device test suite import neither. Checked in a
+"""The engine runs where Prefect and MLflow are not installed (a GPU machine with its own torch, docs/howto/gpu.md
+"Without internet"): `prac-lth run --engine-only` and the device test suite import neither. Checked in a
 subprocess in which importing either fails."""
 from __future__ import annotations
 

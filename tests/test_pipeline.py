@@ -2,7 +2,7 @@
 each flow run starts a temporary server; a real server for the deployment test) and a real MLflow
 sqlite store. Every workspace has its own PREFECT_HOME, tracking store and output folder.
 
-Kill and resume, re-run from cache, the MLflow contract (DESIGN.md §3), fail-fast on an unreachable
+Kill and resume, re-run from cache, the MLflow contract (docs/design.md §3), fail-fast on an unreachable
 tracking server, served deployments, and the comparison flow."""
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Where tensors live: the one boundary between the training device and the CPU.
 
-The discipline (README, "Device discipline"):
+The discipline (docs/decisions.md, "Device discipline"):
 - a round's weights, masks, index sets and correctness record live on the training device;
 - what goes to disk or to numpy crosses to the CPU here: `to_cpu` (every torch file, in
   `prac.artifacts.save_torch`) and `to_numpy`;

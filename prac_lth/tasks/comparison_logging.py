@@ -1,4 +1,4 @@
-"""What a comparison run in MLflow holds (DESIGN.md §3): its conclusions as metrics, its tables as Parquet and its
+"""What a comparison run in MLflow holds (docs/design.md §3): its conclusions as metrics, its tables as Parquet and its
 figures as PNG under figures/. Idempotent: the same comparison finds its run again, logs no metric value twice,
 and replaces its tables and figures."""
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""MLflow logging for the pipeline (DESIGN.md §3): plain functions over ``MlflowClient``.
+"""MLflow logging for the pipeline (docs/design.md §3): plain functions over ``MlflowClient``.
 
 Every function builds its own ``MlflowClient(tracking_uri=tracking_uri())`` and takes explicit run
 ids, so nothing relies on MLflow's global active run and several tasks or processes can log side by
@@ -484,7 +484,7 @@ def log_figure(run_id: str, figure, artifact_file: str) -> None:
 
 
 # MLflow 3.17's UI opens an experiment on its GenAI overview (a per-browser setting); this query parameter opens
-# the "Model training" view instead: runs, charts, artifacts (DESIGN.md §3).
+# the "Model training" view instead: runs, charts, artifacts (docs/design.md §3).
 MACHINE_LEARNING_VIEW = "workflowType=machine_learning"
 UI_URL_ENV = "MLFLOW_UI_URL"
 DEFAULT_UI_URL = "http://127.0.0.1:5000"  # where `mlflow ui` listens by default

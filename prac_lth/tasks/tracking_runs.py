@@ -1,4 +1,4 @@
-"""Finding or creating the runs of DESIGN.md §3 (beside ``prac_lth.tasks.tracking``, whose client it uses).
+"""Finding or creating the runs of docs/design.md §3 (beside ``prac_lth.tasks.tracking``, whose client it uses).
 
 One parent run per arm x seed (``prac.kind=experiment``, found again by ``prac.fingerprint``), a
 nested child run per round (``prac.kind=round``), and comparison runs (``prac.kind=comparison``).

@@ -3,7 +3,7 @@ there is no CUDA device). The same test bodies run on both, so the GPU tests are
 every CI run, and a GPU machine runs them with `pytest -m gpu tests/device`.
 
 These tests import the engine only (prac/), never Prefect or MLflow: a GPU machine with its own torch
-needs just the project's pure-Python dependencies to run them (README, "On a GPU machine").
+needs just the project's pure-Python dependencies to run them (docs/howto/gpu.md, "Install and check").
 Data: learnable CIFAR-shaped images written as real CIFAR-10 pickle files (prac.data.cifar_files).
 """
 from __future__ import annotations
