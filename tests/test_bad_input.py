@@ -466,9 +466,9 @@ def test_bad_data_through_the_flow_in_a_real_process(earlier, tmp_path):
 
 @pytest.fixture(scope="module")
 def prefect(scratch):
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.prefect_homes import prefect_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_harness():
         yield
 
 

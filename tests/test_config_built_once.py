@@ -15,14 +15,14 @@ METHODS, SEEDS = ["prac", "lt"], [0]
 
 @pytest.fixture(scope="module")
 def harness(tmp_path_factory):
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.prefect_homes import prefect_harness
 
     root = tmp_path_factory.mktemp("config-once")
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
         mp.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_harness():
             yield root
 
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
+from tests.prefect_homes import prefect_harness
 
 from prac.errors import UserError
 from prac_lth.flows.device_slot import LIMIT_ENV, gpu_slot
@@ -18,7 +18,7 @@ HOLD_S = 3.0  # long beside acquiring a slot (milliseconds), so that holders tha
 
 @pytest.fixture(scope="module")
 def prefect_server():
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_harness():
         yield
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.testing.utilities import prefect_test_harness
+from tests.prefect_homes import prefect_harness
 
 from prac.errors import UserError
 from prac.settings.overrides import apply_overrides
@@ -25,7 +25,7 @@ MASK = {"path": "/nowhere/round_00/mask.parquet", "sha256": "0" * 64}  # never r
 
 @pytest.fixture(scope="module")
 def pool():
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_harness():
         with get_client(sync_client=True) as client:
             client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
         prac_lth_retrain.to_deployment(name="digits", work_pool_name=POOL).apply()
