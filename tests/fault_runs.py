@@ -60,20 +60,21 @@ class Space:
     def store(self) -> Path:
         return Path(self.tracking_uri.removeprefix("sqlite:///"))
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
         home = self.root / "prefect-home"
         env.update(PREFECT_HOME=str(home if self.new_prefect_home else migrated_prefect_home(home)),
                    MLFLOW_TRACKING_URI=self.tracking_uri,
-                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1")
+                   PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore", OMP_NUM_THREADS="1", **extra)
         return env
 
-    def start(self, args: list[str], name: str) -> subprocess.Popen:
+    def start(self, args: list[str], name: str, **extra_env: str) -> subprocess.Popen:
         """`prac-lth ARGS --output-dir OUT`, its stdout and stderr to ROOT/NAME.out and .err."""
         out, err = self.root / f"{name}.out", self.root / f"{name}.err"
         self.logs += [out, err]
+        env = self.env(**extra_env)
         with open(out, "w") as stdout, open(err, "w") as stderr:
-            return subprocess.Popen([*AS_FROM_A_TERMINAL, PRAC_LTH, *args, "--output-dir", str(self.out)], cwd=self.root, env=self.env(),
+            return subprocess.Popen([*AS_FROM_A_TERMINAL, PRAC_LTH, *args, "--output-dir", str(self.out)], cwd=self.root, env=env,
                                     start_new_session=True, stdout=stdout, stderr=stderr)
 
     def finish(self, proc: subprocess.Popen, name: str, timeout: float = RUN_TIMEOUT_S) -> tuple[int, str, str]:

@@ -1,17 +1,18 @@
 """Faults a production run survives, each end to end with the real CLI in subprocesses (tests/fault_runs.py):
 
-a. SIGKILLs at 8 seeded random moments of an experiment, one in each of 8 slices of its time: 3 of the start-up
-   (the MLflow store being created, Prefect's temporary server starting), 5 of the whole run, imports to exit.
+a. SIGKILLs at 6 seeded random moments of an experiment, one in each of 6 slices of its time: 3 of the start-up
+   (the MLflow store being created, Prefect's temporary server starting), 3 of the whole run, imports to exit.
    Every run, re-run, ends as an uninterrupted run did.
 b. The MLflow tracking server killed in the middle of an experiment: the run stops within seconds with one line
    (exit 2); once the server is back, the same command completes, nothing lost or logged twice.
 c. Four experiments at once into one new SQLite store, and one experiment started twice at the same moment:
-   all complete, one parent run each, every round's values once.
+   all complete, one parent run each, every round's values once (one set of five processes for both tests).
 d. The output folder's disk fills mid-experiment (a real 4 MB tmpfs): one line naming the file, its folder and
    the free space, exit 2, no partial file under a final name; given room, the same command completes.
 e. Ctrl-C (SIGINT) while round 0 trains, SIGTERM once the resumed run's flow has begun: one line each, exit 130 or
    143, the MLflow parent run KILLED; the same command resumes to the uninterrupted run's files and values, in that
    one parent run. (The CLI is started as from a terminal: a background job's SIGINT is ignored, fault_runs.py.)
+   These runs go beside the uninterrupted reference run, loading the machine as a kill trial's neighbour does.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import re
 import signal
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +47,7 @@ AT_ONCE = 2  # kill trials side by side (2 cores)
 @dataclass
 class Reference:
     """The uninterrupted run: how long it took, when its store appeared and its flow began (seconds after
-    its start; two side by side, as the kill test's trials run), what it left."""
+    its start; beside another CLI process, as the kill test's trials run), what it left."""
 
     duration: float
     store_at: float
@@ -54,41 +55,43 @@ class Reference:
     fingerprint: str
     files: dict
     values: dict
+    stopped: Future  # test e.'s runs (_stopped_runs), which ran beside it
 
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Reference:
-    """Two uninterrupted runs side by side (each alone in its folders): timed under the load the kill test's
-    trials (AT_ONCE) run under; they must agree."""
+    """The uninterrupted run, timed under the load the kill test's trials (AT_ONCE) run under: beside it, each
+    in its own folders, test e.'s three runs one after another (rather than a second copy of it, which only
+    loaded the machine; test_one_experiment_started_twice_at_once compares another uninterrupted run with it)."""
     root = tmp_path_factory.mktemp("reference")
-    spaces = [Space.new(root / f"r{i}") for i in range(AT_ONCE)]
-    start = time.monotonic()
-    procs = [space.start(ARGS, "run") for space in spaces]
-    ended: dict[int, float] = {}
-    store_at = flow_at = None
-    try:
-        while len(ended) < len(procs) and time.monotonic() - start < RUN_TIMEOUT_S:
-            now = time.monotonic() - start
-            ended.update({i: now for i, proc in enumerate(procs) if i not in ended and proc.poll() is not None})
-            if store_at is None and spaces[0].store.exists():
-                store_at = now
-            if flow_at is None and "Beginning flow run" in (spaces[0].root / "run.err").read_text():
-                flow_at = now
-            time.sleep(0.05)
-    finally:
-        results = [space.finish(proc, "run", timeout=60) for space, proc in zip(spaces, procs)]
-    for space, (rc, out, err) in zip(spaces, results):
-        assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
-    assert store_at is not None and flow_at is not None, (store_at, flow_at)
-    seen = []
-    for space in spaces:
-        (fingerprint, run_dir), = space.run_dirs().items()
-        (parent,) = parent_runs(space.client(), fingerprint)
-        values = round_values(space.client(), parent.info.run_id)
-        assert not check_one_value_per_round(values, ROUNDS)
-        seen.append((fingerprint, artifacts(run_dir), values))
-    assert all(s == seen[0] for s in seen), "two uninterrupted runs differ"
-    return Reference(sum(ended.values()) / len(ended), store_at, flow_at, *seen[0])
+    space, stopped_space = Space.new(root / "run"), Space.new(root / "stopped")
+    for s in (space, stopped_space):
+        s.env()  # PREFECT_HOMEs copied before the clock starts (the first copy builds the template: ~15 s)
+    store_at = flow_at = ended = None
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        start = time.monotonic()
+        proc = space.start(ARGS, "run")
+        stopped = pool.submit(_stopped_runs, stopped_space)
+        try:
+            while ended is None and time.monotonic() - start < RUN_TIMEOUT_S:
+                now = time.monotonic() - start
+                if proc.poll() is not None:
+                    ended = now
+                if store_at is None and space.store.exists():
+                    store_at = now
+                if flow_at is None and "Beginning flow run" in (space.root / "run.err").read_text():
+                    flow_at = now
+                time.sleep(0.05)
+        finally:
+            rc, out, err = space.finish(proc, "run", timeout=60)
+            # the trials start once test e.'s runs are over (the pool's exit waits for them)
+    assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
+    assert store_at is not None and flow_at is not None and ended is not None, (store_at, flow_at, ended)
+    (fingerprint, run_dir), = space.run_dirs().items()
+    (parent,) = parent_runs(space.client(), fingerprint)
+    values = round_values(space.client(), parent.info.run_id)
+    assert not check_one_value_per_round(values, ROUNDS)
+    return Reference(ended, store_at, flow_at, fingerprint, artifacts(run_dir), values, stopped)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +203,9 @@ def _mlflow_server(root: Path, port: int, space: Space):
         proc = subprocess.Popen([MLFLOW, "server", "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
                                  "--artifacts-destination", str(root / "mlartifacts"), "--host", "127.0.0.1",
                                  "--port", str(port), "--workers", "1"],
-                                cwd=root, env=space.env(), start_new_session=True, stdout=out, stderr=out)
+                                # no job runner and its 4 consumers (GenAI jobs): 5 fewer processes to start
+                                cwd=root, env=space.env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false"),
+                                start_new_session=True, stdout=out, stderr=out)
     wait_for_health(f"http://127.0.0.1:{port}/health", proc, log)
     return proc
 
@@ -214,7 +219,9 @@ def test_tracking_server_killed_mid_experiment_stops_in_one_line_and_the_rerun_c
     server = proc = None
     try:
         server = _mlflow_server(tmp_path, port, space)
-        proc = space.start(args, "cut")
+        # One retry, no backoff: the one-line stop, not MLflow's waits, is what this run shows (the defaults'
+        # ~15 s are tests/test_tracking.py's); the run after it keeps the defaults.
+        proc = space.start(args, "cut", MLFLOW_HTTP_REQUEST_MAX_RETRIES="1", MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR="0")
         err_file = space.root / "cut.err"
         deadline = time.monotonic() + RUN_TIMEOUT_S
         while proc.poll() is None and time.monotonic() < deadline:
@@ -232,7 +239,7 @@ def test_tracking_server_killed_mid_experiment_stops_in_one_line_and_the_rerun_c
         assert "Traceback" not in out + err, err[-6000:]
         errors = [line for line in err.splitlines() if line.startswith("prac-lth: error:")]
         assert len(errors) == 1 and f"MLflow tracking server {uri} stopped answering" in errors[0], err[-3000:]
-        # MLflow's own retries would take ~4 minutes; ours ~15 s (generous here: the machine may be loaded)
+        # nothing else waits on the dead server (generous here: the machine may be loaded)
         assert stopped_after < 150, f"stopped {stopped_after:.0f} s after the server died"
         assert not list((space.out).rglob("round_02/mask.parquet")), "the run went on without its server"
 
@@ -280,16 +287,25 @@ def _start_together(tmp_path: Path, experiments: list[tuple[str, int]]) -> list[
             kill_group(proc)
 
 
-def test_four_experiments_at_once_into_one_new_store(tmp_path):
-    experiments = [("prac", 0), ("lt", 1), ("cet-only", 2), ("prac", 3)]  # four rounds 0: none shared
-    results = _start_together(tmp_path, experiments)
+FOUR = [("prac", 0), ("lt", 1), ("cet-only", 2), ("prac", 3)]  # four rounds 0: none shared
+
+
+@pytest.fixture(scope="module")
+def together(tmp_path_factory) -> list[tuple[Space, int, str, str]]:
+    """Five processes at once into one new store: the four experiments, the first of them started twice (read
+    by both tests of c.: one set of runs, not 4 and then 2)."""
+    return _start_together(tmp_path_factory.mktemp("together"), [*FOUR, FOUR[0]])
+
+
+def test_four_experiments_at_once_into_one_new_store(together):
+    results = together
     for space, rc, out, err in results:
         assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
     space = results[0][0]
     client = space.client()
     assert len(client.search_experiments(filter_string=f"name = '{EXPERIMENT}'")) == 1
     dirs = space.run_dirs()
-    assert len(dirs) == len(experiments), list(dirs)
+    assert len(dirs) == len(FOUR), list(dirs)
     seen = []
     for fingerprint in dirs:
         parents = parent_runs(client, fingerprint)
@@ -298,7 +314,7 @@ def test_four_experiments_at_once_into_one_new_store(tmp_path):
         assert parent.info.status == "FINISHED"
         assert not check_one_value_per_round(round_values(client, parent.info.run_id), ROUNDS), fingerprint
         seen.append((parent.data.tags["prac.method"], int(parent.data.tags["prac.seed"])))
-    assert sorted(seen) == sorted(experiments)
+    assert sorted(seen) == sorted(FOUR)
 
 
 def _stage_states(output: str) -> dict[str, str]:
@@ -306,11 +322,11 @@ def _stage_states(output: str) -> dict[str, str]:
                            r"(\w+)", output))
 
 
-def test_one_experiment_started_twice_at_once(reference, tmp_path):
+def test_one_experiment_started_twice_at_once(reference, together):
     """Both complete; one trains, the other waits for it (prac_lth/tasks/experiment_lock.py) and finds every stage
     cached;
     one parent run, the uninterrupted run's files."""
-    results = _start_together(tmp_path, [("prac", 0), ("prac", 0)])
+    results = [together[0], together[-1]]  # FOUR[0], twice
     for space, rc, out, err in results:
         assert rc == 0, f"{space.root}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
     states = [_stage_states(out + err) for _, _, out, err in results]
@@ -318,7 +334,8 @@ def test_one_experiment_started_twice_at_once(reference, tmp_path):
     for stage in [f"{stage}-r{r:02d}" for r in range(ROUNDS) for stage in stages]:
         assert sorted(s.get(stage) for s in states) == ["Cached", "Completed"], (stage, states)
     space = results[0][0]
-    assert list(space.run_dirs()) == [reference.fingerprint]
+    # one folder each of the four experiments (one parent run each: test_four_experiments_at_once...)
+    assert reference.fingerprint in space.run_dirs() and len(space.run_dirs()) == len(FOUR), list(space.run_dirs())
     assert artifacts(space.run_dirs()[reference.fingerprint]) == reference.files
     parents = parent_runs(space.client(), reference.fingerprint)
     assert len(parents) == 1, [p.info.run_id for p in parents]
@@ -392,24 +409,43 @@ def _stop_when(space: Space, proc, name: str, ready, signum: int) -> tuple[int, 
     return space.finish(proc, name)
 
 
-def test_stopped_mid_run_is_one_line_marks_the_run_killed_and_resumes(reference, tmp_path):
+def _experiment_parents(space: Space) -> list[tuple[str, str, str]]:
+    """(fingerprint, run id, status) of every parent run in the space's store."""
+    client = space.client()
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.`prac.kind` = 'experiment'") \
+        if experiment else []
+    return [(r.data.tags.get("prac.fingerprint"), r.info.run_id, r.info.status) for r in runs]
+
+
+def _stopped_runs(space: Space) -> tuple[Space, list]:
     """Ctrl-C while round 0 trains (its first epoch saved); then SIGTERM as soon as the same command's flow has
-    begun (round 0's checkpoint exists already; the rest of the run is seconds of work); then a re-run."""
-    space = Space.new(tmp_path)
+    begun (round 0's checkpoint exists already; the rest of the run is seconds of work); then a re-run. Run beside
+    the reference (the fixture); each stop's (name, line, code, (exit code, stdout, stderr), parent runs then)."""
     in_round_0 = lambda: bool(list(space.out.glob("*/round0-*/train.ckpt")))  # noqa: E731
     flow_begun = lambda: "Beginning flow run" in space.read("terminated")[1]  # noqa: E731
-    parent_id = None
+    stops = []
     for name, ready, signum, line, code in (("interrupted", in_round_0, signal.SIGINT, "prac-lth: interrupted", 130),
                                             ("terminated", flow_begun, signal.SIGTERM, "prac-lth: terminated", 143)):
-        rc, out, err = _stop_when(space, space.start(ARGS, name), name, ready, signum)
+        result = _stop_when(space, space.start(ARGS, name), name, ready, signum)
+        stops.append((name, line, code, result, _experiment_parents(space)))
+    space.run_ok(ARGS, "resumed")
+    return space, stops
+
+
+def test_stopped_mid_run_is_one_line_marks_the_run_killed_and_resumes(reference):
+    """What _stopped_runs did beside the reference: one line and exit code per stop, the one parent run KILLED and
+    reopened; the same command resumes to the uninterrupted run's files and values."""
+    space, stops = reference.stopped.result()
+    parent_id = None
+    for name, line, code, (rc, out, err), parents in stops:
         assert rc == code, f"{line}: exit {rc}\n{out[-2000:]}\n{err[-6000:]}"
         assert "Traceback" not in out + err
         assert line in err.splitlines(), err[-3000:]
-        (parent,) = parent_runs(space.client(), reference.fingerprint)  # the one parent run, reopened
-        assert parent.info.status == "KILLED" and parent_id in (None, parent.info.run_id)
-        parent_id = parent.info.run_id
+        (parent,) = [(run_id, status) for fp, run_id, status in parents if fp == reference.fingerprint]  # reopened
+        assert parent[1] == "KILLED" and parent_id in (None, parent[0]), (name, parents)
+        parent_id = parent[0]
 
-    space.run_ok(ARGS, "resumed")
     assert artifacts(space.run_dirs()[reference.fingerprint]) == reference.files
     (again,) = parent_runs(space.client(), reference.fingerprint)
     assert again.info.run_id == parent_id and again.info.status == "FINISHED"
