@@ -78,7 +78,7 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=45_000)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per process (default 1)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run: 256 images, 1 epoch, 1 and 2 processes")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 128 images (one batch), 1 epoch, 1 and 2 processes")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     for name in ("ready", "go", "result"):
         parser.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -87,7 +87,7 @@ def main() -> int:
         worker(args)
         return 0
     if args.quick:
-        args.images, args.epochs, args.processes = 256, 1, "1,2"
+        args.images, args.epochs, args.processes = 128, 1, "1,2"
     counts = [int(c) for c in args.processes.split(",")]
     print(f"# Experiments sharing one device{' (--quick: smoke run, figures not meaningful)' if args.quick else ''}")
     print(f"torch {torch.__version__}; device {common.describe_device(args.device)}; {args.model}, "

@@ -18,13 +18,14 @@ import sys
 import common
 from common import WORKLOADS, median, table
 
-SIZES = {"lenet300": (20_000, 512), "conv4": (2_048, 256), "resnet20": (3_072, 256), "conv2": (2_048, 256)}
-EPOCHS = 3
+# (full, --quick: one batch; a smoke run checks that each arm runs in its own process)
+SIZES = {"lenet300": (20_000, 128), "conv4": (2_048, 128), "resnet20": (3_072, 128), "conv2": (2_048, 128)}
+EPOCHS = 3  # --quick: 1
 ARMS = {"glibc defaults": False, "freed memory kept": True}
 
 
-def child(model: str, images: int, threads: int, keep: bool) -> None:
-    """One arm in this fresh process: print the median images/s of EPOCHS epochs after a warm-up, and the
+def child(model: str, images: int, threads: int, keep: bool, epochs: int = EPOCHS) -> None:
+    """One arm in this fresh process: print the median images/s of `epochs` epochs after a warm-up, and the
     process's peak resident memory in MiB."""
     import resource
 
@@ -38,7 +39,7 @@ def child(model: str, images: int, threads: int, keep: bool) -> None:
     workload = WORKLOADS[model]
     arm = common.FastPath(workload, workload.make_data(images))
     arm.warm_up()
-    rate = median([arm.images_per_second(r) for r in range(EPOCHS)])
+    rate = median([arm.images_per_second(r) for r in range(epochs)])
     print(rate, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
@@ -51,7 +52,7 @@ def main() -> int:
     args = common.parse_args(__doc__.splitlines()[0], add_arguments)
     if args.child:
         model, images, keep = args.child
-        child(model, int(images), args.threads, keep == "1")
+        child(model, int(images), args.threads, keep == "1", 1 if args.quick else EPOCHS)
         return 0
     common.start(args, "A CPU training process with freed host memory kept (prac.hardware.host_memory) against glibc's defaults")
     repeats = 1 if args.quick else args.repeats or 4
@@ -64,7 +65,8 @@ def main() -> int:
         def arm(label: str, keep: bool):
             def run(_repeat: int) -> float:
                 out = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child", name,
-                                      str(images), "1" if keep else "0"], capture_output=True, text=True, check=True)
+                                      str(images), "1" if keep else "0", *(["--quick"] if args.quick else [])],
+                                     capture_output=True, text=True, check=True)
                 rate, peak = (float(x) for x in out.stdout.strip().splitlines()[-1].split())
                 peaks[label].append(peak)
                 return rate

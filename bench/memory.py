@@ -24,12 +24,12 @@ TRAIN_LIMITS = {"fashion-conv": 3_000}
 SHORT_ROUNDS = ["runtime.evaluate_tickets=none", "train.epochs=2", "train.milestones=[]", "prune.rewind_epoch=1"]
 
 
-def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int) -> float:
+def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int, short: list[str] = SHORT_ROUNDS) -> float:
     """Median over `repeats` runs: one run's peak varies by up to ~7 % (a transient, not a trend)."""
     peaks = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as out:
-            overrides = [f"prune.rounds={rounds}", *SHORT_ROUNDS]
+            overrides = [f"prune.rounds={rounds}", *short]
             command = [CLI, "run", preset, "--engine-only", "--output-dir", out,
                        *(arg for o in overrides for arg in ("--set", o)), *extra]
             peaks.append(run_measured(command, env={"OMP_NUM_THREADS": "2"}).peak_rss_mib)
@@ -38,7 +38,7 @@ def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--quick", action="store_true", help="digits-smoke only, 1 and 2 rounds")
+    parser.add_argument("--quick", action="store_true", help="digits-smoke only, 1 and 2 rounds of 1 epoch")
     parser.add_argument("--repeats", type=int, default=1, help="runs per figure, median reported")
     parser.add_argument("--presets", default=None, help="comma-separated presets (default: the four offline ones)")
     args = parser.parse_args()
@@ -50,7 +50,9 @@ def main() -> int:
     worst = 1.0
     for preset in presets:
         extra = ["--set", f"data.train_limit={TRAIN_LIMITS[preset]}"] if preset in TRAIN_LIMITS else []
-        peaks = [peak_mib(preset, r, extra, args.repeats) for r in rounds]
+        # a smoke run: 1-epoch rounds (its figures mean nothing)
+        short = [*SHORT_ROUNDS, "train.epochs=1"] if args.quick else SHORT_ROUNDS
+        peaks = [peak_mib(preset, r, extra, args.repeats, short) for r in rounds]
         growth = peaks[-1] / peaks[0]
         worst = max(worst, growth)
         print(f"{preset:16s} " + " ".join(f"{p:10.1f} MiB" for p in peaks) + f"   {growth:.3f}x")

@@ -89,16 +89,18 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS for both arms (default: unset)")
     parser.add_argument("--server", action="store_true", help="flows use one running `prefect server start`")
-    parser.add_argument("--quick", action="store_true", help="digits-smoke, 2 rounds, 1 pair")
+    parser.add_argument("--quick", action="store_true", help="digits-smoke, 2 rounds of 1 epoch, 1 pair")
     args = parser.parse_args()
     preset, rounds, repeats = ("digits-smoke", 2, 1) if args.quick else (args.preset, args.rounds, args.repeats)
-    overrides = [f"prune.rounds={rounds}"]
+    # a smoke run: 1-epoch rounds and ticket retrains; the runs (and their Prefect servers) are what it checks
+    short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"] if args.quick else []
+    overrides = [f"prune.rounds={rounds}", *short]
     flow_s, engine_s, cached_s = [], [], []
     with tempfile.TemporaryDirectory() as root, contextlib.ExitStack() as stack:
         stores = Stores(Path(root), args.threads)
         if args.server:
             stack.enter_context(prefect_server(stores))
-        first = stores.run("digits-smoke", ["prune.rounds=1"], stores.new_output(), engine=False)
+        first = stores.run("digits-smoke", ["prune.rounds=1", *short], stores.new_output(), engine=False)
         for _ in range(repeats):
             flow_out, engine_out = stores.new_output(), stores.new_output()
             flow_s.append(stores.run(preset, overrides, flow_out, engine=False))

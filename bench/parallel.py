@@ -24,7 +24,7 @@ CLI = str(Path(sys.executable).parent / "prac-lth")
 def compare(args: argparse.Namespace, output: Path, parallel: int) -> float:
     command = [CLI, "compare", args.preset, "--engine-only", "--methods", args.methods, "--seeds", args.seeds,
                "--parallel", str(parallel), "--output-dir", str(output), "--set", f"prune.rounds={args.rounds}",
-               "--set", f"runtime.threads={args.threads}"]
+               "--set", f"runtime.threads={args.threads}", *(a for o in args.short for a in ("--set", o))]
     return run_measured(command).wall_s
 
 
@@ -43,10 +43,13 @@ def main() -> int:
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each experiment")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="one pair, one round (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="one pair, seed 0, one round of 1 epoch (a smoke run)")
     args = parser.parse_args()
+    args.short = []
     if args.quick:
-        args.rounds, args.repeats = 1, 1
+        # a smoke run checks that the two ways run and agree: 2 experiments (2 at once), 1-epoch rounds are enough
+        args.rounds, args.repeats, args.seeds = 1, 1, "0"
+        args.short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"]
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.repeats):

@@ -27,7 +27,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 def run(args: argparse.Namespace, output: Path, alongside: bool) -> float:
     command = [CLI, "run", args.preset, "--engine-only", "--method", "prac", "--output-dir", str(output),
                "--set", f"prune.rounds={args.rounds}", "--set", "runtime.evaluate_tickets=all",
-               "--set", f"runtime.retrain_alongside={str(alongside).lower()}"]
+               "--set", f"runtime.retrain_alongside={str(alongside).lower()}", *(a for o in args.short for a in ("--set", o))]
     if args.preset.startswith("fashion"):
         command += ["--set", f"data.train_limit={args.limit}"]
     return run_measured(command).wall_s
@@ -45,10 +45,13 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--limit", type=int, default=10_000, help="training images of a fashion preset")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="digits-smoke, 2 rounds, one pair (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="digits-smoke, 2 rounds of 1 epoch, one pair (a smoke run)")
     args = parser.parse_args()
+    args.short = []
     if args.quick:
+        # 2 rounds: round 0's ticket retrain then runs beside round 1; 1 epoch each is enough for a smoke run
         args.preset, args.rounds, args.repeats = "digits-smoke", 2, 1
+        args.short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"]
     print(f"# {args.preset} · prac · {args.rounds} rounds, every ticket retrained; engine alone")
     print("| pair | in turn (s) | alongside (s) | in turn / alongside | masks same | tickets same |")
     print("|------|-------------|---------------|---------------------|------------|--------------|")

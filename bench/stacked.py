@@ -29,7 +29,7 @@ from prac.training.round_types import RoundSpec
 from prac.training import stacked_step
 from prac.training.stacked import train_stacked
 
-IMAGES = {"lenet300": (20_000, 512), "conv4": (4_096, 256), "resnet20": (4_096, 256)}  # (full, --quick), a CPU
+IMAGES = {"lenet300": (20_000, 128), "conv4": (4_096, 128), "resnet20": (4_096, 128)}  # (full, --quick: one batch), a CPU
 GPU_IMAGES = 45_000  # a GPU: CIFAR-10's D0
 
 

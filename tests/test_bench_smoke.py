@@ -23,12 +23,12 @@ QUICK_ARGS = {
     # throughput: its smoke run is step 3 of gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
     "subset_costs": ["--threads", "1"],
     "machine_fraction": ["--threads", "1"],
-    "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds (it sets its own threads)
-    "orchestration": ["--threads", "1"],  # digits-smoke through the flow (temporary Prefect server) and alone
-    "parallel": [],  # digits-smoke, 1 round, one pair: the engine one after another and 2 at once
-    "host_memory": ["--threads", "1"],  # fresh processes, each arm once, 256-512 images
+    "memory": [],  # prac-lth run digits-smoke, 1 and 2 rounds of 1 epoch (it sets its own threads)
+    "orchestration": ["--threads", "1"],  # digits-smoke, 1-epoch rounds, through the flow (temporary Prefect server) and alone
+    "parallel": [],  # digits-smoke prac,lt seed 0, 1 round of 1 epoch, one pair: the engine one after another and 2 at once
+    "host_memory": ["--threads", "1"],  # fresh processes, each arm once, one batch of 128 images, 1 epoch
     "rss_trace": [],  # digits-smoke, 2 rounds, in-process (the test run's OMP_NUM_THREADS=1)
-    "retrain_alongside": [],  # digits-smoke, 2 rounds, one pair: in turn and alongside, engine alone
+    "retrain_alongside": [],  # digits-smoke, 2 rounds of 1 epoch, one pair: in turn and alongside, engine alone
     "panel_hours": [],  # arithmetic on a measured rate: no training
     # stacked (K tickets at once): its smoke run, --quick --threads 1, is step 5 of gpu_check.sh --cpu-smoke
     # gpu_share (1 and 2 processes sharing the device): its smoke run, --device cpu --quick, is step 4 of
