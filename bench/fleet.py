@@ -32,7 +32,7 @@ CLI = str(Path(sys.executable).parent / "prac-lth")
 def compare(args: argparse.Namespace, stack: stack_module.Stack) -> float:
     command = [CLI, "compare", args.preset, "--pool", stack.pool, "--methods", args.methods, "--seeds", args.seeds,
                "--output-dir", str(stack.folder / "runs"), "--set", f"prune.rounds={args.rounds}",
-               "--set", f"runtime.code_version={secrets.token_hex(8)}"]
+               "--set", f"runtime.code_version={secrets.token_hex(8)}", *(f"--set={item}" for item in args.sets)]
     started = time.perf_counter()
     done = subprocess.run(command, env=stack.env(), capture_output=True, text=True)
     if done.returncode != 0:
@@ -44,8 +44,9 @@ def masks(runs: Path) -> dict[str, bytes]:
     return {str(p.relative_to(runs)): p.read_bytes() for p in sorted(runs.rglob("mask.parquet"))}
 
 
-def set_workers(stack: stack_module.Stack, count: int) -> None:
-    """The first `count` of the stack's workers poll the pool; the others are stopped."""
+def set_workers(stack: stack_module.Stack, count: int, settle: bool = True) -> None:
+    """The first `count` of the stack's workers poll the pool; the others are stopped. `settle`: give a worker
+    started now the time to poll the pool (not needed when no comparison follows)."""
     workers = sorted(name for name in stack.pids if "-worker-" in name)
     running = stack.running()
     for index, name in enumerate(workers):
@@ -53,7 +54,8 @@ def set_workers(stack: stack_module.Stack, count: int) -> None:
             processes.stop(stack.pids[name])
         elif index < count and name not in running:
             stack.start(name, stack_module.worker_command(stack.pool, name), stack.worker_env(stack.folder / "runs"))
-            time.sleep(5)  # it polls the pool
+            if settle:
+                time.sleep(5)  # it polls the pool
 
 
 def main() -> int:
@@ -63,11 +65,14 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="one pair, one experiment, 1 round (a smoke run)")
+    parser.add_argument("--quick", action="store_true",
+                        help="one pair, one experiment, 1 round, no ticket retrained (a smoke run)")
     parser.add_argument("--stack", type=Path, help="a stack already up (2 workers) to use, instead of its own")
     args = parser.parse_args()
+    args.sets = []
     if args.quick:
         args.methods, args.seeds, args.rounds, args.repeats = "prac", "0", 1, 1
+        args.sets = ["runtime.evaluate_tickets=none"]  # the masks compared are those of training and pruning
     os.environ.update(OMP_NUM_THREADS="1", PREFECT_WORKER_QUERY_SECONDS="2")  # the workers inherit them
     folder = Path(tempfile.mkdtemp(prefix="prac-fleet-"))
     folder.chmod(0o755)  # PostgreSQL runs as `postgres` under root
@@ -89,7 +94,7 @@ def main() -> int:
             same = bool(found[1]) and found[1] == found[2]
             differ |= not same
             print(f"| {pair} | {walls[1]:.1f} | {walls[2]:.1f} | {ratios[-1]:.2f}x | {same} |")
-        set_workers(stack, len([name for name in stack.pids if "-worker-" in name]))  # as it was found
+        set_workers(stack, len([name for name in stack.pids if "-worker-" in name]), settle=False)  # as found
     finally:
         if own:
             stack_module.down(folder / "stack")

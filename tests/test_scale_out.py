@@ -201,42 +201,6 @@ def _round0_training(stack: stack_module.Stack, seed: int) -> bool:
     return False
 
 
-def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resumes(ran, tmp_path):
-    stack, _ = ran
-    seed, rounds, overrides = 3, 1, LONG_ROUND_0
-    flow_run = _deployment_run(stack, seed, overrides)
-    out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
-    while not _round0_training(stack, seed):
-        assert _flow_run(stack.prefect_api_url, flow_run)["state_type"] not in FINAL, "ended before its cancel"
-        assert time.monotonic() < deadline, "round 0 never started"
-        time.sleep(0.1)
-    cancel = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "cancel", flow_run], env=stack.env(),
-                            capture_output=True, text=True, timeout=120)  # as a user types it
-    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
-    assert _wait_final(stack, flow_run)["state_type"] == "CANCELLED"
-    client = MlflowClient(tracking_uri=stack.mlflow_url)
-    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
-    where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}'"
-    (killed,) = client.search_runs([experiment.experiment_id], filter_string=where)
-    assert killed.info.status == "KILLED"  # not left RUNNING, not FAILED
-
-    assert _wait_final(stack, _deployment_run(stack, seed, overrides))["state_type"] == "COMPLETED"
-    (parent,) = client.search_runs([experiment.experiment_id], filter_string=where)
-    assert parent.info.run_id == killed.info.run_id and parent.info.status == "FINISHED"
-    for metric in PER_ROUND:  # every round once, the cancelled attempt's included
-        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds)), metric
-    # the files of an uninterrupted run of the same experiment, by the engine alone
-    from prac_lth.cli import main
-    sets = [arg for item in overrides for arg in ("--set", item)]
-    assert main(["run", "digits-smoke", "--engine-only", "--seed", str(seed), *sets, "--output-dir",
-                 str(tmp_path)]) == 0
-    fingerprint = parent.data.tags["prac.fingerprint"]
-    for r in range(rounds):
-        for name in ("mask.parquet", "prac_set.parquet"):
-            local = tmp_path / "digits-smoke" / fingerprint / f"round_{r:02d}" / name
-            assert (out / fingerprint / f"round_{r:02d}" / name).read_bytes() == local.read_bytes(), (r, name)
-
-
 def _compare_run(stack: stack_module.Stack, methods: list[str], seeds: list[int],
                  overrides: list[str] = OVERRIDES) -> str:
     """`prefect deployment run prac-lth-compare/digits` as a user types it; returns the flow run's id."""
@@ -314,18 +278,18 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(ran):
-    """The machine of the worker running an experiment dies (worker and flow run SIGKILLed): Prefect's automation
-    marks the flow run Crashed once its heartbeats stop (prac_lth/deployments/zombies.py), the comparison fails
-    saying so; the worker back, the comparison run again resumes that experiment from its cached stages, in its
-    one MLflow parent run, every round's values once. And a worker that dies after taking a flow run (Pending)
-    but before starting its process: no heartbeat will ever come, and the other automation marks it Crashed."""
+@pytest.fixture(scope="module")
+def a_worker_killed(ran):
+    """The first half of the worker-killed test below, up to the kill: a flow run stranded Pending, and a comparison
+    whose experiment's worker (worker and flow run) is SIGKILLed as it trains. Prefect's automation marks that flow
+    run Crashed only three missed heartbeats later (~90 s: 30 s is Prefect's least heartbeat), so the cancellation
+    test, which asks for this, runs meanwhile on the worker left free, instead of after that wait."""
     stack, _ = ran
-    seed, rounds, overrides = 6, 1, LONG_ROUND_0
+    seed, overrides = 6, LONG_ROUND_0
     # Scheduled an hour ahead so that no live worker takes it, then Pending as a worker that took it makes it
     stranded = _deployment_run(stack, 60, OVERRIDES, "--start-in", "in 1 hour")
     _post(stack.prefect_api_url, f"/flow_runs/{stranded}/set_state", {"state": {"type": "PENDING"}, "force": True})
-    assert _flow_run(stack.prefect_api_url, stranded)["state_type"] == "PENDING"
+    pending = _flow_run(stack.prefect_api_url, stranded)["state_type"]
     compare_run = _compare_run(stack, ["prac"], [seed], overrides)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not ((runs := _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": [f"prac-seed{seed}"]}}}))
@@ -337,7 +301,59 @@ def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 
-    crashed = _wait_final(stack, runs[0]["id"])  # Crashed by the automation, ~90 s after the last heartbeat
+    return {"seed": seed, "stranded": stranded, "pending": pending, "compare_run": compare_run,
+            "experiment_run": runs[0]["id"], "worker": name}
+
+
+def test_a_cancelled_flow_run_marks_its_mlflow_run_killed_and_the_next_run_resumes(ran, a_worker_killed, tmp_path):
+    # a_worker_killed: a worker was killed just now; this runs on the one left free while the automation waits
+    stack, _ = ran
+    seed, rounds, overrides = 3, 1, LONG_ROUND_0
+    flow_run = _deployment_run(stack, seed, overrides)
+    out, deadline = stack.folder / "runs" / "digits-smoke", time.monotonic() + RUN_TIMEOUT_S
+    while not _round0_training(stack, seed):
+        assert _flow_run(stack.prefect_api_url, flow_run)["state_type"] not in FINAL, "ended before its cancel"
+        assert time.monotonic() < deadline, "round 0 never started"
+        time.sleep(0.1)
+    cancel = subprocess.run([sys.executable, "-m", "prefect", "flow-run", "cancel", flow_run], env=stack.env(),
+                            capture_output=True, text=True, timeout=120)  # as a user types it
+    assert cancel.returncode == 0, cancel.stdout + cancel.stderr
+    assert _wait_final(stack, flow_run)["state_type"] == "CANCELLED"
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment = client.get_experiment_by_name("prac-lth/digits-smoke")
+    where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}'"
+    (killed,) = client.search_runs([experiment.experiment_id], filter_string=where)
+    assert killed.info.status == "KILLED"  # not left RUNNING, not FAILED
+
+    assert _wait_final(stack, _deployment_run(stack, seed, overrides))["state_type"] == "COMPLETED"
+    (parent,) = client.search_runs([experiment.experiment_id], filter_string=where)
+    assert parent.info.run_id == killed.info.run_id and parent.info.status == "FINISHED"
+    for metric in PER_ROUND:  # every round once, the cancelled attempt's included
+        assert sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric)) == list(range(rounds)), metric
+    # the files of an uninterrupted run of the same experiment, by the engine alone
+    from prac_lth.cli import main
+    sets = [arg for item in overrides for arg in ("--set", item)]
+    assert main(["run", "digits-smoke", "--engine-only", "--seed", str(seed), *sets, "--output-dir",
+                 str(tmp_path)]) == 0
+    fingerprint = parent.data.tags["prac.fingerprint"]
+    for r in range(rounds):
+        for name in ("mask.parquet", "prac_set.parquet"):
+            local = tmp_path / "digits-smoke" / fingerprint / f"round_{r:02d}" / name
+            assert (out / fingerprint / f"round_{r:02d}" / name).read_bytes() == local.read_bytes(), (r, name)
+
+
+def test_a_worker_killed_mid_experiment_and_the_comparison_run_again_resumes_it(ran, a_worker_killed):
+    """The machine of the worker running an experiment dies (worker and flow run SIGKILLed): Prefect's automation
+    marks the flow run Crashed once its heartbeats stop (prac_lth/deployments/zombies.py), the comparison fails
+    saying so; the worker back, the comparison run again resumes that experiment from its cached stages, in its
+    one MLflow parent run, every round's values once. And a worker that dies after taking a flow run (Pending)
+    but before starting its process: no heartbeat will ever come, and the other automation marks it Crashed."""
+    stack, _ = ran
+    seed, rounds, overrides = a_worker_killed["seed"], 1, LONG_ROUND_0
+    stranded, compare_run, name = a_worker_killed["stranded"], a_worker_killed["compare_run"], a_worker_killed["worker"]
+    assert a_worker_killed["pending"] == "PENDING"
+    # Crashed by the automation, ~90 s after the last heartbeat
+    crashed = _wait_final(stack, a_worker_killed["experiment_run"])
     assert crashed["state_type"] == "CRASHED", crashed["state"]
     never_started = _wait_final(stack, stranded)  # ~60 s after it went Pending
     assert never_started["state_type"] == "CRASHED" and "Pending without starting" in never_started["state"]["message"]
