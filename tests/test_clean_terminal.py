@@ -1,10 +1,11 @@
 """A clean terminal (issue 39): the demo's command, run as the README says, prints no library warning and no
-traceback on stderr; and the MLflow chart view that a comparison links opens on what a reader compares first."""
+traceback on stderr, and what the README's excerpt of its output shows; and the MLflow chart view that a comparison links opens on what a reader compares first."""
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ DEMO = ["run", "digits", "--method", "prac"]  # README's first command
 # Eight rounds of the digits preset: 78 s here with one OpenMP thread while another test run shared the 2 cores
 # (15 min with OpenMP's default 2 threads, as a user's terminal runs it, on those same busy cores)
 DEMO_TIMEOUT_S = 1200
+README_COLUMNS = ["round", "sparsity", "PrAC set", "epochs", "iterations", "cumulative", "model acc", "ticket acc",
+                  "next set", "CET", "CEP"]
 
 
 def user_env(prefect_home: Path) -> dict[str, str]:
@@ -53,6 +56,11 @@ def test_the_demo_prints_no_warning_on_stderr(tmp_path):
     assert (cwd / "mlflow.db").is_file()  # tracked where a user's run tracks, by default
     noisy = [line for line in err.splitlines() if "Warning" in line or "Traceback" in line]
     assert not noisy, "\n".join(noisy)
+    # What the README's excerpt of the demo shows: a line per round, then the table with its columns
+    assert len(re.findall(r"Flow run 'prac-seed0' - round \d: sparsity 0\.\d{3} \| trained on \d+ for \d+ epochs", err)) == 8
+    header = next(line for line in out.splitlines() if "round" in line and "sparsity" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")] == README_COLUMNS, header
+    assert re.search(r"^schedule scaling: epochs; outputs in prac-runs/digits/[0-9a-f]{16}$", out, re.M), out[-1000:]
 
 
 def test_the_chart_view_opens_on_the_ticket_accuracy_then_the_cumulative_iterations():
