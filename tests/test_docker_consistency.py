@@ -178,7 +178,8 @@ def test_the_mlflow_server_is_the_stacks(monkeypatch):
     hosts |= {f"127.0.0.1:{host_port}", f"localhost:{host_port}"}
     assert all(is_allowed_host_header(allowed, host) for host in hosts), (allowed, hosts)
     assert not is_allowed_host_header(allowed, "attacker.example:5000")
-    assert _env("mlflow").keys() == {"PGPASSWORD"}
+    assert _env("mlflow").keys() == {"PGPASSWORD", *stack.MLFLOW_SERVER_ENV}
+    assert {k: _env("mlflow")[k] for k in stack.MLFLOW_SERVER_ENV} == stack.MLFLOW_SERVER_ENV
 
 
 def test_the_prefect_server_is_the_stacks(monkeypatch):
