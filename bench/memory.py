@@ -14,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 from process_stats import run_measured
+from quick_runs import QUICK_ROUNDS, set_args
 
 CLI = str(Path(sys.executable).parent / "prac-lth")
 FASHION_IMAGE_BYTES = 28 * 28  # uint8
@@ -31,7 +32,7 @@ def peak_mib(preset: str, rounds: int, extra: list[str], repeats: int, short: li
         with tempfile.TemporaryDirectory() as out:
             overrides = [f"prune.rounds={rounds}", *short]
             command = [CLI, "run", preset, "--engine-only", "--output-dir", out,
-                       *(arg for o in overrides for arg in ("--set", o)), *extra]
+                       *set_args(overrides), *extra]
             peaks.append(run_measured(command, env={"OMP_NUM_THREADS": "2"}).peak_rss_mib)
     return statistics.median(peaks)
 
@@ -51,7 +52,7 @@ def main() -> int:
     for preset in presets:
         extra = ["--set", f"data.train_limit={TRAIN_LIMITS[preset]}"] if preset in TRAIN_LIMITS else []
         # a smoke run: 1-epoch rounds (its figures mean nothing)
-        short = [*SHORT_ROUNDS, "train.epochs=1"] if args.quick else SHORT_ROUNDS
+        short = [*SHORT_ROUNDS, *QUICK_ROUNDS] if args.quick else SHORT_ROUNDS
         peaks = [peak_mib(preset, r, extra, args.repeats, short) for r in rounds]
         growth = peaks[-1] / peaks[0]
         worst = max(worst, growth)

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Iterator
 
 from process_stats import run_measured
+from quick_runs import QUICK_ROUNDS, set_args
 
 CLI = str(Path(sys.executable).parent / "prac-lth")
 PREFECT = str(Path(sys.executable).parent / "prefect")
@@ -48,7 +49,7 @@ class Stores:
         return self.root / f"out-{self.runs}"
 
     def run(self, preset: str, overrides: list[str], output: Path, engine: bool) -> float:
-        command = [CLI, "run", preset, "--output-dir", str(output), *sum((["--set", o] for o in overrides), [])]
+        command = [CLI, "run", preset, "--output-dir", str(output), *set_args(overrides)]
         return run_measured(command + (["--engine-only"] if engine else []), env=self.env, cwd=str(self.root)).wall_s
 
 
@@ -93,7 +94,7 @@ def main() -> int:
     args = parser.parse_args()
     preset, rounds, repeats = ("digits-smoke", 2, 1) if args.quick else (args.preset, args.rounds, args.repeats)
     # a smoke run: 1-epoch rounds and ticket retrains; the runs (and their Prefect servers) are what it checks
-    short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"] if args.quick else []
+    short = QUICK_ROUNDS if args.quick else []
     overrides = [f"prune.rounds={rounds}", *short]
     flow_s, engine_s, cached_s = [], [], []
     with tempfile.TemporaryDirectory() as root, contextlib.ExitStack() as stack:

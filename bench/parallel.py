@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from process_stats import run_measured
+from quick_runs import QUICK_ROUNDS, set_args
 
 CLI = str(Path(sys.executable).parent / "prac-lth")
 
@@ -24,7 +25,7 @@ CLI = str(Path(sys.executable).parent / "prac-lth")
 def compare(args: argparse.Namespace, output: Path, parallel: int) -> float:
     command = [CLI, "compare", args.preset, "--engine-only", "--methods", args.methods, "--seeds", args.seeds,
                "--parallel", str(parallel), "--output-dir", str(output), "--set", f"prune.rounds={args.rounds}",
-               "--set", f"runtime.threads={args.threads}", *(a for o in args.short for a in ("--set", o))]
+               "--set", f"runtime.threads={args.threads}", *set_args(args.short)]
     return run_measured(command).wall_s
 
 
@@ -49,7 +50,7 @@ def main() -> int:
     if args.quick:
         # a smoke run checks that the two ways run and agree: 2 experiments (2 at once), 1-epoch rounds are enough
         args.rounds, args.repeats, args.seeds = 1, 1, "0"
-        args.short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"]
+        args.short = QUICK_ROUNDS
     ratios = []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.repeats):

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from process_stats import run_measured
+from quick_runs import QUICK_ROUNDS, set_args
 
 CLI = str(Path(sys.executable).parent / "prac-lth")
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
@@ -27,7 +28,7 @@ FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 def run(args: argparse.Namespace, output: Path, alongside: bool) -> float:
     command = [CLI, "run", args.preset, "--engine-only", "--method", "prac", "--output-dir", str(output),
                "--set", f"prune.rounds={args.rounds}", "--set", "runtime.evaluate_tickets=all",
-               "--set", f"runtime.retrain_alongside={str(alongside).lower()}", *(a for o in args.short for a in ("--set", o))]
+               "--set", f"runtime.retrain_alongside={str(alongside).lower()}", *set_args(args.short)]
     if args.preset.startswith("fashion"):
         command += ["--set", f"data.train_limit={args.limit}"]
     return run_measured(command).wall_s
@@ -51,7 +52,7 @@ def main() -> int:
     if args.quick:
         # 2 rounds: round 0's ticket retrain then runs beside round 1; 1 epoch each is enough for a smoke run
         args.preset, args.rounds, args.repeats = "digits-smoke", 2, 1
-        args.short = ["train.epochs=1", "train.milestones=[]", "prune.rewind_epoch=1"]
+        args.short = QUICK_ROUNDS
     print(f"# {args.preset} · prac · {args.rounds} rounds, every ticket retrained; engine alone")
     print("| pair | in turn (s) | alongside (s) | in turn / alongside | masks same | tickets same |")
     print("|------|-------------|---------------|---------------------|------------|--------------|")
