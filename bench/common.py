@@ -51,11 +51,11 @@ from prac.data.device_data import DeviceData, DeviceSplit
 from prac.data.fashion_mnist import DEFAULT_DIR as FASHION_DIR
 from prac.data.registry import DATASETS, load_dataset
 from prac.training.evaluate import accuracy
-from prac.training.masks import Mask, full_mask, prunable_parameters
+from prac.training.masks import LAYER_TYPES, Mask, full_mask, layer_types, prunable_parameters
 from prac.models import build_model
 from prac.hardware.placement import to_device
 from prac.hardware.precision import autocast_dtype
-from prac.training.pruning import magnitude_prune
+from prac.training.pruning import PruneRule, magnitude_prune
 from prac.training.round_types import RoundSpec
 from prac.training.schedule import RoundSchedule
 from prac.training.train import train_round
@@ -275,7 +275,7 @@ class Workload:
     label: str
     model: str
     data: str  # "fashion" (real Fashion-MNIST) or "cifar" (CIFAR-shaped random images)
-    prune_linear: bool
+    pruned_types: tuple[str, ...]  # the layer types benchmark_mask prunes; the others stay dense, in the mask
     lr: float
 
     def make_data(self, train_count: int, test_count: int = EVAL_SPLIT, device: torch.device | str = "cpu",
@@ -289,10 +289,10 @@ class Workload:
 
 
 WORKLOADS = {
-    "lenet300": Workload("LeNet-300-100, Fashion-MNIST", "lenet300", "fashion", True, 0.1),
-    "conv4": Workload("Conv-4, Fashion-MNIST", "conv4", "fashion", False, 0.05),
-    "resnet20": Workload("ResNet-20, CIFAR-shaped", "resnet20", "cifar", False, 0.1),
-    "conv2": Workload("Conv-2, Fashion-MNIST", "conv2", "fashion", False, 0.05),  # on request (--models)
+    "lenet300": Workload("LeNet-300-100, Fashion-MNIST", "lenet300", "fashion", ("linear", "output"), 0.1),
+    "conv4": Workload("Conv-4, Fashion-MNIST", "conv4", "fashion", ("conv",), 0.05),
+    "resnet20": Workload("ResNet-20, CIFAR-shaped", "resnet20", "cifar", ("conv",), 0.1),
+    "conv2": Workload("Conv-2, Fashion-MNIST", "conv2", "fashion", ("conv",), 0.05),  # on request (--models)
 }
 DEFAULT_MODELS = ("lenet300", "conv4", "resnet20")
 
@@ -307,9 +307,11 @@ def new_model(workload: Workload, data: DeviceData, seed: int = 0) -> nn.Module:
 
 
 def benchmark_mask(model: nn.Module, workload: Workload) -> Mask:
-    """Global magnitude pruning of PRUNED of the prunable weights at initialisation (one IMP round)."""
-    weights = {name: p.detach() for name, p in prunable_parameters(model, workload.prune_linear).items()}
-    return magnitude_prune(weights, full_mask(model, workload.prune_linear), PRUNED)
+    """Magnitude pruning of PRUNED of the workload's pruned layer types at initialisation (one IMP round, global
+    within each type)."""
+    rule = PruneRule(layer_types(model), {t: PRUNED if t in workload.pruned_types else 0.0 for t in LAYER_TYPES})
+    weights = {name: p.detach() for name, p in prunable_parameters(model).items()}
+    return magnitude_prune(weights, full_mask(model), rule)
 
 
 def pruned_fraction(model: nn.Module, mask: Mask) -> float:

@@ -4,6 +4,7 @@ figures (ticket accuracy, cumulative iterations, PrAC set sizes) and across sett
 figure and docs/results/tables.md (every number there next to its command).
 
     python bench/results.py [--only NAME ...] [--no-run] [--parallel N] [--out docs/results] [--output-dir /work/runs]
+                            [--code-version HASH]
 
 With --only, the tables go to <out>/tables-<names>.md and tables.md (every setting's) is left as it is.
 """
@@ -17,11 +18,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from prac.reporting import comparison
+from prac.reporting import comparison, paired
+from prac.reporting.paired_report import paired_markdown
 from prac.artifacts import read_mask
 from prac.artifacts.atomic import atomic_write
-from prac.reporting.comparison_figures import (accuracy_figure, iterations_figure, save, set_sizes_figure, similarity_figure,
-                                     tradeoff_figure)
+from prac.reporting.comparison_figures import (accuracy_figure, iterations_figure, paired_figure, save, set_sizes_figure,
+                                               similarity_figure, tradeoff_figure)
 from prac.reporting.comparison_inputs import mask_similarity_frame, runs_of
 from prac.errors import UserError
 from prac.experiment import compare_in_process, finished_rounds
@@ -39,6 +41,15 @@ ITERATIONS = "prac.schedule_scaling=iterations"
 E24 = ("train.epochs=24", "train.milestones=[12,18]")
 LAYERWISE = "prune.scope=layerwise"
 CONV_CPU = ("model.width=0.25", "data.train_limit=15000", "prune.rounds=12")
+# The rates the settings below were measured with, before the presets took the lottery-ticket paper's per-layer-type
+# rates: LeNet's output layer pruned at 20 % a round like its hidden layers; the conv net's convolutions alone at 20 %.
+LENET_BEFORE = ("prune.output_rate=0.2",)
+CONV_BEFORE = ("prune.conv_rate=0.2", "prune.linear_rate=0", "prune.output_rate=0")
+SEEDS_12 = tuple(range(12))
+# Retrain tickets only at the two sparsities the comparison reads (rounds 6 and 11 of LeNet's rates): many seeds
+# at the cost of a few.
+AT_79_931 = "runtime.evaluate_tickets=at:0.79,0.931"
+PAIRED_METHODS = ("prac", "lt", "random-subset", "el2n-subset", "entropy-subset", "svp-subset", "synflow")
 
 
 @dataclass(frozen=True)
@@ -59,67 +70,85 @@ class Setting:
 
     def command(self) -> str:
         sets = " ".join(f"--set {shlex.quote(o)}" for o in self.overrides)
-        return (f"prac-lth compare {self.preset} --seeds {','.join(map(str, self.seeds))} "
+        seeds = ",".join(map(str, self.seeds))
+        if len(self.seeds) > 2 and self.seeds == tuple(range(self.seeds[0], self.seeds[-1] + 1)):
+            seeds = f"{self.seeds[0]}-{self.seeds[-1]}"  # compare --seeds takes a range
+        return (f"prac-lth compare {self.preset} --seeds {seeds} "
                 f"--methods {','.join(self.methods)} {sets} --set runtime.precision={self.precision} --engine-only")
 
 
 LENET = "fashion-lenet"
 SETTINGS = [
-    Setting("lenet-epochs", LENET, (NO_AUG, LR01, "prac.schedule_scaling=epochs"),
+    Setting("lenet-epochs", LENET, (*LENET_BEFORE, NO_AUG, LR01, "prac.schedule_scaling=epochs"),
             note="the reference code's epoch scaling: a round on |P| of D0 trains E0·|P|/|D0| epochs"),
-    Setting("lenet-iterations", LENET, (NO_AUG, LR01, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-iterations", LENET, (*LENET_BEFORE, NO_AUG, LR01, ITERATIONS), ("prac", "lt"),
             note="the paper's formula: |P|/|D0| of the full schedule's iterations"),
-    Setting("lenet-epochs-floor7", LENET, (NO_AUG, LR01, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
+    Setting("lenet-epochs-floor7", LENET, (*LENET_BEFORE, NO_AUG, LR01, "prac.schedule_scaling=epochs", "prac.min_epochs=7"),
             ("prac", "lt"),
             note="epoch scaling with at least 7 epochs (window + 2)"),
-    Setting("lenet-iterations-no-early-stop", LENET, (NO_AUG, LR01, ITERATIONS, "prac.early_stop=false"),
+    Setting("lenet-iterations-no-early-stop", LENET, (*LENET_BEFORE, NO_AUG, LR01, ITERATIONS, "prac.early_stop=false"),
             ("prac", "lt"),
             note="iterations scaling, early stop off"),
-    Setting("lenet-iterations-eps0.04", LENET, (NO_AUG, LR01, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
+    Setting("lenet-iterations-eps0.04", LENET, (*LENET_BEFORE, NO_AUG, LR01, ITERATIONS, "prac.early_stop_eps=0.04"), ("prac", "lt"),
             note="iterations scaling, early stop with ε 0.04 instead of 0.08"),
-    Setting("lenet-cet-only-iterations", LENET, (NO_AUG, LR01, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
+    Setting("lenet-cet-only-iterations", LENET, (*LENET_BEFORE, NO_AUG, LR01, ITERATIONS, "prac.use_cep=false"), ("prac", "lt"),
             note="the paper's ablation: PrAC without CEP, iterations scaling"),
-    Setting("lenet-augmented-epochs", LENET, ("data.augment=true", LR01, "prac.schedule_scaling=epochs"),
+    Setting("lenet-augmented-epochs", LENET, (*LENET_BEFORE, "data.augment=true", LR01, "prac.schedule_scaling=epochs"),
             ("prac", "lt"),
             note="the preset before this study: random crop (padding 4) and flip, epoch scaling"),
-    Setting("lenet-lr0.05-iterations", LENET, (NO_AUG, "train.lr=0.05", ITERATIONS),
-            note="LR 0.05 for both arms, iterations scaling: the preset's defaults now (`prac-lth compare "
-                 "fashion-lenet --seeds 0,1,2 --methods prac,lt,random --engine-only` finds these runs)"),
-    Setting("lenet-e24-iterations", LENET, (NO_AUG, LR01, *E24, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-lr0.05-iterations", LENET, (*LENET_BEFORE, NO_AUG, "train.lr=0.05", ITERATIONS),
+            note="LR 0.05 for both arms, iterations scaling: the preset's defaults before it took per-layer-type "
+                 "rates (the output layer at 20 % a round, as the hidden layers)"),
+    Setting("lenet-e24-iterations", LENET, (*LENET_BEFORE, NO_AUG, LR01, *E24, ITERATIONS), ("prac", "lt"),
             note="a schedule twice as long (E0 24, milestones 12 and 18), iterations scaling"),
-    Setting("lenet-layerwise-iterations", LENET, (NO_AUG, LR01, LAYERWISE, ITERATIONS), ("prac", "lt"),
+    Setting("lenet-layerwise-iterations", LENET, (*LENET_BEFORE, NO_AUG, LR01, LAYERWISE, ITERATIONS), ("prac", "lt"),
             note="layerwise magnitude pruning (each layer loses 20 % a round), iterations scaling"),
-    Setting("lenet-baselines", LENET, (), ("prac", "lt", "random-subset", "el2n-subset", "cet-only", "early-bird",
+    Setting("lenet-baselines", LENET, LENET_BEFORE, ("prac", "lt", "random-subset", "el2n-subset", "cet-only", "early-bird",
                                           "random-reinit"),
             note="the preset's defaults (the runs of lenet-lr0.05-iterations) against the baselines: other samples as "
                  "many as PrAC's set (random, highest EL2N), PrAC without CEP, the early stop alone, lt's masks "
                  "from a fresh initialisation", repeats="lenet-lr0.05-iterations"),
-    Setting("lenet-equal-budget", LENET, (), ("prac", "lt", "random", "snip", "grasp", "synflow", "entropy-subset",
+    Setting("lenet-equal-budget", LENET, LENET_BEFORE, ("prac", "lt", "random", "snip", "grasp", "synflow", "entropy-subset",
                                              "svp-subset", "random-subset", "el2n-subset"),
             note="the paper's baselines at PrAC's budget (the preset's defaults): SNIP, GraSP and SynFlow pruning each "
                  "round of the prac run's PrAC set, the Entropy, SVP, random and EL2N subsets as large as its sets, "
                  "each round for the prac run's epochs", repeats="lenet-lr0.05-iterations"),
-    Setting("conv4-quarter-equal-budget", "fashion-conv", CONV_CPU, ("prac", "lt", "random", "synflow", "el2n-subset"),
+    Setting("conv4-quarter-equal-budget", "fashion-conv", (*CONV_CPU, *CONV_BEFORE), ("prac", "lt", "random", "synflow", "el2n-subset"),
             precision="bfloat16",
             note="a conv net sized for this 2-core CPU: Conv-4 at a quarter of its channels (16, 16, 32, 32), on the "
-                 "first 15,000 training images, 12 rounds (93.1 % of its conv weights pruned), bfloat16"),
+                 "first 15,000 training images, 12 rounds (93.1 % of its conv weights pruned, its linear layers "
+                 "dense), bfloat16"),
+    Setting("lenet-paired", LENET, (AT_79_931,), PAIRED_METHODS, SEEDS_12,
+            note="the preset as it is (the lottery-ticket paper's rates: hidden layers 20 %, output 10 % a round), 12 "
+                 "seeds, the paper's baselines at PrAC's budget, tickets retrained at 79 % and 93.1 % only: every "
+                 "method paired seed by seed with lt and with prac"),
+    Setting("conv4-quarter-whole", "fashion-conv", (*CONV_CPU, AT_79_931), PAIRED_METHODS, SEEDS_12,
+            precision="bfloat16",
+            note="conv4-quarter-equal-budget with the whole network pruned at the lottery-ticket paper's rates "
+                 "(convolutions 10 %, hidden linear layers 20 %, output 10 % a round), tickets at 79 % and 93.1 %"),
 ]
 
 
+# Set by --code-version: read back runs an earlier version of prac/ computed (runtime.code_version), instead of
+# recomputing them after an unrelated change to prac/.
+CODE_VERSION: list[str] = []
+
+
 def configs(setting: Setting, output_dir: str | None):
-    runtime = [f"runtime.precision={setting.precision}", *([f"runtime.output_dir={output_dir}"] if output_dir else [])]
+    runtime = [f"runtime.precision={setting.precision}", *([f"runtime.output_dir={output_dir}"] if output_dir else []),
+               *CODE_VERSION]
     return [apply_overrides(preset_config(setting.preset), [f"method={m}", f"seed={s}", *setting.overrides, *runtime])
             for s in setting.seeds for m in setting.methods]
 
 
-def table_of(setting: Setting, output_dir: str | None, run: bool, parallel: int = 1) -> pd.DataFrame:
+def rows_of(setting: Setting, output_dir: str | None, run: bool, parallel: int = 1) -> list[dict]:
+    """The per-round rows (method and seed added) of the setting's experiments, run where missing."""
     wanted = configs(setting, output_dir)
     missing = [c for c in wanted if finished_rounds(c) is None]
     if missing and not run:
         names = ", ".join(f"{c.method}/seed {c.seed}" for c in missing)
         raise UserError(f"{setting.name} has unfinished experiments ({names}); run without --no-run")
-    return comparison.per_sparsity(compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr),
-                                                      parallel=parallel))
+    return compare_in_process(wanted, log=lambda line: print(line, file=sys.stderr), parallel=parallel)
 
 
 def similarity(setting: Setting, output_dir: str | None) -> pd.DataFrame:
@@ -195,7 +224,7 @@ def methods_markdown(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
+def setting_markdown(setting: Setting, table: pd.DataFrame, pairs: pd.DataFrame | None = None) -> str:
     grid = comparison.accuracy_grid(table)
     lines = [f"### {setting.name}", "", setting.note, "", f"`{setting.command()}`", "",
              f"Dense (round 0, best validation): {_pct(comparison.dense_accuracy(table))} %", "",
@@ -209,6 +238,9 @@ def setting_markdown(setting: Setting, table: pd.DataFrame) -> str:
     if (table["method"] == comparison.REFERENCE).any() and len(setting.methods) > 2:
         lines += [methods_markdown(table), ""]
         lines += [*[f"- {w}" for w in comparison.budget_warnings(table, meant_at_prac_budget)], ""]
+    if pairs is not None and len(pairs) and paired.max_seeds(pairs) >= 2:
+        lines += [line.replace("## Paired", "#### Paired").replace("### against", "##### against")
+                  for line in paired_markdown(pairs)] + [""]
     prac = table[table["method"] == "prac"]
     if len(prac):
         lines += ["PrAC rounds (means over seeds; early stop: seeds that stopped early in that round):", "",
@@ -259,9 +291,13 @@ def near_dense_figure(table: pd.DataFrame, title: str, below: float = 4.0, above
 
 def write_results(settings: list[Setting], out: Path, output_dir: str | None, run: bool, parallel: int = 1,
                   tables_name: str = "tables.md") -> dict[Setting, pd.DataFrame]:
-    tables = {s: table_of(s, output_dir, run, parallel) for s in settings}
+    rows = {s: rows_of(s, output_dir, run, parallel) for s in settings}
+    tables = {s: comparison.per_sparsity(r) for s, r in rows.items()}
+    pairs = {s: paired.paired_table(r) for s, r in rows.items()}
     for setting, table in tables.items():
         title = f"{setting.name}: {setting.preset}, seeds {','.join(map(str, setting.seeds))}"
+        if len(pairs[setting]) and paired.max_seeds(pairs[setting]) >= 2:
+            save(paired_figure(pairs[setting], title, paired.DEFAULT_MARGIN), out / f"{setting.name}-paired.png")
         save(accuracy_figure(table, title), out / f"{setting.name}-accuracy.png")
         if near_dense := near_dense_figure(table, title):
             save(near_dense, out / f"{setting.name}-accuracy-near-dense.png")
@@ -277,7 +313,7 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
              out / "tradeoff.png")
     text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables)]
     for setting, table in tables.items():
-        text.append(setting_markdown(setting, table))
+        text.append(setting_markdown(setting, table, pairs[setting]))
         if {"prac", "lt"} <= set(setting.methods) and setting.repeats is None:
             last = int(table["round"].max())
             rounds = tuple(sorted({0, last // 2, last}))
@@ -296,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="docs/results", help="where figures and tables.md go")
     parser.add_argument("--output-dir", help="where the experiments' runs are (runtime.output_dir)")
     parser.add_argument("--parallel", type=int, default=1, help="experiments at once, as processes (default 1)")
+    parser.add_argument("--code-version", help="the runs' runtime.code_version (their config.json): read back what an "
+                                               "earlier prac/ computed")
     args = parser.parse_args(argv)
+    CODE_VERSION[:] = [f"runtime.code_version={args.code_version}"] if args.code_version else []
     known = {s.name: s for s in SETTINGS}
     unknown = [n for n in args.only or [] if n not in known]
     if unknown:

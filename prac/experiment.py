@@ -36,8 +36,8 @@ class ExperimentResult:
 
 
 def short_schedule_note(config: ExperimentConfig) -> str | None:
-    """Early stop needs window + 2 epochs to fire: say so rather than silently never stopping."""
-    need = MaskDistanceEarlyStop.minimum_epochs(config.prac.early_stop_window)
+    """Early stop needs window + 1 + max(1, warmup) epochs to fire: say so rather than silently never stopping."""
+    need = MaskDistanceEarlyStop.minimum_epochs(config.prac.early_stop_window, config.train.warmup_epochs)
     if get_method(config.method).early_stop and config.prac.early_stop and config.train.epochs < need:
         return f"note: early stop needs at least {need} epochs to fire; with {config.train.epochs} epochs it never will"
     return None
@@ -120,14 +120,17 @@ def run_experiment(config: ExperimentConfig, log: Log = print) -> ExperimentResu
     if note := short_schedule_note(config):
         log(note)
 
+    sparsities = ctx.round_sparsities()  # each round's mask sparsity: runtime.evaluate_tickets=at: picks by it
+
     def on_round(out: RoundOutputs) -> None:
-        log(round_line(config, out.record))
+        log(round_line(config, out.record, sparsities))
         report_ticket(ctx, out.record.round)  # round_NN/ticket_sparsity.json, as the flow writes it
 
     beside = StageProcess() if config.runtime.retrain_alongside else None
     try:
         outputs = run_rounds(config, EngineSteps(ctx, log, beside), on_round=on_round,
-                             on_late_ticket=lambda out: log(late_ticket_line(config, out.record)))
+                             on_late_ticket=lambda out: log(late_ticket_line(config, out.record)),
+                             sparsities=sparsities)
     except BaseException:
         if beside is not None:
             beside.close(failed=True)

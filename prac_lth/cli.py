@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from prac.settings.config import ExperimentConfig
@@ -54,8 +55,11 @@ def _parser() -> argparse.ArgumentParser:
                           "what reads it is recomputed if its output changed (repeatable)")
     compare = commands.add_parser("compare", help="run methods × seeds of a preset and gather their rounds")
     _add_common(compare)
-    compare.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    compare.add_argument("--seeds", default="0", help="comma-separated seeds and ranges, e.g. 0-15 or 0-3,8 (default 0)")
     compare.add_argument("--methods", default="prac,lt", help="comma-separated methods (listed below; default prac,lt)")
+    compare.add_argument("--margin", type=float, default=0.5, metavar="POINTS",
+                         help="the non-inferiority margin in accuracy points: a method is non-inferior to lt where "
+                              "its paired 95 %% interval stays above -POINTS (default 0.5)")
     compare.add_argument("--parallel", type=int, default=1, metavar="N",
                          help="N experiments at once, as processes (e.g. 3 on one GPU; default 1: one after another)")
     compare.add_argument("--engine-only", action="store_true",
@@ -81,10 +85,21 @@ def _runtime_overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _int_list(text: str, what: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"--{what} expects comma-separated integers, got '{text}'") from None
+    """Comma-separated integers and inclusive ranges: `0-3,8,10-11` is 0, 1, 2, 3, 8, 10, 11."""
+    values: list[int] = []
+    for item in (x.strip() for x in text.split(",")):
+        if not item:
+            continue
+        if re.fullmatch(r"[+-]?\d+", item):
+            values.append(int(item))
+        elif span := re.fullmatch(r"(\d+)\s*-\s*(\d+)", item):
+            first, last = int(span[1]), int(span[2])
+            if first > last:
+                raise UserError(f"--{what}: the range '{item}' runs backwards: write {last}-{first}")
+            values.extend(range(first, last + 1))
+        else:
+            raise UserError(f"--{what} expects comma-separated integers or ranges (0-15), got '{item}' in '{text}'")
+    return values
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -157,6 +172,9 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
 
     from prac.imp.budget import check_references
 
+    from prac_lth.flows.config_params import check_margin
+
+    margin = check_margin(args.margin)
     configs = [build_config(preset, method, seed, overrides) for seed in seeds for method in methods]
     check_references(configs)  # a method at prac's budget without its prac run: one line, nothing trained
     if args.engine_only and args.pool:
@@ -165,7 +183,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         from prac.experiment import compare_in_process
         from prac.reporting.report import print_comparison
 
-        print_comparison(compare_in_process(configs, parallel=args.parallel))
+        print_comparison(compare_in_process(configs, parallel=args.parallel), margin)
         return
     if args.pool:
         _check_pool(configs[0], args.pool)
@@ -176,8 +194,9 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
     from prac_lth.tasks import chart_view, comparison_logging, tracking
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
-                             configs=[c.model_dump(mode="json") for c in configs], pool=args.pool))  # not built again
-    link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]))
+                             configs=[c.model_dump(mode="json") for c in configs], pool=args.pool,
+                             margin=args.margin), margin)  # the configs are not built again
+    link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]), margin)
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")
         if charts := chart_view.find_methods_chart_link(preset):

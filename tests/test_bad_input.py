@@ -122,6 +122,10 @@ SET_CASES = {
     "rate-1": ("prune.rate=1", "prune.rate"),
     "rate-negative": ("prune.rate=-0.2", "prune.rate"),
     "rate-above-1": ("prune.rate=1.5", "prune.rate"),
+    "type-rate-1": ("prune.conv_rate=1", "prune.conv_rate"),
+    # a removed setting says what replaced it
+    "prune-linear-removed": ("prune_linear=true", "prune.prune_linear was removed"),
+    "prune-linear-removed-by-path": ("prune.prune_linear=false", "prune.linear_rate and prune.output_rate"),
     # schedules
     "epochs-0": ("train.epochs=0", "train.epochs"),
     "epochs-negative": ("train.epochs=-3", "train.epochs"),
@@ -139,7 +143,7 @@ SET_CASES = {
     "val-fraction-negative": ("data.val_fraction=-0.1", "data.val_fraction"),
     "train-limit-tiny": ("train_limit=5", "data.train_limit"),
     # bounds from the data and the model (prac/imp/bounds.py): what no run can complete, with the limit
-    "rounds-beyond-the-model": ("prune.rounds=100000", "at most 53"),
+    "rounds-beyond-the-model": ("prune.rounds=100000", "at most 83"),
     "batch-larger-than-d0": ("train.batch_size=5000", "at most 1293"),
     "val-split-fewer-than-classes": ("data.val_fraction=0.001", "fewer than the 10 classes: at least 0.007"),
     "split-seed-negative": ("split_seed=-1", "data.split_seed"),
@@ -392,7 +396,7 @@ def test_a_damaged_transfer_source_is_refused_before_anything_runs(capsys, earli
 
 def _mask_of(model_name: str, fingerprint: str, path: Path) -> None:
     model = build_model(model_name, in_channels=1, num_classes=10, image_size=8)
-    mask = {name: torch.ones_like(p, dtype=torch.bool) for name, p in prunable_parameters(model, True).items()}
+    mask = {name: torch.ones_like(p, dtype=torch.bool) for name, p in prunable_parameters(model).items()}
     write_mask(path, mask, fingerprint=fingerprint, round=0)
 
 
@@ -412,7 +416,7 @@ def test_a_bad_mask_or_run_folder_for_a_ticket_is_a_one_line_error(earlier, tmp_
         _mask_of("lenet300", run.name, mask)  # this run's fingerprint, another model's layers
     elif damage == "other-shapes":
         model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
-        layers = prunable_parameters(model, True)
+        layers = prunable_parameters(model)
         shaped = {name: torch.ones(p.shape[::-1] if p.dim() == 2 else p.shape, dtype=torch.bool)
                   for name, p in layers.items()}
         write_mask(mask, shaped, fingerprint=run.name, round=0)
@@ -494,7 +498,7 @@ FLOW_CASES = {
     "override-bad-value": (dict(overrides=["train.epochs=0"]), "train.epochs"),
     "override-unknown-key": (dict(overrides=["train.nope=1"]), "train.nope"),
     "overrides-not-a-list": (dict(overrides="train.epochs=3"), "overrides"),
-    "rounds-beyond-the-model": (dict(overrides=["prune.rounds=100000"]), "at most 53"),
+    "rounds-beyond-the-model": (dict(overrides=["prune.rounds=100000"]), "at most 83"),
     "transfer-source-missing": (dict(method="transfer", overrides=["prune.rounds=2", "transfer.source=nowhere/00"]),
                                 "not a run folder"),
     "transfer-of-other-data": (dict(preset="fashion-lenet", method="transfer",

@@ -23,8 +23,8 @@ DEMO = ["run", "digits", "--method", "prac"]  # README's first command
 # Eight rounds of the digits preset: 78 s here with one OpenMP thread while another test run shared the 2 cores
 # (15 min with OpenMP's default 2 threads, as a user's terminal runs it, on those same busy cores)
 DEMO_TIMEOUT_S = 1200
-README_COLUMNS = ["round", "sparsity", "PrAC set", "epochs", "iterations", "cumulative", "model acc", "ticket acc",
-                  "next set", "CET", "CEP"]
+README_COLUMNS = ["round", "sparsity", "conv", "linear", "output", "PrAC set", "epochs", "iterations", "cumulative",
+                  "model acc", "ticket acc", "next set", "CET", "CEP"]
 
 
 def user_env(prefect_home: Path) -> dict[str, str]:

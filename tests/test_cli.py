@@ -81,7 +81,7 @@ def test_set_without_equals(tmp_path):
 @pytest.mark.parametrize(
     "item, fragment",
     [("train.epochs=-1", "train.epochs"), ("epochs=5", "milestones"), ("method=foo", "method"),
-     ("lr=abc", "train.lr")],
+     ("lr=abc", "train.lr"), ("evaluate_tickets=at:0.5,1.2", "runtime.evaluate_tickets: Value error, sparsity 1.2")],
 )
 def test_bad_set_value(tmp_path, item, fragment):
     assert_user_error(cli("run", "digits-smoke", "--output-dir", str(tmp_path), "--set", item), fragment)
@@ -97,6 +97,35 @@ def test_bad_seed(tmp_path):
     assert_user_error(cli("run", "digits-smoke", "--seed", "-1", "--output-dir", str(tmp_path)), "seed")
     assert_user_error(cli("compare", "digits-smoke", "--seeds", "0,-2", "--engine-only", "--output-dir", str(tmp_path)),
                       "seed")
+
+
+@pytest.mark.parametrize("text, seeds", [
+    ("0", [0]), ("0,1,2", [0, 1, 2]), ("0-15", list(range(16))), ("0-3,8,10-11", [0, 1, 2, 3, 8, 10, 11]),
+    ("5-5", [5]), (" 2 - 4 , 7 ", [2, 3, 4, 7]), ("0-2,", [0, 1, 2]),
+])
+def test_seeds_take_ranges(text, seeds):
+    from prac_lth.cli import _int_list
+
+    assert _int_list(text, "seeds") == seeds
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("3-1", "'3-1' runs backwards: write 1-3"), ("a-b", "got 'a-b'"), ("-", "got '-'"), ("0-", "got '0-'"),
+    ("1-2-3", "got '1-2-3'"), ("0,x", "got 'x'"),
+])
+def test_bad_seed_ranges_are_one_line(text, fragment):
+    from prac.errors import UserError
+    from prac_lth.cli import _int_list
+
+    with pytest.raises(UserError, match="--seeds") as raised:
+        _int_list(text, "seeds")
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_backwards_seed_range_exits_2(tmp_path):  # before anything is built or written
+    assert_user_error(cli("compare", "digits-smoke", "--seeds", "0-3,3-1", "--engine-only", "--output-dir",
+                          str(tmp_path)), "--seeds", "runs backwards")
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("where, message", [("/proc/nope", "cannot be created"), ("/proc/nope/deeper", "cannot be created")])

@@ -93,6 +93,7 @@ def test_engine_compare_prints_the_summary_and_reads_finished_experiments_back(t
     line = re.search(r"prac vs lt: (matched up to [\d.]+ % sparsity.*saving [-\d.]+ %|at or above lt at no "
                      r"sparsity)", first.stdout)
     assert line, first.stdout
+    assert "prac vs lt: one seed: a paired interval needs two (--seeds 0,1 or more)" in first.stdout
     again = cli(*args, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("finished earlier") == 2  # nothing trained again

@@ -8,13 +8,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 
+from prac.reporting import paired
 from prac.reporting.comparison import match, per_sparsity
 from prac.reporting.report import method_summary, summary_markdown
 from prac_lth.tasks import comparison_logging, tracking, tracking_runs
 from tests import synthetic_runs as synthetic
 from tests.mlflow_store import temporary_store
 
-FIGURES = ["accuracy", "class_shares", "iterations", "mask_similarity", "overview", "samples", "set_sizes"]
+FIGURES = ["accuracy", "class_shares", "iterations", "mask_similarity", "overview", "paired_difference", "samples",
+           "set_sizes"]
 IDENTITY = ("digits-smoke", list(synthetic.METHODS), list(synthetic.SEEDS), ["prune.rounds=4"])
 
 
@@ -44,7 +46,17 @@ def test_conclusions_are_metrics_equal_to_the_match_with_lt(store, logged):
     expected = {"matched_sparsity": prac.matched_sparsity, "iteration_saving": prac.iteration_saving,
                 "iteration_saving_without_round0": prac.iteration_saving_without_round0}
     assert expected["matched_sparsity"] == pytest.approx(0.488)  # the table has a match to log
-    assert metrics == {**expected, **{f"{k}/prac": v for k, v in expected.items()}}  # random matched nowhere: NaN
+    matched = {k: v for k, v in metrics.items() if not k.startswith(("paired_", "noninferior_"))}
+    assert matched == {**expected, **{f"{k}/prac": v for k, v in expected.items()}}  # random matched nowhere: NaN
+    # paired over seeds: prac is behind lt at round 3 only (at round 1, outside lt's std, 3 seeds resolve no
+    # difference: [−0.5, −1.5, −2.5] points), random behind everywhere
+    assert metrics["paired_rounds_behind/prac-vs-lt"] == 1 and metrics["paired_rounds_ahead/prac-vs-lt"] == 0
+    assert metrics["paired_rounds_behind/random-vs-lt"] == 4 and metrics["paired_rounds_behind/random-vs-prac"] == 4
+    # prac's round-0 interval [0, −0.01, −0.01] reaches below −0.5 points: non-inferior nowhere, so not logged
+    assert "noninferior_sparsity/prac" not in metrics and "noninferior_sparsity" not in metrics
+    pairs = paired.paired_table(synthetic.ROWS)
+    assert metrics["paired_half_width/prac-vs-lt"] == pytest.approx(
+        pairs[(pairs["method"] == "prac") & (pairs["reference"] == "lt")]["half_width"].median())
     for key in metrics:
         assert [m.step for m in client.get_metric_history(run_id, key)] == [0]
 
@@ -63,9 +75,12 @@ def test_tables_are_parquet_that_load_table_reads_back(store, logged):
     assert list(summary.index) == ["lt", "prac", "random"]
     assert summary.loc["prac", "iteration_saving"] == pytest.approx(match(table, "prac").iteration_saving)
     assert math.isnan(summary.loc["random", "matched_sparsity"]) and math.isnan(summary.loc["lt", "matched_sparsity"])
-    pd.testing.assert_frame_equal(summary.reset_index(), method_summary(table))
+    pairs = paired.paired_table(synthetic.ROWS)
+    pd.testing.assert_frame_equal(summary.reset_index(), method_summary(table, pairs))
+    pd.testing.assert_frame_equal(load("paired.parquet"), pairs)
     assert {f.path for f in client.list_artifacts(run_id)} >= {"rounds.parquet", "per_sparsity.parquet",
-                                                               "summary.parquet", "rounds.json", "figures"}
+                                                               "summary.parquet", "paired.parquet", "rounds.json",
+                                                               "figures"}
 
 
 def test_figures_are_pngs_under_figures(store, logged, tmp_path):
@@ -122,3 +137,14 @@ def test_summary_markdown_names_every_method_and_links_the_run():
     assert "| lt | reference |" in text and "| random | nowhere |" in text
     assert "[the comparison run in MLflow](http://ui/#/run)" in text and "`mlflow ui --backend-store-uri" in text
     assert "Dense network (round 0, best validation): **88.0 %**" in text
+    assert "## Paired" not in text  # only where the pairs are given
+    with_pairs = summary_markdown("synthetic", table, pairs=paired.paired_table(synthetic.ROWS))
+    assert "### against lt" in with_pairs and "### against prac" in with_pairs
+    assert "- random vs lt, paired over 3 seeds: 95 % interval above −0.50 points (non-inferior) at no sparsity" \
+        in with_pairs
+
+
+def test_a_margin_other_than_the_default_names_another_comparison_run():
+    name, params = comparison_logging.identity(*IDENTITY)
+    assert "noninferiority_margin" not in params  # runs logged before the margin existed are found again
+    assert comparison_logging.identity(*IDENTITY, margin=0.01)[1]["noninferiority_margin"] == "0.01"

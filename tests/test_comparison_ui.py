@@ -27,15 +27,17 @@ from PIL import Image
 
 from prac_lth.deployments.processes import free_port
 from external import CHROMIUM
+from prac.reporting import paired
 from prac.reporting.comparison import match, per_sparsity
 from tests.test_pipeline import BIN, Workspace, _stop, make_workspace
 
 pytestmark = pytest.mark.slow
 
-FIGURES = {"overview", "accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares", "samples"}
+FIGURES = {"overview", "accuracy", "iterations", "paired_difference", "mask_similarity", "set_sizes", "class_shares",
+           "samples"}
 # Large enough that MLflow's artifact preview shows the 1540-pixel overview whole at its own size (narrower, it
 # scales it down; shorter, its bottom is cut)
-WINDOW = "3600,2000"
+WINDOW = "3600,2600"
 LINK = re.compile(r"^MLflow comparison run \(figures, tables, metrics\): (http://127\.0\.0\.1:(\d+)/#/experiments/(\w+)/"
                   r"runs/([0-9a-f]{32})/artifacts/figures/overview\.png\?workflowType=machine_learning)$", re.M)
 START_UI = re.compile(r"^start the MLflow UI first: (mlflow ui .*)$", re.M)
@@ -106,14 +108,22 @@ def test_comparison_run_holds_conclusions_tables_and_figures(compared):
         expected |= {f"{k}/{method}": v for k, v in conclusions.items()}
         if method == "prac":
             expected |= conclusions
-    assert run.data.metrics == expected
+    assert {k: v for k, v in run.data.metrics.items() if not k.startswith(("paired_", "noninferior_"))} == expected
+    pairs = paired.paired_table(rows.to_dict("records"))
+    logged = pd.read_parquet(client.download_artifacts(compared.run_id, "paired.parquet",
+                                                       str(compared.ws.root / "download")))
+    pd.testing.assert_frame_equal(logged, pairs)
+    assert set(zip(pairs["method"], pairs["reference"])) == {
+        ("prac", "lt"), ("synflow", "lt"), ("svp-subset", "lt"), ("synflow", "prac"), ("svp-subset", "prac")}
+    for (method, reference), own in pairs.groupby(["method", "reference"]):
+        assert run.data.metrics[f"paired_rounds_behind/{method}-vs-{reference}"] == (own["verdict"] == "behind").sum()
     # Two at a time, each experiment still has exactly one parent run, and each method's ticket models.
     parents = client.search_runs([compared.experiment_id], filter_string="tags.`prac.kind` = 'experiment'")
     assert sorted((r.data.tags["prac.method"], int(r.data.tags["prac.seed"])) for r in parents) == sorted(
         (m, s) for m in METHODS for s in SEEDS)
     assert all(r.info.status == "FINISHED" for r in parents)
     assert {f.path for f in client.list_artifacts(compared.run_id)} >= {
-        "rounds.parquet", "per_sparsity.parquet", "summary.parquet", "figures"}
+        "rounds.parquet", "per_sparsity.parquet", "summary.parquet", "paired.parquet", "figures"}
     assert {Path(f.path).stem for f in client.list_artifacts(compared.run_id, "figures")} == FIGURES
 
 
@@ -137,6 +147,9 @@ def test_the_baselines_train_at_the_prac_runs_budget_and_each_experiment_says_wh
     for method in ("prac", "synflow", "svp-subset"):
         assert f"{method} vs lt" in compared.stdout
     assert "budget: training iterations over all rounds" in compared.stdout
+    assert "paired over seeds: ticket accuracy − lt's (points)" in compared.stdout
+    assert re.search(r"^svp-subset vs lt, paired over 2 seeds: 95 % interval above −0\.50 points \(non-inferior\) "
+                     r"(up to [\d.]+ % sparsity|at no sparsity)$", compared.stdout, re.M), compared.stdout[-3000:]
 
 
 _READ_ARTIFACTS = """
@@ -159,15 +172,20 @@ def test_prefect_flow_run_shows_summary_table_and_progress(compared):
     assert result.returncode == 0, result.stderr[-4000:]
     read = json.loads(result.stdout.strip().splitlines()[-1])
     assert read["state"] == "COMPLETED"
-    by_type = {a["type"]: a for a in read["artifacts"]}
-    assert set(by_type) == {"markdown", "table", "progress"}, read["artifacts"]
-    summary = by_type["markdown"]
-    assert summary["key"] == "prac-lth-compare-digits-summary"
+    by_key = {a["key"]: a for a in read["artifacts"]}
+    assert {(key, a["type"]) for key, a in by_key.items()} == {
+        ("prac-lth-compare-digits-summary", "markdown"), ("prac-lth-compare-digits-per-sparsity", "table"),
+        ("prac-lth-compare-digits-paired", "table"), ("prac-lth-compare-digits-progress", "progress")}, read["artifacts"]
+    summary = by_key["prac-lth-compare-digits-summary"]
     assert compared.link in summary["data"] and "| prac |" in summary["data"] and "| lt | reference |" in summary["data"]
-    table = json.loads(by_type["table"]["data"])
+    assert "## Paired over 2 seed(s)" in summary["data"] and "### against prac" in summary["data"]
+    pairs = json.loads(by_key["prac-lth-compare-digits-paired"]["data"])
+    assert {(row["method"], row["reference"]) for row in pairs} >= {("prac", "lt"), ("synflow", "prac")}
+    assert {"mean_difference", "ci_low", "ci_high", "t_p", "verdict"} <= set(pairs[0])
+    table = json.loads(by_key["prac-lth-compare-digits-per-sparsity"]["data"])
     assert sorted((row["method"], row["round"]) for row in table) == sorted((m, r) for m in METHODS for r in range(3))
     assert {"ticket_mean", "ticket_std", "cumulative_iterations", "prac_set_size"} <= set(table[0])
-    progress = by_type["progress"]
+    progress = by_key["prac-lth-compare-digits-progress"]
     count = len(METHODS) * len(SEEDS)
     assert progress["data"] == 100.0 and f"{count} of {count} experiments finished" in progress["description"]
 

@@ -29,7 +29,7 @@ PAPER_BASE = [f"{d}-{m}" for d, models in PAPER_MODELS.items() for m in models] 
     "tinyimagenet-vgg16",
 ]
 VARIANT_BASES = [f"{d}-{m}" for d in ("cifar10", "cifar100") for m in ("resnet20", "resnet56")]
-REQUIRED = ["digits-smoke", "digits", "fashion-lenet", "fashion-conv", *PAPER_BASE] + [
+REQUIRED = ["digits-smoke", "digits", "fashion-lenet", "fashion-conv", "fashion-conv6", *PAPER_BASE] + [
     f"{base}-{variant}" for base in VARIANT_BASES for variant in ("low", "warmup")
 ]
 PAPER_ALL = PAPER_BASE + [f"{base}-{variant}" for base in VARIANT_BASES for variant in ("low", "warmup")]
@@ -127,14 +127,59 @@ def test_offline_presets():
     assert smoke_config.train.epochs >= smoke_config.prac.early_stop_window + 2
     lenet = preset_config("fashion-lenet")
     assert lenet.data.dataset == "fashion-mnist" and lenet.model.name == "lenet300"
-    assert lenet.prune.prune_linear, "LeNet-300-100 has no conv layers: its linear layers must be prunable"
     assert preset_config("fashion-conv").data.dataset == "fashion-mnist"
     # The defaults docs/results.md measured: no crop/flip for the MLP, LR 0.05, the paper's iteration
     # scaling (12-epoch rounds scaled by epochs leave PrAC 2-4 epochs); rounds to at least 95 % sparsity.
     assert (lenet.data.augment, lenet.train.lr, lenet.prac.schedule_scaling) == (False, 0.05, "iterations")
-    for name in ("fashion-lenet", "fashion-conv"):
+    for name in ("fashion-lenet", "fashion-conv"):  # the hidden linear layers, the bulk of their weights
         config = preset_config(name)
-        assert 1 - (1 - config.prune.rate) ** config.prune.rounds >= 0.95, name
+        assert 1 - (1 - config.prune.type_rates()["linear"]) ** config.prune.rounds >= 0.95, name
+
+
+# Frankle & Carbin (2019), Figure 2: each network's rates per layer type (conv, hidden linear, output).
+LTH_RATES = {"conv2": (0.1, 0.2, 0.1), "conv4": (0.1, 0.2, 0.1), "conv6": (0.15, 0.2, 0.1), "lenet300": (0.2, 0.2, 0.1)}
+
+
+@pytest.mark.parametrize("name", ["digits-smoke", "digits", "fashion-lenet", "fashion-conv", "fashion-conv6"])
+def test_offline_presets_carry_the_lottery_ticket_rates(name):
+    config = preset_config(name)
+    rates = config.prune.type_rates()
+    expected = LTH_RATES[config.model.name]
+    assert (rates["conv"], rates["linear"], rates["output"]) == expected
+    assert config.prune.scope == "global"
+
+
+@pytest.mark.parametrize("name", PAPER_ALL)
+def test_paper_presets_prune_the_convolutions_only(name):
+    prune = preset_config(name).prune
+    assert prune.type_rates() == {"conv": 0.2, "linear": 0.0, "output": 0.0} and prune.scope == "global"
+
+
+def test_each_type_rate_defaults_to_rate_and_zero_keeps_it_dense():
+    assert PruneConfig(rate=0.3).type_rates() == {"conv": 0.3, "linear": 0.3, "output": 0.3}
+    assert PruneConfig(rate=0.3, output_rate=0.0, conv_rate=0.1).type_rates() == {"conv": 0.1, "linear": 0.3,
+                                                                                  "output": 0.0}
+    assert smoke("output_rate=0").prune.type_rates()["output"] == 0.0
+    assert smoke("prune.conv_rate=null").prune.type_rates()["conv"] == smoke().prune.rate
+    for bad in ("conv_rate=1", "linear_rate=-0.1", "output_rate=1.5"):
+        with pytest.raises(UserError, match=f"prune.{bad.split('_rate')[0]}_rate"):
+            smoke(bad)
+
+
+@pytest.mark.parametrize("item", ["prune_linear=true", "prune.prune_linear=false"])
+def test_the_removed_prune_linear_is_a_one_line_error_naming_the_rates(item):
+    with pytest.raises(UserError) as info:
+        build_config("digits-smoke", "prac", 0, [item])
+    message = str(info.value)
+    assert "\n" not in message and "prune.prune_linear was removed" in message
+    assert "prune.linear_rate" in message and "prune.output_rate" in message
+
+
+def test_a_config_naming_prune_linear_is_refused_as_well():  # a flow's config parameter, an old config.json
+    data = preset_config("digits-smoke").model_dump()
+    data["prune"]["prune_linear"] = True
+    with pytest.raises(ValueError, match="prune.prune_linear was removed: .*prune.linear_rate"):
+        ExperimentConfig.model_validate(data)
 
 
 def test_preset_config_returns_independent_configs():
@@ -170,13 +215,13 @@ def test_override_by_dotted_path_and_by_leaf_name():
 
 
 def test_override_values_are_json():
-    config = smoke("lr=0.25", "batch_size=32", "augment=false", "milestones=[2, 5]", "prune_linear=true",
+    config = smoke("lr=0.25", "batch_size=32", "augment=false", "milestones=[2, 5]", "linear_rate=0.3",
                    "early_stop_eps=1e-2", "train_limit=100")
     assert config.train.lr == 0.25 and isinstance(config.train.lr, float)
     assert config.train.batch_size == 32 and isinstance(config.train.batch_size, int)
     assert config.data.augment is False
     assert config.train.milestones == [2, 5]
-    assert config.prune.prune_linear is True
+    assert config.prune.linear_rate == 0.3
     assert config.prac.early_stop_eps == pytest.approx(0.01)
     assert config.data.train_limit == 100
     assert smoke("augment=False").data.augment is False  # case-insensitive booleans
@@ -189,6 +234,30 @@ def test_override_string_values():
     assert smoke("schedule_scaling=iterations").prac.schedule_scaling == "iterations"
     assert smoke("evaluate_tickets=none").runtime.evaluate_tickets == "none"
     assert smoke("evaluate_tickets=last").runtime.evaluate_tickets == "last"
+
+
+def test_evaluate_tickets_at_listed_sparsities():
+    from prac.settings.config import ticket_sparsities
+
+    config = smoke("runtime.evaluate_tickets=at:0.79,0.931")
+    assert config.runtime.evaluate_tickets == "at:0.79,0.931"  # the text as given, in config.json too
+    assert json.loads(config.model_dump_json())["runtime"]["evaluate_tickets"] == "at:0.79,0.931"
+    assert ticket_sparsities(config.runtime.evaluate_tickets) == (0.79, 0.931)
+    assert ticket_sparsities("at: 0.5") == (0.5,) and ticket_sparsities("at:1e-3,.2,0.2") == (0.001, 0.2, 0.2)
+    assert ticket_sparsities("all") == ticket_sparsities("last") == ticket_sparsities("none") == ()
+    assert smoke("evaluate_tickets=at:0.5").runtime.evaluate_tickets == "at:0.5"  # the unique leaf name too
+
+
+@pytest.mark.parametrize("value, fragment", [
+    ("at:", "lists no sparsity"), ("at: ,", "lists no sparsity"), ("at:0.5,x", "'x' in 'at:0.5,x' is not a number"),
+    ("at:0.5,,0.6", "'' in 'at:0.5,,0.6' is not a number"), ("at:0", "sparsity 0 in 'at:0'"),
+    ("at:1", "not strictly between 0 and 1"), ("at:1.5", "sparsity 1.5"), ("at:-0.2", "sparsity -0.2"),
+    ("at:nan", "sparsity nan"), ("at:79%", "'79%'"), ("0.79", "expects all, last, none or at:"),
+    ("ALL", "got 'ALL'"), ("at0.5", "got 'at0.5'"), ("null", "got 'null'"),
+])
+def test_a_bad_evaluate_tickets_is_one_line(value, fragment):
+    message = _one_line_user_error(f"runtime.evaluate_tickets={value}")
+    assert "runtime.evaluate_tickets" in message and fragment in message, message
 
 
 def test_text_fields_stay_text_even_when_they_look_like_json():
@@ -328,7 +397,7 @@ def _changed_value(value, field_name):
     """A different valid value for a field of digits-smoke."""
     special = {
         "epochs": 10, "milestones": [4], "warmup_epochs": 2, "momentum": 0.5, "gamma": 0.5,
-        "rate": 0.3, "rewind_epoch": 2, "early_stop_eps": 0.05, "val_fraction": 0.2,
+        "rate": 0.3, "linear_rate": 0.3, "rewind_epoch": 2, "early_stop_eps": 0.05, "val_fraction": 0.2,
         "train_limit": 500, "schedule_scaling": "iterations", "scope": "layerwise", "budget": "own", "dataset": "fashion-mnist", "name": "lenet300",
     }
     if field_name in special:
@@ -376,6 +445,7 @@ def test_fingerprint_ignores_runtime_fields():
         ["runtime.verbose=true"],
         ["runtime.download=true"],
         ["runtime.evaluate_tickets=none"],
+        ["runtime.evaluate_tickets=at:0.5,0.8"],
         ["runtime.threads=1"],
         ["runtime.compile=true"],
         ["runtime.cuda_graphs=false"],
@@ -443,7 +513,7 @@ def test_full_data_arms_ignore_the_prac_rounds_settings(method):
     "item",
     ["seed=1", "epochs=9", "lr=0.07", "batch_size=32", "milestones=[5]", "rewind_epoch=2", "split_seed=1",
      "val_fraction=0.2", "model.name=conv4", "augment=false", "early_stop_eps=0.05", "early_stop_window=4",
-     "rate=0.3", "prune_linear=false"],
+     "rate=0.3", "conv_rate=0.3", "output_rate=0"],
 )
 def test_round0_fingerprint_changes_with_what_round0_depends_on(item):
     assert round0_fingerprint(smoke(item)) != round0_fingerprint(smoke())

@@ -105,11 +105,14 @@ def test_prac_writes_every_round(prac_a):
 
 def test_masks_are_nested_with_the_expected_sparsity(prac_a):
     from prac.models import build_model
-    from prac.training.masks import prunable_parameters
+    from prac.training.masks import layer_types, prunable_parameters
 
     result, _ = prac_a
     model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
-    prunable = prunable_parameters(model, prune_linear=True)  # digits-smoke prunes linear layers too
+    prunable, types = prunable_parameters(model), layer_types(model)  # every conv and linear weight
+    # digits-smoke's LTH rates, each type's tensors pooled: round(rate x remaining) of each type a round
+    rates = {"conv": 0.1, "linear": 0.2, "output": 0.1}
+    remaining = {t: sum(p.numel() for n, p in prunable.items() if types[n] == t) for t in rates}
     previous = None
     for r in range(ROUNDS):
         file = read_mask(_files(result, r)[0], expected_fingerprint=result.fingerprint)
@@ -117,9 +120,15 @@ def test_masks_are_nested_with_the_expected_sparsity(prac_a):
         assert list(mask) == list(prunable)
         assert all(mask[name].shape == prunable[name].shape and mask[name].dtype == torch.bool
                    for name in mask)
+        remaining = {t: left - round(rates[t] * left) for t, left in remaining.items()}
+        for kind, left in remaining.items():
+            of_type = [m for n, m in mask.items() if types[n] == kind]
+            assert sum(int(m.sum()) for m in of_type) == left, (r, kind)
+            total_of_type = sum(m.numel() for m in of_type)
+            assert getattr(result.rounds[r], f"{kind}_sparsity") == pytest.approx(1 - left / total_of_type)
         kept = sum(int(m.sum()) for m in mask.values())
         total = sum(m.numel() for m in mask.values())
-        assert 1 - kept / total == pytest.approx(1 - 0.8 ** (r + 1), abs=1e-4)
+        assert kept == sum(remaining.values())
         assert file.sparsity == pytest.approx(1 - kept / total, abs=1e-12)
         assert result.rounds[r].sparsity == pytest.approx(file.sparsity, abs=1e-12)
         if previous is not None:
@@ -217,7 +226,7 @@ def test_a_different_seed_gives_a_different_mask(prac_a, prac_c):
 # ---------------------------------------------------------------- the lt arm and the shared round 0
 
 
-def test_lt_trains_on_all_of_d0_every_round(lt_a):
+def test_lt_trains_on_all_of_d0_every_round(prac_a, lt_a):
     result, _ = lt_a
     d0 = len(_d0(result))
     full = 8 * math.ceil(d0 / 64)
@@ -232,7 +241,8 @@ def test_lt_trains_on_all_of_d0_every_round(lt_a):
         assert s.trained.all() and s.in_prac.all() and not s.in_cep.any()
         np.testing.assert_array_equal(s.in_cet, (s.forget_events > 0) | (s.forget_events == -1))
         assert int(s.in_cet.sum()) == rec.cet_size
-        assert read_mask(_files(result, r)[0]).sparsity == pytest.approx(1 - 0.8 ** (r + 1), abs=1e-4)
+        # the same counts of each layer type as prac's magnitudes removed (other weights)
+        assert read_mask(_files(result, r)[0]).sparsity == pytest.approx(prac_a[0].rounds[r].sparsity, abs=1e-12)
     assert result.rounds[-1].cumulative_iterations == ROUNDS * full
     for r in range(1, ROUNDS):
         assert is_nested(read_mask(_files(result, r)[0]).mask, read_mask(_files(result, r - 1)[0]).mask)

@@ -17,6 +17,7 @@ COUNTS = {
     "lenet300": (1, 10, 28, 266_610),
     "conv2": (1, 10, 28, 3_317_578),
     "conv4": (1, 10, 28, 1_933_642),
+    "conv6": (1, 10, 28, 1_803_594),
 }
 # Small models that get the slower checks (channels_last, seeding, backward).
 SMALL = [
@@ -27,6 +28,7 @@ SMALL = [
     ("conv2", 1, 8),
     ("conv4", 1, 28),
     ("conv4", 1, 8),
+    ("conv6", 1, 8),
 ]
 
 
@@ -39,7 +41,7 @@ def build(name: str, c: int, size: int, classes: int = 10) -> nn.Module:
 
 
 def test_names():
-    assert model_names() == ["resnet20", "resnet56", "vgg16", "resnet18", "lenet300", "conv2", "conv4"]
+    assert model_names() == ["resnet20", "resnet56", "vgg16", "resnet18", "lenet300", "conv2", "conv4", "conv6"]
 
 
 @pytest.mark.parametrize("name", list(COUNTS))
@@ -144,4 +146,11 @@ def test_a_width_for_a_model_without_one_is_user_error():
     with pytest.raises(UserError) as info:
         build_model("lenet300", in_channels=1, num_classes=10, image_size=28, width=0.5)
     message = str(info.value)
-    assert "\n" not in message and "model.width" in message and "lenet300" in message and "conv2, conv4" in message
+    assert "\n" not in message and "model.width" in message and "lenet300" in message
+    assert "conv2, conv4, conv6" in message
+
+
+def test_conv6_has_the_weights_of_frankle_and_carbins_conv6():
+    with torch.device("meta"):
+        model = build_model("conv6", in_channels=3, num_classes=10, image_size=32)
+    assert sum(p.numel() for p in model.parameters() if p.dim() > 1) == 2_261_184  # their 2.26M (CIFAR-10)

@@ -331,7 +331,8 @@ def test_mlflow_contract(reference, tmp_path):
     assert_one_value_per_round(ws, parent.info.run_id, ROUNDS)
     history = {key: {m.step: m.value for m in client.get_metric_history(parent.info.run_id, key)}
                for key in ("sparsity", "epochs_run")}
-    assert history["sparsity"][0] == pytest.approx(0.2, abs=0.01)
+    # digits-smoke's Conv-2 at its LTH rates (conv 10 %, hidden linear 20 %, output 10 %): 18.9 % of all weights
+    assert history["sparsity"][0] == pytest.approx(0.189, abs=0.001)
     assert history["sparsity"][0] < history["sparsity"][1] < history["sparsity"][2]
 
     children = client.search_runs([experiment.experiment_id],

@@ -46,8 +46,8 @@ def test_forward_context_autocasts_only_when_asked(ctx):
 def test_a_bfloat16_round_trains_with_float32_weights_and_the_mask_kept(ctx):
     data = dataclasses.replace(ctx.data, autocast=torch.bfloat16)
     model = ctx.new_model()
-    mask = magnitude_prune({n: p.detach() for n, p in model.named_parameters() if n in full_mask(model, True)},
-                           full_mask(model, True), 0.5)
+    mask = magnitude_prune({n: p.detach() for n, p in model.named_parameters() if n in full_mask(model)},
+                           full_mask(model), 0.5)
     spec = RoundSpec(RoundSchedule(epochs=3, milestones=(), warmup_epochs=0, lr=0.05, gamma=0.1), seed=0)
     result = train_round(model, mask, data, ctx.config.train, spec)
     state = result.final.last_state

@@ -16,13 +16,15 @@ from prac.training.masks import (
     is_nested,
     kept_count,
     layer_sparsities,
+    layer_types,
     mask_similarity,
     prunable_parameters,
     sparsity,
     total_count,
+    type_sparsities,
 )
 from prac.models import build_model
-from prac.training.pruning import magnitude_prune, prune_count, random_prune
+from prac.training.pruning import PruneRule, magnitude_prune, prune_by_scores, prune_count, random_prune
 
 
 
@@ -81,7 +83,7 @@ def test_mask_counts_sparsity_nesting_and_hamming():
 
 def test_full_mask_keeps_everything():
     model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
-    mask = full_mask(model, prune_linear=True)
+    mask = full_mask(model)
     assert sparsity(mask) == 0.0
     assert all(m.dtype == torch.bool and m.all() for m in mask.values())
     params = dict(model.named_parameters())
@@ -90,36 +92,52 @@ def test_full_mask_keeps_everything():
 
 # --- prunable parameters -----------------------------------------------------------------------
 
-def test_prunable_parameters_conv_only_by_default_and_linear_when_asked():
+def test_prunable_parameters_are_every_conv_and_linear_weight():
     model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
     convs = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Conv2d)}
     linears = {f"{n}.weight" for n, m in model.named_modules() if isinstance(m, nn.Linear)}
     assert len(convs) == 2 and len(linears) == 3
-    default = prunable_parameters(model, prune_linear=False)
-    assert set(default) == convs
-    assert "features.conv1.weight" in default  # the first conv is prunable
-    with_linear = prunable_parameters(model, prune_linear=True)
-    assert set(with_linear) == convs | linears
+    prunable = prunable_parameters(model)
+    assert set(prunable) == convs | linears
+    assert "features.conv1.weight" in prunable  # the first conv is prunable
     params = dict(model.named_parameters())
-    assert all(with_linear[n] is params[n] for n in with_linear)  # the parameters themselves
-    assert not any(n.endswith("bias") or ".bn" in n for n in with_linear)
+    assert all(prunable[n] is params[n] for n in prunable)  # the parameters themselves
+    assert not any(n.endswith("bias") or ".bn" in n for n in prunable)
 
 
 def test_prunable_parameters_first_conv_of_resnet_and_mlp():
     resnet = build_model("resnet20", in_channels=3, num_classes=10, image_size=32)
-    convs = prunable_parameters(resnet, prune_linear=False)
+    prunable = prunable_parameters(resnet)
     n_convs = sum(isinstance(m, nn.Conv2d) for m in resnet.modules())
-    assert len(convs) == n_convs
+    assert len(prunable) == n_convs + 1  # and its classifier
     first_conv = next(n for n, m in resnet.named_modules() if isinstance(m, nn.Conv2d))
-    assert f"{first_conv}.weight" in convs
+    assert f"{first_conv}.weight" in prunable
     mlp = build_model("lenet300", in_channels=1, num_classes=10, image_size=8)
-    assert prunable_parameters(mlp, prune_linear=False) == {}
-    assert len(prunable_parameters(mlp, prune_linear=True)) == 3
+    assert len(prunable_parameters(mlp)) == 3
 
 
 def test_prunable_parameters_of_a_bare_layer():
     conv = nn.Conv2d(1, 2, 3)
-    assert list(prunable_parameters(conv, prune_linear=False)) == ["weight"]
+    assert list(prunable_parameters(conv)) == ["weight"]
+
+
+@pytest.mark.parametrize("name, size, output, hidden", [
+    ("lenet300", 28, "fc3.weight", ["fc1.weight", "fc2.weight"]),
+    ("conv2", 8, "fc3.weight", ["fc1.weight", "fc2.weight"]),
+    ("conv4", 8, "fc3.weight", ["fc1.weight", "fc2.weight"]),
+    ("conv6", 8, "fc3.weight", ["fc1.weight", "fc2.weight"]),
+    ("resnet20", 32, "fc.weight", []),
+    ("vgg16", 32, "fc.weight", []),
+])
+def test_layer_types_name_the_output_layer_and_the_hidden_ones(name, size, output, hidden):
+    with torch.device("meta"):
+        model = build_model(name, in_channels=1, num_classes=10, image_size=size)
+    types = layer_types(model)
+    assert list(types) == list(prunable_parameters(model))
+    assert [n for n, t in types.items() if t == "output"] == [output]
+    assert [n for n, t in types.items() if t == "linear"] == hidden
+    convs = [n for n, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert [n for n, t in types.items() if t == "conv"] == [f"{n}.weight" for n in convs]
 
 
 # --- magnitude pruning -------------------------------------------------------------------------
@@ -145,7 +163,7 @@ def test_magnitude_prune_is_global_not_per_layer():
     weights = {"big.weight": torch.tensor([5.0, -4.0, 3.0, 2.5, -6.0, 7.0]),
                "small.weight": torch.tensor([0.1, -0.2, 0.3])}
     mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
-    new = magnitude_prune(weights, mask, rate=4 / 9)
+    new = magnitude_prune(weights, mask, 4 / 9)
     assert not new["small.weight"].any()
     assert new["big.weight"].tolist() == [True, True, True, False, True, True]
 
@@ -154,13 +172,13 @@ def test_magnitude_prune_ignores_already_pruned_weights():
     # A pruned weight with a large value stays pruned and does not count towards the rate.
     weights = {"w": torch.tensor([100.0, 1.0, 2.0, 3.0, 4.0, 5.0])}
     mask = {"w": torch.tensor([False, True, True, True, True, True])}
-    new = magnitude_prune(weights, mask, rate=0.4)  # 2 of the 5 kept
+    new = magnitude_prune(weights, mask, 0.4)  # 2 of the 5 kept
     assert new["w"].tolist() == [False, False, False, True, True, True]
 
 
 def test_magnitude_prune_uses_absolute_value():
     weights = {"w": torch.tensor([-9.0, 0.5, -0.25, 8.0])}
-    new = magnitude_prune(weights, {"w": torch.ones(4, dtype=torch.bool)}, rate=0.5)
+    new = magnitude_prune(weights, {"w": torch.ones(4, dtype=torch.bool)}, 0.5)
     assert new["w"].tolist() == [True, False, False, True]
 
 
@@ -258,8 +276,8 @@ def test_mask_enforcer_keeps_pruned_weights_exactly_zero(channels_last):
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     # Dense steps first, so that the momentum buffers of soon-pruned weights are non-zero.
     _sgd_steps(model, optimizer, None, data, 2)
-    weights = {n: p.detach() for n, p in prunable_parameters(model, prune_linear=True).items()}
-    mask = random_prune(full_mask(model, prune_linear=True), 0.5, torch.Generator().manual_seed(0))
+    weights = {n: p.detach() for n, p in prunable_parameters(model).items()}
+    mask = random_prune(full_mask(model), 0.5, torch.Generator().manual_seed(0))
     enforcer = MaskEnforcer(model, mask)
     enforcer.apply_to_weights()
     before = {n: w.clone() for n, w in weights.items()}
@@ -285,7 +303,7 @@ def test_zeroed_gradients_keep_pruned_weights_zero_under_an_optimizer_started_wi
     for apply_after_step in (True, False):
         torch.manual_seed(0)
         model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
-        mask = random_prune(full_mask(model, prune_linear=True), 0.5, torch.Generator().manual_seed(0))
+        mask = random_prune(full_mask(model), 0.5, torch.Generator().manual_seed(0))
         enforcer = MaskEnforcer(model, mask)
         enforcer.apply_to_weights()
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
@@ -336,10 +354,81 @@ def test_layerwise_pruning_removes_the_rate_from_each_tensor():
     weights = {"a": torch.tensor([0.1, 0.2, 0.3, 0.4]), "b": torch.tensor([5.0, 6.0, 7.0, 8.0])}
     mask = {n: torch.ones(4, dtype=torch.bool) for n in weights}
     assert magnitude_prune(weights, mask, 0.5)["a"].sum() == 0
-    layerwise = magnitude_prune(weights, mask, 0.5, "layerwise")
+    layerwise = magnitude_prune(weights, mask, PruneRule.uniform(mask, 0.5, "layerwise"))
     assert layerwise["a"].tolist() == [False, False, True, True]
     assert layerwise["b"].tolist() == [False, False, True, True]
-    again = magnitude_prune(weights, layerwise, 0.5, "layerwise")  # of the remaining: nested
+    again = magnitude_prune(weights, layerwise, PruneRule.uniform(mask, 0.5, "layerwise"))  # of the remaining: nested
     assert again["a"].tolist() == [False, False, False, True] and is_nested(again, layerwise)
-    randomly = random_prune(mask, 0.5, torch.Generator().manual_seed(0), "layerwise")
+    randomly = random_prune(mask, PruneRule.uniform(mask, 0.5, "layerwise"), torch.Generator().manual_seed(0))
     assert [int(m.sum()) for m in randomly.values()] == [2, 2]
+
+
+# --- per-layer-type rates ----------------------------------------------------------------------
+
+TYPES = {"c1": "conv", "c2": "conv", "h": "linear", "out": "output"}
+
+
+def typed_weights() -> dict[str, torch.Tensor]:
+    """c1's weights are all smaller than c2's, and the linear ones smaller than both: a rule that pooled every
+    tensor would prune the linear layer first, one that pooled each type takes c1's before c2's."""
+    return {"c1": torch.arange(1, 9, dtype=torch.float32).view(2, 1, 2, 2) / 10,  # 0.1 .. 0.8
+            "c2": torch.arange(1, 9, dtype=torch.float32).view(2, 1, 2, 2) + 10,  # 11 .. 18
+            "h": torch.arange(1, 11, dtype=torch.float32).view(2, 5) / 100,  # 0.01 .. 0.10
+            "out": torch.arange(1, 5, dtype=torch.float32).view(2, 2) / 1000}
+
+
+def test_global_rates_pool_each_layer_type_and_prune_it_at_its_own_rate():
+    weights = typed_weights()
+    mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    rule = PruneRule(TYPES, {"conv": 0.5, "linear": 0.3, "output": 0.0})
+    new = magnitude_prune(weights, mask, rule)
+    # conv: round(0.5 x 16) = 8, all of them c1's (the type's smallest); linear: round(0.3 x 10) = 3
+    assert int(new["c1"].sum()) == 0 and bool(new["c2"].all())
+    assert new["h"].flatten().tolist() == [False] * 3 + [True] * 7
+    assert bool(new["out"].all())  # rate 0: dense, the smallest weights of all kept
+    assert sparsity(new) == pytest.approx(11 / 30)  # the dense type counts in the mask's sparsity
+    again = magnitude_prune(weights, new, rule)  # of each type's remaining: round(0.5 x 8) = 4 of c2's
+    assert int(again["c2"].sum()) == 4 and int(again["h"].sum()) == 7 - round(0.3 * 7) and is_nested(again, new)
+
+
+def test_layerwise_rates_prune_each_tensor_at_its_types_rate():
+    weights = typed_weights()
+    mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in weights.items()}
+    rule = PruneRule(TYPES, {"conv": 0.5, "linear": 0.3, "output": 0.25}, "layerwise")
+    new = magnitude_prune(weights, mask, rule)
+    assert {n: int(m.sum()) for n, m in new.items()} == {"c1": 4, "c2": 4, "h": 7, "out": 3}
+    assert new["c2"].flatten().tolist() == [False] * 4 + [True] * 4  # each tensor's own smallest
+
+
+@pytest.mark.parametrize("scope", ["global", "layerwise"])
+def test_every_criterion_removes_the_same_counts_per_type(scope):
+    mask = {n: torch.ones_like(w, dtype=torch.bool) for n, w in typed_weights().items()}
+    rule = PruneRule(TYPES, {"conv": 0.25, "linear": 0.5, "output": 0.0}, scope)
+    by_magnitude = magnitude_prune(typed_weights(), mask, rule)
+    at_random = random_prune(mask, rule, torch.Generator().manual_seed(0))
+    by_scores = prune_by_scores({n: torch.rand(m.shape) for n, m in mask.items()}, mask, rule)
+    for new in (at_random, by_scores):
+        assert type_sparsities(new, TYPES) == type_sparsities(by_magnitude, TYPES)
+        assert bool(new["out"].all())
+
+
+def test_a_networks_types_at_the_lottery_ticket_rates():
+    model = build_model("conv2", in_channels=1, num_classes=10, image_size=8)
+    types = layer_types(model)
+    weights = {n: p.detach() for n, p in prunable_parameters(model).items()}
+    rule = PruneRule(types, {"conv": 0.1, "linear": 0.2, "output": 0.1})
+    new = magnitude_prune(weights, full_mask(model), rule)
+    for kind, rate in rule.rates.items():
+        of_type = [n for n in types if types[n] == kind]
+        total = sum(weights[n].numel() for n in of_type)
+        assert sum(int(new[n].sum()) for n in of_type) == total - round(rate * total), kind
+
+
+def test_type_sparsities_of_a_known_mask():
+    mask = {"c1": torch.tensor([True, False, False, True]), "c2": torch.tensor([True, True, True, True]),
+            "out": torch.tensor([[True, False], [True, True]])}
+    types = {"c1": "conv", "c2": "conv", "out": "output"}
+    by_type = type_sparsities(mask, types)
+    assert by_type["conv"] == pytest.approx(2 / 8) and by_type["output"] == pytest.approx(1 / 4)
+    assert np.isnan(by_type["linear"])  # no hidden linear layer
+    assert sparsity(mask) == pytest.approx(3 / 12)

@@ -12,7 +12,9 @@ NAN = float("nan")
 
 
 def _record(round_index: int, test_acc: float, ticket: float, **changes) -> RoundRecord:
-    fields = dict(round=round_index, sparsity=1 - 0.8 ** (round_index + 1), trained_sparsity=0.0,
+    fields = dict(round=round_index, sparsity=1 - 0.8 ** (round_index + 1), conv_sparsity=1 - 0.9 ** (round_index + 1),
+                  linear_sparsity=1 - 0.8 ** (round_index + 1), output_sparsity=1 - 0.9 ** (round_index + 1),
+                  trained_sparsity=0.0,
                   train_set_size=257, prac_set_size=1208, prac_set_fraction=0.93, cet_size=300, cep_size=951,
                   epochs_run=3, early_stopped=False, train_iterations=30, cumulative_iterations=500,
                   best_val_acc=test_acc, test_acc=test_acc, ticket_test_acc=ticket, extra_forward_passes=10)
@@ -64,3 +66,15 @@ def test_the_table_names_the_round_model_and_prints_a_dash_for_no_ticket(capsys)
     assert "model acc" in out and "on that set only (not the ticket)" in " ".join(out.split())
     assert "nan" not in out and "–" in out
     assert "round 1: the round's own model reached only 0.2444 (dense 0.9833)" in out
+
+
+def test_the_round_line_gives_the_sparsity_of_all_prunable_weights():
+    resnet_like = _record(1, 0.97, 0.98, sparsity=0.18, linear_sparsity=NAN, output_sparsity=0.0)
+    assert round_line(_config("prac"), resnet_like).startswith("round 1: sparsity 0.180 | trained on 257")
+
+
+def test_the_table_has_a_column_per_layer_type(capsys):
+    print_rounds(_config("prac"), [_record(0, 0.98, 0.98, linear_sparsity=NAN)])
+    header = next(line for line in capsys.readouterr().out.splitlines() if "sparsity" in line and "round" in line)
+    assert [word for word in header.replace("┃", " ").split() if word in ("conv", "linear", "output")] == \
+        ["conv", "linear", "output"]

@@ -56,7 +56,7 @@ def run(ctx, spec: RoundSpec, checkpoint: Path | None = None, stop_after: int | 
             raise Interrupted(line)
 
     model = ctx.new_model()
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     return train_round(model, mask, ctx.data, ctx.config.train, spec, log, checkpoint_path=checkpoint)
 
 
@@ -182,7 +182,7 @@ def test_a_finished_checkpoint_trains_nothing(ctx, subset, tmp_path, steps):
     forwards = [0]
     model = ctx.new_model()
     model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
-    again = train_round(model, full_mask(model, ctx.config.prune.prune_linear), ctx.data, ctx.config.train, spec,
+    again = train_round(model, full_mask(model), ctx.data, ctx.config.train, spec,
                         checkpoint_path=checkpoint)
     assert steps[0] == 0 and forwards[0] == 0  # neither trained nor evaluated
     assert_rounds_identical(again, first)
@@ -209,7 +209,7 @@ def test_a_checkpoint_of_another_round_is_refused(ctx, subset, tmp_path, change)
         train = train.model_copy(update={"batch_size": 32})
     model = ctx.new_model()
     with pytest.raises(ArtifactError) as error:
-        train_round(model, full_mask(model, ctx.config.prune.prune_linear), ctx.data, train, other,
+        train_round(model, full_mask(model), ctx.data, train, other,
                     checkpoint_path=checkpoint)
     message = str(error.value)
     assert str(checkpoint) in message and "another round" in message and "\n" not in message

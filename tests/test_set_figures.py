@@ -18,6 +18,7 @@ from prac.reporting.comparison_inputs import (class_share_frame, mask_similarity
                                     set_method, showcase_round)
 from prac.data.digits import load_digits
 from prac.training.masks import mask_similarity
+from prac.training.masks import sparsity as mask_sparsity
 from prac.reporting.set_figures import class_share_figure, sample_grid_figure
 from tests import synthetic_runs as synthetic
 
@@ -39,8 +40,11 @@ def test_mask_similarity_between_methods_and_between_seeds(runs):
     frame = mask_similarity_frame(runs)
     assert set(frame["pair"]) == {"prac vs lt, same seed", "random vs lt, same seed", "lt vs lt, two seeds",
                                   "prac vs prac, two seeds", "random vs random, two seeds"}
-    assert list(frame.groupby("round")["sparsity"].first()) == pytest.approx([0.2, 0.36, 0.488, 0.5904])
     masks = {(m, s): synthetic.masks(m, s) for m in synthetic.METHODS for s in synthetic.SEEDS}
+    # the sparsity the mask files hold (near 0.8^(r+1) kept), not a formula of the rate
+    held = [mask_sparsity(masks[("lt", 0)][r]) for r in range(4)]
+    assert list(frame.groupby("round")["sparsity"].first()) == pytest.approx(held)
+    assert held == pytest.approx([0.2, 0.36, 0.488, 0.5904], abs=0.002) and held != [0.2, 0.36, 0.488, 0.5904]
     row = frame[(frame["round"] == 2) & (frame["pair"] == "prac vs lt, same seed")].iloc[0]
     assert row["similarity"] == pytest.approx(np.mean([mask_similarity(masks[("prac", s)][2], masks[("lt", s)][2])
                                                        for s in synthetic.SEEDS]))
@@ -133,8 +137,8 @@ def test_every_method_gets_its_own_colour():
 def test_figure_set_of_a_comparison(runs, tmp_path):
     notes = []
     figures = figure_set(synthetic.ROWS, runs, "synthetic", note=notes.append)
-    assert list(figures) == ["overview", "accuracy", "iterations", "mask_similarity", "set_sizes", "class_shares",
-                             "samples"]
+    assert list(figures) == ["overview", "accuracy", "iterations", "paired_difference", "mask_similarity", "set_sizes",
+                             "class_shares", "samples"]
     assert notes == []
     for name, fig in figures.items():
         assert_png_drawn(save(fig, tmp_path / f"{name}.png"))
@@ -153,7 +157,12 @@ def test_figure_set_without_proper_subsets_or_files(tmp_path):
     full = [dict(r, prac_set_fraction=1.0) for r in synthetic.ROWS]
     notes = []
     figures = figure_set(full, runs_of(synthetic.configs(tmp_path)), "nothing written", note=notes.append)
-    assert list(figures) == ["overview", "accuracy", "iterations"]  # no masks on disk, no set worth showing
+    assert list(figures) == ["overview", "accuracy", "iterations", "paired_difference"]  # no masks, no set to show
+    one_seed = figure_set([r for r in full if r["seed"] == 0], runs_of(synthetic.configs(tmp_path)), "one seed",
+                          note=lambda _: None)
+    assert "paired_difference" not in one_seed  # no interval with one seed
+    for fig in one_seed.values():
+        plt.close(fig)
     assert notes == ["no method selected a proper subset of D0: no PrAC-set figures"]
     for fig in figures.values():
         plt.close(fig)

@@ -47,7 +47,7 @@ def schedule(epochs: int) -> RoundSchedule:
 def ticket(ctx, i: int, epochs: int = 3, checkpoint: Path | None = None, log=None) -> RoundRun:
     """Ticket i: its own mask (20 % more pruned per i) and seed (data order, augmentation)."""
     model = ctx.new_model()
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     mask = magnitude_prune(prunable_weights(model, mask), mask, 0.2 * (i + 1))
     return RoundRun(model, mask, ctx.data, ctx.config.train, RoundSpec(schedule(epochs), seed=i), log, checkpoint)
 

@@ -107,7 +107,7 @@ def test_random_reinit_tickets_start_from_its_fresh_initialisation(reinit_experi
         assert torch.equal(ticket[name][kept], reinit[name][kept])
         assert not torch.equal(ticket[name][kept], rewind[name][kept])
     ctx = ticket_context(config)
-    path = write_sparsity_report(ctx, ROUNDS - 1, layer_sparsity(load_ticket(ctx, ROUNDS - 1), True))
+    path = write_sparsity_report(ctx, ROUNDS - 1, layer_sparsity(load_ticket(ctx, ROUNDS - 1)))
     assert json.loads(path.read_text())["ticket"] == "mask applied to theta_reinit"
 
 
@@ -133,7 +133,7 @@ def test_sparsity_report_matches_the_mask(experiment):
     config, folder, records = experiment
     for r in range(ROUNDS):
         mask_file = _mask(config, r)
-        layers = layer_sparsity(load_ticket(folder, r), prune_linear=True)
+        layers = layer_sparsity(load_ticket(folder, r))
         assert [row.layer for row in layers] == list(mask_file.mask)
         for row in layers:
             kept = mask_file.mask[row.layer]
@@ -141,20 +141,25 @@ def test_sparsity_report_matches_the_mask(experiment):
             assert row.sparsity == pytest.approx(row.zeros / row.numel)
         assert total_sparsity(layers) == pytest.approx(mask_file.sparsity, abs=1e-12)
         assert total_sparsity(layers) == pytest.approx(records[r].sparsity, abs=1e-12)
-    assert 0 < total_sparsity(layer_sparsity(load_ticket(folder, 0), True)) < total_sparsity(layers)
+        for kind in ("conv", "linear", "output"):  # the record's per-type sparsity, counted from the zeros
+            of_type = [row for row in layers if row.type == kind]
+            zeros = sum(row.zeros for row in of_type) / sum(row.numel for row in of_type)
+            assert getattr(records[r], f"{kind}_sparsity") == pytest.approx(zeros, abs=1e-12)
+    assert 0 < total_sparsity(layer_sparsity(load_ticket(folder, 0))) < total_sparsity(layers)
 
 
 def test_sparsity_is_counted_from_zeros_not_from_the_rate(experiment):
     _, folder, _ = experiment
     ticket = load_ticket(folder, 0)
-    before = {row.layer: row.zeros for row in layer_sparsity(ticket, True)}
+    before = {row.layer: row.zeros for row in layer_sparsity(ticket)}
     with torch.no_grad():
         ticket.fc3.weight.zero_()
-    after = {row.layer: row for row in layer_sparsity(ticket, True)}
+    after = {row.layer: row for row in layer_sparsity(ticket)}
     assert after["fc3.weight"].zeros == after["fc3.weight"].numel and after["fc3.weight"].sparsity == 1.0
     assert all(after[k].zeros == before[k] for k in before if k != "fc3.weight")
-    conv_only = layer_sparsity(ticket, prune_linear=False)
-    assert [row.layer for row in conv_only] == ["features.conv1.weight", "features.conv2.weight"]
+    assert {row.layer: row.type for row in after.values()} == {
+        "features.conv1.weight": "conv", "features.conv2.weight": "conv", "fc1.weight": "linear",
+        "fc2.weight": "linear", "fc3.weight": "output"}
 
 
 def test_bad_requests_are_one_line_errors(experiment, tmp_path):
@@ -194,14 +199,14 @@ def test_logged_ticket_loads_with_its_sparsity_and_is_logged_once(experiment, st
     for r, model_id in enumerate(ids):
         loaded = mlflow.pytorch.load_model(f"models:/{model_id}")
         assert isinstance(loaded, SmallConv)
-        assert total_sparsity(layer_sparsity(loaded, True)) == pytest.approx(recorded[r], abs=1e-12)
+        assert total_sparsity(layer_sparsity(loaded)) == pytest.approx(recorded[r], abs=1e-12)
         expected = load_ticket(folder, r).state_dict()
         assert all(torch.equal(v, expected[k]) for k, v in loaded.state_dict().items())
         table = store.load_table(experiment_id, f"round_{r:02d}/ticket_sparsity.json", run_ids=[run_id])
-        assert list(table.columns) == ["layer", "numel", "zeros", "sparsity"]
+        assert list(table.columns) == ["layer", "type", "numel", "zeros", "sparsity"]
         local = json.loads((run_paths(config).round(r) / "ticket_sparsity.json").read_text())
-        assert table[["layer", "numel", "zeros"]].to_dict("records") == [
-            {k: row[k] for k in ("layer", "numel", "zeros")} for row in local["layers"]]
+        assert table[["layer", "type", "numel", "zeros"]].to_dict("records") == [
+            {k: row[k] for k in ("layer", "type", "numel", "zeros")} for row in local["layers"]]
         # (pandas' JSON writer keeps 10 decimals)
         assert table["sparsity"].tolist() == pytest.approx([row["sparsity"] for row in local["layers"]], abs=1e-9)
         assert local["sparsity"] == pytest.approx(recorded[r], abs=1e-12) and local["round"] == r
@@ -249,4 +254,4 @@ def test_flow_logs_every_rounds_ticket_once(tmp_path, monkeypatch):
     recorded = {m.step: m.value for m in client.get_metric_history(parent.info.run_id, "sparsity")}
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # models:/ URIs resolve through the process-wide one
     loaded = mlflow.pytorch.load_model(f"models:/{final.model_id}")
-    assert total_sparsity(layer_sparsity(loaded, True)) == pytest.approx(recorded[ROUNDS - 1], abs=1e-12)
+    assert total_sparsity(layer_sparsity(loaded)) == pytest.approx(recorded[ROUNDS - 1], abs=1e-12)

@@ -30,7 +30,7 @@ def schedule(epochs: int, milestones: tuple[int, ...] = ()) -> RoundSchedule:
 def run(ctx, spec: RoundSpec, mask=None):
     model = ctx.new_model()
     if mask is None:
-        mask = full_mask(model, ctx.config.prune.prune_linear)
+        mask = full_mask(model)
     return train_round(model, mask, ctx.data, ctx.config.train, spec)
 
 
@@ -84,7 +84,7 @@ def test_training_on_a_subset_only_touches_the_subset(ctx, subset):
     scrambled = dataclasses.replace(ctx.data, train=DeviceSplit(images, labels))
     spec = RoundSpec(schedule(1), seed=0, subset=subset)
     model_a, model_b = ctx.new_model(), ctx.new_model()
-    mask = full_mask(model_a, ctx.config.prune.prune_linear)
+    mask = full_mask(model_a)
     clean = train_round(model_a, mask, ctx.data, ctx.config.train, spec)
     dirty = train_round(model_b, mask, scrambled, ctx.config.train, spec)
     assert states_equal(clean.final.last_state, dirty.final.last_state)
@@ -108,7 +108,7 @@ def test_rewind_state_is_the_weights_after_epoch_k(ctx, subset):
 def test_rewind_epoch_zero_is_the_start(ctx, subset):
     model = ctx.new_model()
     start = {k: v.clone() for k, v in model.state_dict().items()}
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     result = train_round(model, mask, ctx.data, ctx.config.train,
                          RoundSpec(schedule(1), seed=0, subset=subset, rewind_epoch=0))
     assert states_equal(result.rewind_state, start)
@@ -181,7 +181,7 @@ def test_early_stop_ends_the_round_where_the_rule_fires(ctx, subset):
     assert states_equal(noted.early.last_state, stopped.final.last_state)
     np.testing.assert_array_equal(noted.early.forget_events, stopped.final.forget_events)
     # The distance of epoch 2, recomputed from the weights after epochs 1 and 2 (the rewind points).
-    dense = full_mask(ctx.new_model(), ctx.config.prune.prune_linear)
+    dense = full_mask(ctx.new_model())
     candidate_1 = magnitude_prune(observe.rewind_state, dense, 0.2)
     candidate_2 = magnitude_prune(noted.rewind_state, dense, 0.2)
     changed = sum(int((candidate_1[n] != candidate_2[n]).sum()) for n in dense)
@@ -190,7 +190,7 @@ def test_early_stop_ends_the_round_where_the_rule_fires(ctx, subset):
 
 def test_pruned_weights_are_exactly_zero_in_last_and_best_state(ctx, subset):
     model = ctx.new_model()
-    dense = full_mask(model, ctx.config.prune.prune_linear)
+    dense = full_mask(model)
     mask = magnitude_prune(dict(model.named_parameters()), dense, 0.5)
     mask = random_prune(mask, 0.3, torch.Generator().manual_seed(0))  # not only the small ones
     assert kept_count(mask) < kept_count(dense)

@@ -25,7 +25,7 @@ def small_model() -> nn.Module:
 @pytest.mark.parametrize("foreach", [False, True])
 def test_the_sgd_update_is_torch_sgd_and_keeps_pruned_weights_at_zero(foreach):
     ours, reference = small_model(), small_model()
-    mask = magnitude_prune(prunable_weights(ours, full_mask(ours, True)), full_mask(ours, True), 0.5)
+    mask = magnitude_prune(prunable_weights(ours, full_mask(ours)), full_mask(ours), 0.5)
     for model in (ours, reference):
         MaskEnforcer(model, mask).apply_to_weights()
     sgd = dict(lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -53,7 +53,7 @@ def test_epochs_reuse_the_same_buffers_and_the_last_partial_batch_is_exact(ctx, 
     """What a captured step replays must stay at the addresses it was captured with, epoch after epoch;
     a 201-sample subset in batches of 64 is 3 full steps and one of 9 samples, every visit recorded once."""
     model = ctx.new_model()
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     enforcer = MaskEnforcer(model, mask)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
     positions = torch.as_tensor(subset, dtype=torch.int64)

@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from prac.data.device_data import DeviceData
 from prac.errors import UserError
 from prac.models import build_model
 from prac.settings.config import ExperimentConfig, PruneConfig
-from prac.training.masks import prunable_parameters
-from prac.training.pruning import prune_count
+from prac.training.masks import LAYER_TYPES, layer_types, prunable_parameters
+from prac.training.pruning import PruneRule, prune_count
 
 
 def check_bounds(config: ExperimentConfig, data: DeviceData) -> None:
@@ -26,36 +27,72 @@ def check_bounds(config: ExperimentConfig, data: DeviceData) -> None:
         samples = f"{val} validation sample{'s' if val != 1 else ''}"
         raise UserError(f"data.val_fraction={config.data.val_fraction} leaves {samples}, fewer than the "
                         f"{data.num_classes} classes: at least {need} (or more training images)")
+    model = shape_model(config, data)
+    sizes = {name: p.numel() for name, p in prunable_parameters(model).items()}
+    check_rounds(config.prune, config.model.name, sizes, layer_types(model))
+
+
+def shape_model(config: ExperimentConfig, data: DeviceData) -> nn.Module:
+    """The experiment's model on the meta device: its shapes only, no memory, no draw from the RNG."""
     channels, size, _ = data.image_shape
-    with torch.device("meta"):  # shapes only: no memory, no draw from the RNG
-        model = build_model(config.model.name, in_channels=channels, num_classes=data.num_classes, image_size=size,
-                            width=config.model.width)
-    sizes = {name: p.numel() for name, p in prunable_parameters(model, config.prune.prune_linear).items()}
-    check_rounds(config.prune, config.model.name, sizes)
+    with torch.device("meta"):
+        return build_model(config.model.name, in_channels=channels, num_classes=data.num_classes, image_size=size,
+                           width=config.model.width)
 
 
-def rounds_limit(sizes: dict[str, int], rate: float, scope: str) -> tuple[int, int, str]:
-    """How many rounds at `rate` each remove at least one weight and leave at least one in the network (global)
-    or in every layer (layerwise): (rounds, weights kept after them, why one more cannot)."""
-    remaining = dict(sizes) if scope == "layerwise" else {"all": sum(sizes.values())}
+def rounds_limit(sizes: dict[str, int], rule: PruneRule) -> tuple[int, int, str]:
+    """How many rounds by `rule` each remove at least one weight and leave at least one in each pool it prunes
+    (global: a layer type's tensors, layerwise: a tensor): (rounds, weights kept after them in the whole network,
+    why one more cannot). A pool at rate 0 keeps its weights and never limits."""
+    pools = [(names, rate) for names, rate in rule.pools(sizes) if rate > 0]
+    remaining = [sum(sizes[n] for n in names) for names, _ in pools]
+    dense = sum(sizes.values()) - sum(remaining)
     rounds = 0
     while True:
-        removed = {name: prune_count(kept, rate) for name, kept in remaining.items()}
-        kept = sum(remaining.values())
-        if not any(removed.values()):
-            return rounds, kept, f"a round removes none of them (round({rate:g} x {min(remaining.values())}) = 0)"
-        if any(remaining[name] - removed[name] < 1 for name in remaining):
-            where = "a layer" if scope == "layerwise" else "the network"
-            return rounds, kept, f"one more round would leave {where} without a weight"
-        remaining = {name: kept - removed[name] for name, kept in remaining.items()}
+        removed = [prune_count(kept, rate) for kept, (_, rate) in zip(remaining, pools)]
+        if not any(removed):
+            return rounds, dense + sum(remaining), _removes_none(remaining, [rate for _, rate in pools])
+        if any(kept - gone < 1 for kept, gone in zip(remaining, removed)):
+            where = "a layer" if rule.scope == "layerwise" else "a layer type" if len(pools) > 1 else "the network"
+            return rounds, dense + sum(remaining), f"one more round would leave {where} without a weight"
+        remaining = [kept - gone for kept, gone in zip(remaining, removed)]
         rounds += 1
 
 
-def check_rounds(prune: PruneConfig, model: str, sizes: dict[str, int]) -> None:
+def _removes_none(remaining: list[int], rates: list[float]) -> str:
+    if not rates:
+        return "a round removes none of them (every layer type's rate is 0)"
+    kept, rate = max(zip(remaining, rates), key=lambda pool: pool[1] * pool[0])  # the pool nearest to losing one
+    return f"a round removes none of them (round({rate:g} x {kept}) = 0)"
+
+
+def _rates_text(prune: PruneConfig, types: dict[str, str]) -> str:
+    """The rates the network's layer types prune at: prune.rate when they all are it, else each type's."""
+    present = [kind for kind in LAYER_TYPES if kind in types.values()]
+    rates = prune.type_rates()
+    if all(rates[kind] == prune.rate for kind in present):
+        return f"prune.rate={prune.rate:g}"
+    return ", ".join(f"prune.{kind}_rate={rates[kind]:g}" for kind in present)
+
+
+def check_rounds(prune: PruneConfig, model: str, sizes: dict[str, int], types: dict[str, str]) -> None:
     if not sizes:
-        raise UserError(f"{model} has no prunable weights with prune.prune_linear={str(prune.prune_linear).lower()}")
-    limit, kept, why = rounds_limit(sizes, prune.rate, prune.scope)
+        raise UserError(f"{model} has no prunable weights (no conv or linear layer)")
+    limit, kept, why = rounds_limit(sizes, PruneRule(types, prune.type_rates(), prune.scope))
     if prune.rounds > limit:
-        raise UserError(f"prune.rounds={prune.rounds}: after {limit} rounds at prune.rate={prune.rate:g} "
+        raise UserError(f"prune.rounds={prune.rounds}: after {limit} rounds at {_rates_text(prune, types)} "
                         f"({prune.scope}), {model}'s {sum(sizes.values()):,} prunable weights are down to {kept:,} "
                         f"and {why}: at most {limit}")
+
+
+def round_sparsities(sizes: dict[str, int], rule: PruneRule, rounds: int) -> list[float]:
+    """Each round's mask sparsity (prac.training.masks.sparsity: of every tensor in `sizes`) before any round
+    trains: each of the rule's pools loses round(rate x its remaining weights) a round (prac.training.pruning
+    .prune_by_scores), whichever weights the scores pick. What runtime.evaluate_tickets=at: chooses its rounds by
+    (prac.imp.imp_loop.ticket_rounds); a change to how many weights a round removes changes this too."""
+    pools = [(sum(sizes[n] for n in names), rate) for names, rate in rule.pools(sizes)]
+    total, kept, out = sum(sizes.values()), [size for size, _ in pools], []
+    for _ in range(rounds):
+        kept = [k - prune_count(k, rate) for k, (_, rate) in zip(kept, pools)]
+        out.append(1.0 - sum(kept) / total)
+    return out

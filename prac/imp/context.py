@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
-from prac.imp.bounds import check_bounds
+from prac.imp.bounds import check_bounds, round_sparsities, shape_model
 from prac.settings.config import ExperimentConfig
 from prac.data.device_data import DeviceData, to_device_data
 from prac.data.digest import data_digest
@@ -19,6 +19,8 @@ from prac.hardware.host_memory import keep_freed_memory
 from prac.strategies.methods import Method, get_method
 from prac.models import build_model
 from prac.hardware.placement import to_device
+from prac.training.masks import LayerType, layer_types, prunable_parameters
+from prac.training.pruning import PruneRule
 from prac.hardware.precision import AUTOCAST_DTYPES
 
 T = TypeVar("T")
@@ -73,6 +75,21 @@ class ExperimentContext:
         else:
             self._compiled.load_state_dict(self._theta0)
         return self._compiled
+
+    def layer_types(self) -> dict[str, LayerType]:
+        """Each prunable weight's layer type (conv, linear, output), read from the model's shapes alone."""
+        return layer_types(shape_model(self.config, self.data))
+
+    def prune_rule(self) -> PruneRule:
+        """How this experiment's rounds prune: its layer types at the config's rates and scope."""
+        prune = self.config.prune
+        return PruneRule(self.layer_types(), prune.type_rates(), prune.scope)
+
+    def round_sparsities(self) -> list[float]:
+        """Each round's mask sparsity, known before the rounds train (prac.imp.bounds.round_sparsities): what
+        runtime.evaluate_tickets=at: picks its rounds by."""
+        sizes = {name: p.numel() for name, p in prunable_parameters(shape_model(self.config, self.data)).items()}
+        return round_sparsities(sizes, self.prune_rule(), self.config.prune.rounds)
 
     def reinit_state(self) -> dict[str, torch.Tensor]:
         """A fresh random initialisation, independent of θ0 (the random-reinit method's tickets)."""

@@ -8,10 +8,10 @@ files are those of the order one after another."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 from prac.artifacts.refs import ArtifactRef
-from prac.settings.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig, ticket_sparsities
 from prac.strategies.methods import get_method
 from prac.imp.round_record import RoundRecord, ticket_accuracy
 from prac.imp.stage_table import (DENSE_PREDICTIONS, PRUNE, RETRAIN, SELECT_CEP, SELECT_CET, TICKET_FROM_NEXT_ROUND,
@@ -57,16 +57,32 @@ class RoundOutputs:
     ticket: ArtifactRef | None
 
 
-def ticket_wanted(config: ExperimentConfig, round_index: int) -> bool:
-    last = round_index == config.prune.rounds - 1
-    return config.runtime.evaluate_tickets == "all" or (config.runtime.evaluate_tickets == "last" and last)
+def ticket_rounds(config: ExperimentConfig, sparsities: Sequence[float] | None = None) -> frozenset[int]:
+    """The rounds whose mask is retrained (runtime.evaluate_tickets): every round, the last, none, or, for
+    `at:S1,S2,…`, for each listed S the round whose mask's sparsity is nearest S (the earlier of two as near), one
+    round for several S that share it. `sparsities`: each round's mask sparsity, known before the round trains
+    (ExperimentContext.round_sparsities; needed only by at:)."""
+    rounds, form = config.prune.rounds, config.runtime.evaluate_tickets
+    targets = ticket_sparsities(form)
+    if not targets:
+        return frozenset(range(rounds) if form == "all" else [rounds - 1] if form == "last" else [])
+    if sparsities is None or len(sparsities) != rounds:
+        raise ValueError(f"runtime.evaluate_tickets={form} needs the sparsity of each of the {rounds} rounds' masks")
+    return frozenset(min(range(rounds), key=lambda r: (abs(sparsities[r] - s), r)) for s in targets)
+
+
+def ticket_wanted(config: ExperimentConfig, round_index: int, sparsities: Sequence[float] | None = None) -> bool:
+    return round_index in ticket_rounds(config, sparsities)
 
 
 def run_rounds(config: ExperimentConfig, steps: Steps,
                on_round: Callable[[RoundOutputs], None] = lambda _: None,
-               on_late_ticket: Callable[[RoundOutputs], None] = lambda _: None) -> list[RoundOutputs]:
+               on_late_ticket: Callable[[RoundOutputs], None] = lambda _: None,
+               sparsities: Sequence[float] | None = None) -> list[RoundOutputs]:
+    """`sparsities`: each round's mask sparsity (ExperimentContext.round_sparsities), for evaluate_tickets=at:."""
     method = get_method(config.method)
     rounds, lt_like = config.prune.rounds, method.ticket_is_next_round
+    wanted = ticket_rounds(config, sparsities)
     outputs: list[RoundOutputs] = []
     retraining: dict[int, Pending] = {}  # rounds whose ticket retrain runs beside the loop
 
@@ -85,7 +101,7 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
         cet = steps.run(SELECT_CET, r, train=train, prac_set=prac_set)
         new_mask = steps.run(PRUNE, r, train=train, mask=mask, prac_set=prac_set)
         new_prac_set = steps.run(SELECT_CEP, r, train=train, cet=cet, dense=dense)
-        if lt_like and r >= 1 and ticket_wanted(config, r - 1):
+        if lt_like and r >= 1 and r - 1 in wanted:
             # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,
             # schedule and data order): its ticket is known only now (prac.strategies.methods).
             before = outputs[r - 1]
@@ -93,7 +109,7 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
             before.record.ticket_test_acc = ticket_accuracy(before.ticket)
             on_late_ticket(before)
         ticket = None
-        if ticket_wanted(config, r) and (not lt_like or r == rounds - 1):
+        if r in wanted and (not lt_like or r == rounds - 1):
             pending = steps.start(RETRAIN, r, mask=new_mask)
             if pending.done():
                 ticket = pending.result()

@@ -92,7 +92,7 @@ def _subset(ctx: ExperimentContext, prac_set_ref: ArtifactRef | None) -> np.ndar
 def _mask(ctx: ExperimentContext, mask_ref: ArtifactRef | None) -> Mask:
     """The mask a round starts from, on the training device (all ones before round 0's pruning)."""
     if mask_ref is None:
-        return full_mask(ctx.new_model(), ctx.config.prune.prune_linear)
+        return full_mask(ctx.new_model())
     return ctx.place(read_mask(checked_path(mask_ref), expected_fingerprint=ctx.fingerprint).mask)
 
 

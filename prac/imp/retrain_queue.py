@@ -10,23 +10,23 @@ from dataclasses import dataclass
 from typing import Callable
 
 from prac.artifacts.refs import ArtifactRef
-from prac.hardware.device import training_device
-from prac.settings.config import ExperimentConfig
+from prac.settings.config import ExperimentConfig, ticket_sparsities
 from prac.strategies.methods import get_method
 
 
 def stacks_retrains(config: ExperimentConfig) -> bool:
-    """Whether the experiment's retrains wait to be stacked: several of them (a retrain every round, more than one
-    round), none run beside the loop, one module per ticket (not runtime.compile's single module), and K > 1
-    asked for, or left to the device where that is a CUDA device (a CPU trains them one at a time)."""
+    """Whether the experiment's retrains wait to be stacked: several of them (a retrain every round of more than
+    one, or two or more sparsities listed by `at:`), none run beside the loop, one module per ticket (not
+    runtime.compile's single module), and K > 1 asked for (runtime.stack_tickets). Opt-in on every device: left
+    unset (None), the tickets train one at a time in their rounds, on a GPU too, until bench/gpu_check.sh has
+    passed there with the stack's fixes (docs/howto/gpu.md)."""
     runtime = config.runtime
-    several = (runtime.evaluate_tickets == "all" and config.prune.rounds > 1
+    targets = ticket_sparsities(runtime.evaluate_tickets)
+    several = (config.prune.rounds > 1 and (runtime.evaluate_tickets == "all" or len(targets) > 1)
                and not get_method(config.method).ticket_is_next_round)
     if not several or runtime.retrain_alongside or runtime.compile:
         return False
-    if runtime.stack_tickets is not None:
-        return runtime.stack_tickets > 1
-    return training_device(runtime.device).type == "cuda"
+    return runtime.stack_tickets is not None and runtime.stack_tickets > 1
 
 
 class RetrainQueue:

@@ -30,8 +30,8 @@ def _early_stop_spec(ctx: ExperimentContext, stop: bool) -> EarlyStopSpec | None
     prac = ctx.config.prac
     if not prac.early_stop:
         return None
-    return EarlyStopSpec(prac.early_stop_eps, prac.early_stop_window, ctx.config.prune.rate, stop,
-                         ctx.config.prune.scope)
+    prune = ctx.config.prune
+    return EarlyStopSpec(prac.early_stop_eps, prac.early_stop_window, prune.type_rates(), stop, prune.scope)
 
 
 def train_dense_round(ctx: ExperimentContext, log: Log = None,
@@ -40,7 +40,7 @@ def train_dense_round(ctx: ExperimentContext, log: Log = None,
     where early stop fires (the prac arm takes that point) and keeping the rewind point."""
     config = ctx.config
     model = ctx.new_model()
-    mask = full_mask(model, config.prune.prune_linear)
+    mask = full_mask(model)
     spec = RoundSpec(full_schedule(config.train), seed=config.seed, rewind_epoch=config.prune.rewind_epoch,
                      early_stop=_early_stop_spec(ctx, stop=False))
     return train_round(model, mask, ctx.data, config.train, spec, log, checkpoint_path=checkpoint_path)
@@ -85,7 +85,8 @@ def prune(ctx: ExperimentContext, weights: StateDict, mask: Mask, round_index: i
     (`subset`: the D0 positions the round trained on, None: all; read only by criteria that score on data).
     Weights and mask on the training device; so is the new mask."""
     return ctx.method.pruner.prune(PruneInputs(
-        ctx.config, round_index, weights, mask, network=lambda: _model_at(ctx, weights, mask).eval(),
+        ctx.config, round_index, weights, mask, ctx.prune_rule(),
+        network=lambda: _model_at(ctx, weights, mask).eval(),
         score_batch=lambda: score_batch(ctx, subset(), round_index)))
 
 

@@ -22,7 +22,7 @@ from prac.artifacts import atomic_write, read_mask
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
 from prac.errors import ArtifactError, UserError, one_line
-from prac.training.masks import Mask, prunable_parameters
+from prac.training.masks import Mask, layer_types, prunable_parameters
 from prac.models import build_model
 from prac.hardware.placement import to_cpu
 from prac.training.round_file import load_round
@@ -39,6 +39,7 @@ Source = str | Path | ExperimentConfig | ExperimentContext
 @dataclass(frozen=True)
 class LayerSparsity:
     layer: str  # the parameter's name, as in mask.parquet
+    type: str  # conv, linear (hidden) or output (prac.training.masks.layer_types)
     numel: int
     zeros: int
     sparsity: float
@@ -56,7 +57,7 @@ def load_ticket(source: Source, round_index: int) -> nn.Module:
 def check_mask_fits(model: nn.Module, mask: Mask, path: Path, config: ExperimentConfig) -> None:
     """The mask names exactly the model's prunable weights, each in its shape (a mask of another architecture
     or layer set is refused, naming the file)."""
-    prunable = prunable_parameters(model, config.prune.prune_linear)
+    prunable = prunable_parameters(model)
     expected = {name: tuple(p.shape) for name, p in prunable.items()}
     found = {name: tuple(t.shape) for name, t in mask.items()}
     if found.keys() != expected.keys():
@@ -137,13 +138,14 @@ def _config_of_run_folder(folder: Path) -> ExperimentConfig:
     return config
 
 
-def layer_sparsity(model: nn.Module, prune_linear: bool) -> list[LayerSparsity]:
-    """Per prunable tensor (conv weights; linear ones with `prune_linear`), its weights that are exactly
-    zero: measured on the model, whatever mask or rate it was meant to have."""
+def layer_sparsity(model: nn.Module) -> list[LayerSparsity]:
+    """Per prunable tensor (every conv and linear weight, prac.training.masks), its layer type and its weights
+    that are exactly zero: measured on the model, whatever mask or rate it was meant to have."""
+    types = layer_types(model)
     rows = []
-    for name, weight in prunable_parameters(model, prune_linear).items():
+    for name, weight in prunable_parameters(model).items():
         zeros = int((weight.detach() == 0).sum())
-        rows.append(LayerSparsity(name, weight.numel(), zeros, zeros / weight.numel()))
+        rows.append(LayerSparsity(name, types[name], weight.numel(), zeros, zeros / weight.numel()))
     return rows
 
 
@@ -173,6 +175,6 @@ def write_sparsity_report(ctx: ExperimentContext, round_index: int, layers: list
 def report_ticket(ctx: ExperimentContext, round_index: int) -> tuple[nn.Module, list[LayerSparsity]]:
     """The round's ticket and its per-layer sparsity, the report written beside the round's files."""
     ticket = load_ticket(ctx, round_index)
-    layers = layer_sparsity(ticket, ctx.config.prune.prune_linear)
+    layers = layer_sparsity(ticket)
     write_sparsity_report(ctx, round_index, layers)
     return ticket, layers

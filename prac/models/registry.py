@@ -10,7 +10,7 @@ from prac.errors import UserError
 from prac.models.lenet import lenet300
 from prac.models.resnet_cifar import resnet20, resnet56
 from prac.models.resnet_imagenet import resnet18
-from prac.models.small_conv import conv2, conv4
+from prac.models.small_conv import conv2, conv4, conv6
 from prac.models.vgg import vgg16
 
 Builder = Callable[..., nn.Module]
@@ -23,6 +23,7 @@ MODELS: dict[str, Builder] = {
     "lenet300": lenet300,
     "conv2": conv2,
     "conv4": conv4,
+    "conv6": conv6,
 }
 
 

@@ -1,4 +1,4 @@
-"""Conv-2 / Conv-4 of Frankle & Carbin (2019), with BN after each conv so they train from scratch.
+"""Conv-2 / Conv-4 / Conv-6 of Frankle & Carbin (2019), with BN after each conv so they train from scratch.
 
 The head flattens the last feature map (as in the paper, where the dense layers hold most of
 the weights) rather than pooling it; its input size is computed from image_size, so 8x8 and
@@ -52,3 +52,7 @@ def conv2(*, in_channels: int, num_classes: int, image_size: int, width: float =
 
 def conv4(*, in_channels: int, num_classes: int, image_size: int, width: float = 1.0) -> nn.Module:
     return SmallConv(2, in_channels=in_channels, num_classes=num_classes, image_size=image_size, width=width)
+
+
+def conv6(*, in_channels: int, num_classes: int, image_size: int, width: float = 1.0) -> nn.Module:
+    return SmallConv(3, in_channels=in_channels, num_classes=num_classes, image_size=image_size, width=width)

@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 
 REFERENCE = "lt"
+TYPE_SPARSITIES = ("conv_sparsity", "linear_sparsity", "output_sparsity")
 
 
 def per_sparsity(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -28,6 +29,8 @@ def per_sparsity(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         prac_set_fraction=("prac_set_fraction", "mean"), cet_size=("cet_size", "mean"),
         cep_size=("cep_size", "mean"), early_stopped=("early_stopped", "sum"),
         extra_forward_passes=("extra_forward_passes", "mean"),
+        # each layer type's sparsity (RoundRecord), where the rows have it: rows recorded before lack it
+        **{name: (name, "mean") for name in TYPE_SPARSITIES if name in frame},
     ).reset_index()
     table[["ticket_std", "test_std"]] = table[["ticket_std", "test_std"]].fillna(0.0)
     table["cumulative_extra_forward_passes"] = table.groupby("method")["extra_forward_passes"].cumsum()

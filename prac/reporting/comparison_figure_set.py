@@ -9,9 +9,9 @@ from typing import Any, Iterable
 import numpy as np
 from matplotlib.figure import Figure
 
-from prac.reporting import comparison
-from prac.reporting.comparison_figures import (FIGURE_DPI, accuracy_figure, iterations_figure, set_sizes_figure,
-                                     similarity_figure)
+from prac.reporting import comparison, paired
+from prac.reporting.comparison_figures import (FIGURE_DPI, accuracy_figure, iterations_figure, paired_figure,
+                                               set_sizes_figure, similarity_figure)
 from prac.reporting.comparison_inputs import (Runs, class_share_frame, mask_similarity_frame, prac_sets, sample_images,
                                     set_method, showcase_round)
 from prac.errors import ArtifactError, DataError
@@ -21,13 +21,16 @@ HEADLINE = "overview"  # the figure a link to the comparison opens on: all the o
 
 
 def figure_set(rows: Iterable[dict[str, Any]], runs: Runs, title: str,
-               note: Callable[[str], None] = print) -> dict[str, Figure]:
-    figures = _figures(comparison.per_sparsity(rows), runs, title, note)
+               note: Callable[[str], None] = print, margin: float = paired.DEFAULT_MARGIN) -> dict[str, Figure]:
+    rows = list(rows)
+    figures = _figures(comparison.per_sparsity(rows), paired.paired_table(rows), runs, title, note, margin)
     return {HEADLINE: overview_figure(figures, title), **figures}
 
 
-def _figures(table, runs: Runs, title: str, note: Callable[[str], None]) -> dict[str, Figure]:
+def _figures(table, pairs, runs: Runs, title: str, note: Callable[[str], None], margin: float) -> dict[str, Figure]:
     figures = {"accuracy": accuracy_figure(table, title), "iterations": iterations_figure(table, title)}
+    if len(pairs) and pairs["seeds"].max() >= 2:  # one seed has no interval: its summary says so
+        figures["paired_difference"] = paired_figure(pairs, title, margin)
     method = set_method(table)
     try:
         similarity = mask_similarity_frame(runs)

@@ -1,6 +1,7 @@
 """The comparison's figures (matplotlib, PNG): ticket accuracy vs sparsity with std bands and the dense
 line (paper Fig. 3 top), cumulative iterations vs sparsity (Fig. 3 bottom), the PrAC set's parts per
-round (Table A3), and the saving/accuracy trade-off across settings. Input: prac.reporting.comparison.per_sparsity."""
+round (Table A3), the paired differences over seeds with their intervals, and the saving/accuracy trade-off
+across settings. Input: prac.reporting.comparison.per_sparsity."""
 from __future__ import annotations
 
 import itertools
@@ -69,6 +70,32 @@ def iterations_figure(table: pd.DataFrame, title: str) -> Figure:
     for method, rows in table.groupby("method"):
         ax.plot(rows["round"], rows["cumulative_iterations"], marker="o", ms=3, label=method, color=colors[method])
     return _finish(fig, ax, table, "cumulative training iterations", title)
+
+
+def paired_figure(pairs: pd.DataFrame, title: str, margin: float) -> Figure:
+    """Per reference (lt, then prac) a panel: each method's paired difference of ticket accuracy (points, mean
+    over seeds) against sparsity with its 95 % interval as a bar (prac.reporting.paired), 0 as a line and, against
+    lt, the non-inferiority margin dashed. Methods are shifted sideways a little so their bars do not hide each
+    other."""
+    references = list(dict.fromkeys(pairs["reference"]))
+    fig, axes = plt.subplots(len(references), 1, figsize=(7, 0.4 + 3.0 * len(references)), layout="constrained",
+                             squeeze=False)
+    fig.suptitle(f"{title}: paired over {int(pairs['seeds'].max())} seeds", fontsize=10)
+    colors = method_colors(pairs["method"])
+    for ax, reference in zip(axes[:, 0], references):
+        rows = pairs[pairs["reference"] == reference]
+        methods = sorted(rows["method"].unique())
+        for i, (method, own) in enumerate((m, rows[rows["method"] == m]) for m in methods):
+            shift = 0.3 * (i - (len(methods) - 1) / 2) / max(len(methods), 1)
+            low, high = own["mean_difference"] - own["ci_low"], own["ci_high"] - own["mean_difference"]
+            ax.errorbar(own["round"] + shift, 100 * own["mean_difference"], yerr=[100 * low, 100 * high], capsize=3,
+                        marker="o", ms=3, label=method, color=colors[method])
+        ax.axhline(0, color="black", lw=1)
+        if reference == comparison.REFERENCE:
+            ax.axhline(-100 * margin, color="black", lw=1, ls="--", label=f"−{100 * margin:.2f} (margin)")
+        _finish(fig, ax, rows, f"− {reference} (points)",
+                f"ticket accuracy − {reference}'s, same seed: mean and 95 % interval")
+    return fig
 
 
 def set_sizes_figure(table: pd.DataFrame, title: str, method: str = "prac") -> Figure:

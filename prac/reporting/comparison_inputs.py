@@ -18,6 +18,7 @@ from prac.reporting.comparison import REFERENCE
 from prac.settings.config import ExperimentConfig
 from prac.data.registry import load_dataset
 from prac.training.masks import Mask, mask_similarity
+from prac.training.masks import sparsity as mask_sparsity
 from prac.layout.run_paths import run_paths
 
 Runs = Mapping[tuple[str, int], ExperimentConfig]
@@ -31,9 +32,11 @@ def _rounds(runs: Runs) -> range:
     return range(max(c.prune.rounds for c in runs.values()))
 
 
-def _sparsity(runs: Runs, round_index: int) -> float:
-    rate = next(iter(runs.values())).prune.rate
-    return 1 - (1 - rate) ** (round_index + 1)
+def _sparsity(masks: Iterable[Mask | None]) -> float:
+    """The sparsity of one round's masks, as their files hold them (every pruner removes the same counts of
+    each layer type, so the methods' agree); nan when none was written."""
+    values = [mask_sparsity(m) for m in masks if m is not None]
+    return sum(values) / len(values) if values else np.nan
 
 
 def round_mask(config: ExperimentConfig, round_index: int) -> Mask | None:
@@ -80,7 +83,8 @@ def mask_similarity_frame(runs: Runs, across_seeds: Iterable[str] | None = None)
             if value is not None:
                 rows.append({"round": r, "pair": f"{method} vs {method}, two seeds", "similarity": value})
     frame = pd.DataFrame(rows, columns=["round", "pair", "similarity"])
-    return frame.assign(sparsity=[_sparsity(runs, r) for r in frame["round"]])
+    by_round = {r: _sparsity(m for (_, _, at), m in cache.items() if at == r) for r in set(frame["round"])}
+    return frame.assign(sparsity=[by_round[r] for r in frame["round"]])
 
 
 def set_method(table: pd.DataFrame) -> str | None:

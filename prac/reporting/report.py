@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from prac.errors import UserError
-from prac.reporting import comparison
+from prac.reporting import comparison, paired
+from prac.reporting.paired_report import paired_markdown, print_paired
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint
 from prac.imp.imp_loop import ticket_wanted
@@ -21,6 +22,9 @@ from prac.strategies.methods import get_method
 COLUMNS = [
     ("round", "round", "{}"),
     ("sparsity", "sparsity", "{:.3f}"),
+    ("conv", "conv_sparsity", "{:.3f}"),
+    ("linear", "linear_sparsity", "{:.3f}"),
+    ("output", "output_sparsity", "{:.3f}"),
     ("PrAC set", "train_set_size", "{}"),
     ("epochs", "epochs_run", "{}"),
     ("iterations", "train_iterations", "{}"),
@@ -37,16 +41,19 @@ COLUMNS = [
 # PrAC set trained for a few iterations can give a model that barely beats chance, while the round's mask and
 # its ticket (retrained on all of D0) are fine.
 COLLAPSE_POINTS = 0.20
-CAPTION = ("sparsity: of the mask the round produced · PrAC set / epochs / iterations / model acc: the round's own "
+CAPTION = ("sparsity: of the mask the round produced, over every conv and linear weight · conv / linear / output: "
+           "of the convolutions', the hidden linear layers', the output layer's weights (– where the network has "
+           "none) · PrAC set / epochs / iterations / model acc: the round's own "
            "training, under the previous mask, on that set only (not the ticket) · ticket acc: the round's mask "
            "retrained on all of D0, full schedule")
 
 
-def ticket_text(config: ExperimentConfig, r: RoundRecord) -> str:
-    """The round line's ticket: its accuracy, or why there is none yet (never a bare nan)."""
+def ticket_text(config: ExperimentConfig, r: RoundRecord, sparsities: Sequence[float] | None = None) -> str:
+    """The round line's ticket: its accuracy, or why there is none yet (never a bare nan). `sparsities`: each
+    round's mask sparsity, for evaluate_tickets=at: (prac.imp.imp_loop.ticket_rounds)."""
     if r.ticket_test_acc == r.ticket_test_acc:
         return f"ticket {r.ticket_test_acc:.4f}"
-    if not ticket_wanted(config, r.round):
+    if not ticket_wanted(config, r.round, sparsities):
         return f"ticket not retrained (runtime.evaluate_tickets={config.runtime.evaluate_tickets})"
     if get_method(config.method).ticket_is_next_round:
         return f"ticket: round {r.round + 1}'s training"  # lt-like methods: that training is this mask's retrain
@@ -62,10 +69,11 @@ def late_ticket_line(config: ExperimentConfig, r: RoundRecord) -> str:
     return f"round {r.round}: ticket {r.ticket_test_acc:.4f} ({how}, mask {r.sparsity:.3f})"
 
 
-def round_line(config: ExperimentConfig, r: RoundRecord) -> str:
+def round_line(config: ExperimentConfig, r: RoundRecord, sparsities: Sequence[float] | None = None) -> str:
+    # sparsity: of all prunable weights (every conv and linear weight); each layer type's is in the table
     return (f"round {r.round}: sparsity {r.sparsity:.3f} | trained on {r.train_set_size} for {r.epochs_run} epochs"
             f"{' (early stop)' if r.early_stopped else ''}, {r.train_iterations} iterations | model {r.test_acc:.4f}"
-            f" | {ticket_text(config, r)} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")
+            f" | {ticket_text(config, r, sparsities)} | next set {r.prac_set_size} (CET {r.cet_size}, CEP {r.cep_size})")
 
 
 
@@ -103,8 +111,13 @@ def rounds_table(title: str, rows: Iterable[dict[str, Any]], leading: tuple[str,
         table.add_column(header, justify="right")
     for row in rows:
         table.add_row(*[str(row[h]) for h in leading],
-                      *[fmt.format(row[field]) if row[field] == row[field] else "–" for _, field, fmt in COLUMNS])
+                      *[_cell(row.get(field, math.nan), fmt) for _, field, fmt in COLUMNS])
     return table
+
+
+def _cell(value: Any, fmt: str) -> str:
+    # a dash for nan, and for a column rows recorded before it existed lack
+    return fmt.format(value) if value == value else "–"
 
 
 def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
@@ -118,12 +131,13 @@ def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
     console.print(f"schedule scaling: {config.prac.schedule_scaling}{floor}; outputs in {run_paths(config).root}")
 
 
-def print_comparison(rows: list[dict[str, Any]]) -> None:
+def print_comparison(rows: list[dict[str, Any]], margin: float = paired.DEFAULT_MARGIN) -> None:
     console = _console()
     console.print(rounds_table("comparison", rows, leading=("method", "seed")))
     for note in collapse_notes(rows):
         console.print(note, soft_wrap=True)
     print_summary(comparison.per_sparsity(rows), console)
+    print_paired(paired.paired_table(rows), console, margin)
 
 
 def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:
@@ -197,10 +211,14 @@ def match_line(m: comparison.Match, seeds: int) -> str:
             f"extra forward passes {m.extra_forward_passes:,.0f} vs {m.reference_extra_forward_passes:,.0f}")
 
 
-def method_summary(table: pd.DataFrame) -> pd.DataFrame:
+def method_summary(table: pd.DataFrame, pairs: pd.DataFrame | None = None,
+                   margin: float = paired.DEFAULT_MARGIN) -> pd.DataFrame:
     """One row per method: where its tickets end, what they cost, and how they match lt (NaN for lt itself and
-    where nothing matched) and the dense network. Logged with the comparison; read by summary_markdown."""
+    where nothing matched) and the dense network; with `pairs` (prac.reporting.paired.paired_table) also the
+    sparsity up to which it is non-inferior to lt at `margin`, paired over seeds. Logged with the comparison;
+    read by summary_markdown."""
     matched = {m.method: m for m in comparison.matches(table)}
+    noninferior = paired.noninferiority(pairs, margin) if pairs is not None and len(pairs) else {}
     rows = []
     for method, own in table.groupby("method", sort=False):
         last = own.dropna(subset=["ticket_mean"]).sort_values("round").tail(1)
@@ -221,6 +239,7 @@ def method_summary(table: pd.DataFrame) -> pd.DataFrame:
             "iteration_saving_without_round0": m.iteration_saving_without_round0 if m else math.nan,
             "extra_forward_passes": m.extra_forward_passes if m else math.nan,
             "reference_extra_forward_passes": m.reference_extra_forward_passes if m else math.nan,
+            **({"noninferior_sparsity": noninferior.get(method, math.nan)} if pairs is not None else {}),
         })
     return pd.DataFrame(rows)
 
@@ -235,8 +254,10 @@ def _counts(own: float, reference: float) -> str:
 
 
 def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
-                     ui_command: str | None = None, charts_link: str | None = None) -> str:
-    """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact)."""
+                     ui_command: str | None = None, charts_link: str | None = None,
+                     pairs: pd.DataFrame | None = None, margin: float = paired.DEFAULT_MARGIN) -> str:
+    """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact); with `pairs`, the
+    paired differences over seeds after them."""
     summary = method_summary(table)
     seeds = int(table["seeds"].max())
     of_prac = comparison.budgets(table).set_index("method")["of_reference"]
@@ -265,6 +286,8 @@ def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
     warnings = comparison.budget_warnings(table, meant_at_prac_budget)
     if warnings:
         lines += ["", *[f"- {line}" for line in warnings]]
+    if pairs is not None:
+        lines += paired_markdown(pairs, margin)
     if link:
         lines += ["", f"Figures, tables and metrics: [the comparison run in MLflow]({link})"]
         if charts_link:

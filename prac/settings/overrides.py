@@ -7,7 +7,7 @@ from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
-from prac.settings.config import ExperimentConfig
+from prac.settings.config import REMOVED_SETTINGS, ExperimentConfig
 from prac.errors import UserError
 
 
@@ -47,6 +47,9 @@ def resolve_key(key: str) -> str:
     """A full dotted path for `key`: itself if it is one, else the unique path ending in it."""
     if key in LEAF_PATHS:
         return key
+    removed = [why for path, why in REMOVED_SETTINGS.items() if key in (path, path.rsplit(".", 1)[-1])]
+    if removed:
+        raise UserError(removed[0])
     matches = [p for p in LEAF_PATHS if p.endswith("." + key)]
     if len(matches) == 1:
         return matches[0]

@@ -11,7 +11,7 @@ from torch import nn
 
 from prac.settings.config import ExperimentConfig
 from prac.training.masks import Mask
-from prac.training.pruning import magnitude_prune, prune_by_scores, random_prune
+from prac.training.pruning import PruneRule, magnitude_prune, prune_by_scores, random_prune
 from prac.registry import Registry
 from prac.training.round_types import StateDict
 from prac.training.saliency import grasp_scores, snip_scores, synflow_prune
@@ -21,12 +21,14 @@ from prac.seeds import seed_for
 @dataclass(frozen=True)
 class PruneInputs:
     """What a pruner may read: round r's weights (last, or where early stop fired) and the mask they trained
-    under, on the training device; the new mask goes there too."""
+    under, on the training device (the new mask goes there too), and the rule of how much to remove: each layer
+    type's rate of its remaining weights, pooled per type or per tensor (the config's, on this network)."""
 
     config: ExperimentConfig
     round_index: int
     weights: StateDict
     mask: Mask
+    rule: PruneRule
     network: Callable[[], nn.Module] | None = None  # a model at `weights`, the mask applied, in eval mode
     score_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]] | None = None  # (inputs, labels) of round r's data
 
@@ -35,8 +37,8 @@ class Pruner:
     name: ClassVar[str]
 
     def prune(self, inputs: PruneInputs) -> Mask:
-        """A mask removing config.prune.rate of the weights still in `inputs.mask` (its scope: global or
-        per layer)."""
+        """A mask nested in `inputs.mask` that removes what `inputs.rule` says: round(rate × remaining) of
+        each of its pools (prac.training.pruning.prune_by_scores prunes any scores so)."""
         raise NotImplementedError
 
 
@@ -46,8 +48,7 @@ class Magnitude(Pruner):
     name = "magnitude"
 
     def prune(self, inputs: PruneInputs) -> Mask:
-        prune = inputs.config.prune
-        return magnitude_prune({n: inputs.weights[n] for n in inputs.mask}, inputs.mask, prune.rate, prune.scope)
+        return magnitude_prune({n: inputs.weights[n] for n in inputs.mask}, inputs.mask, inputs.rule)
 
 
 class Random(Pruner):
@@ -57,9 +58,8 @@ class Random(Pruner):
     name = "random"
 
     def prune(self, inputs: PruneInputs) -> Mask:
-        config = inputs.config
-        generator = torch.Generator().manual_seed(seed_for(config.seed, "random-prune", inputs.round_index))
-        return random_prune(inputs.mask, config.prune.rate, generator, config.prune.scope)
+        generator = torch.Generator().manual_seed(seed_for(inputs.config.seed, "random-prune", inputs.round_index))
+        return random_prune(inputs.mask, inputs.rule, generator)
 
 
 class Snip(Pruner):
@@ -91,13 +91,12 @@ class Synflow(Pruner):
     name = "synflow"
 
     def prune(self, inputs: PruneInputs) -> Mask:
-        prune = inputs.config.prune
         input_shape = tuple(inputs.score_batch()[0].shape[1:])  # one sample's shape: SynFlow feeds ones
-        return synflow_prune(inputs.network(), inputs.mask, prune.rate, prune.scope, input_shape)
+        return synflow_prune(inputs.network(), inputs.mask, inputs.rule, input_shape)
 
 
 def _by_scores(inputs: PruneInputs, scores: dict[str, torch.Tensor]) -> Mask:
-    return prune_by_scores(scores, inputs.mask, inputs.config.prune.rate, inputs.config.prune.scope)
+    return prune_by_scores(scores, inputs.mask, inputs.rule)
 
 
 PRUNERS: Registry[Pruner] = Registry("pruner")

@@ -1,26 +1,44 @@
 """Masks over the prunable weights, and keeping pruned weights at exactly zero during training."""
 from __future__ import annotations
 
-from typing import Iterable
+import math
+from typing import Iterable, Literal
 
 import torch
 from torch import nn
 
 Mask = dict[str, torch.Tensor]  # parameter name -> bool tensor of the parameter's shape
+# The layer types pruned at rates of their own (prac.settings.config.PruneConfig): convolutions, hidden linear
+# layers, and the output layer.
+LayerType = Literal["conv", "linear", "output"]
+LAYER_TYPES: tuple[LayerType, ...] = ("conv", "linear", "output")
 
 
-def prunable_parameters(model: nn.Module, prune_linear: bool) -> dict[str, nn.Parameter]:
-    """Conv weights always (first conv included); linear weights when asked (needed for MLPs)."""
-    kinds: tuple[type[nn.Module], ...] = (nn.Conv2d, nn.Linear) if prune_linear else (nn.Conv2d,)
+def prunable_parameters(model: nn.Module) -> dict[str, nn.Parameter]:
+    """Every conv and linear weight (the first conv and the output layer included): a mask covers all the
+    weights a config could prune, so its sparsity is the network's, whichever types its rates leave dense."""
     return {
         f"{name}.weight" if name else "weight": module.weight
         for name, module in model.named_modules()
-        if isinstance(module, kinds)
+        if isinstance(module, (nn.Conv2d, nn.Linear))
     }
 
 
-def full_mask(model: nn.Module, prune_linear: bool) -> Mask:
-    return {name: torch.ones_like(p, dtype=torch.bool) for name, p in prunable_parameters(model, prune_linear).items()}
+def layer_types(model: nn.Module) -> dict[str, LayerType]:
+    """Each prunable weight's layer type: conv, linear (a hidden one) or output: the network's last Linear in
+    module order, where every model here registers its classifier (prac.models)."""
+    types: dict[str, LayerType] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            types[f"{name}.weight" if name else "weight"] = "conv" if isinstance(module, nn.Conv2d) else "linear"
+    linears = [name for name, kind in types.items() if kind == "linear"]
+    if linears:
+        types[linears[-1]] = "output"
+    return types
+
+
+def full_mask(model: nn.Module) -> Mask:
+    return {name: torch.ones_like(p, dtype=torch.bool) for name, p in prunable_parameters(model).items()}
 
 
 def kept_count(mask: Mask) -> int:
@@ -91,6 +109,15 @@ class MaskEnforcer:
             for g, f in zip(grads, self.factors):
                 if g is not None:
                     g.mul_(f)
+
+
+def type_sparsities(mask: Mask, types: dict[str, LayerType]) -> dict[LayerType, float]:
+    """Per layer type, the sparsity of its tensors together; nan for a type the network has none of."""
+    out: dict[LayerType, float] = {}
+    for kind in LAYER_TYPES:
+        of_type = {name: m for name, m in mask.items() if types[name] == kind}
+        out[kind] = sparsity(of_type) if of_type else math.nan
+    return out
 
 
 def layer_sparsities(mask: Mask) -> Iterable[tuple[str, float]]:

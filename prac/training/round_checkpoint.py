@@ -13,6 +13,7 @@ the code that wrote it too: a checkpoint of other code is set aside and the roun
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -87,11 +88,15 @@ def round_identity(spec: RoundSpec, train: TrainConfig, size: int, kept_weights:
         "rewind_epoch": spec.rewind_epoch,
         "early_stop": None if early_stop is None else {
             "eps": early_stop.eps, "window": early_stop.window,
-            "prune_rate": early_stop.prune_rate, "stop": early_stop.stop,
+            "prune_rates": _plain_rates(early_stop.prune_rates), "stop": early_stop.stop,
             # Added later: recorded only when not the default, as in the fingerprint, so a round checkpointed
             # before the setting existed still resumes.
             **({"prune_scope": early_stop.prune_scope} if early_stop.prune_scope != "global" else {})},
     }
+
+
+def _plain_rates(rates: float | Mapping[str, float]) -> float | dict[str, float]:
+    return rates if isinstance(rates, (int, float)) else dict(rates)
 
 
 def save_round_checkpoint(path: Path, identity: dict[str, Any], progress: RoundProgress, model: nn.Module,

@@ -21,7 +21,7 @@ from prac.settings.config import TrainConfig
 from prac.training.early_stop import MaskDistanceEarlyStop
 from prac.training.evaluate import accuracy
 from prac.training.forgetting import CorrectnessRecord
-from prac.training.masks import Mask, MaskEnforcer, hamming_distance, kept_count
+from prac.training.masks import Mask, MaskEnforcer, hamming_distance, kept_count, layer_types
 from prac.training.pruning import magnitude_prune
 from prac.training.round_checkpoint import RoundProgress, load_round_checkpoint, round_identity, save_round_checkpoint
 from prac.training.round_types import RoundResult, RoundSpec, Snapshot, StateDict
@@ -59,8 +59,11 @@ class RoundRun:
         self.optimizer = torch.optim.SGD(model.parameters(), lr=spec.schedule.lr, momentum=train.momentum,
                                          weight_decay=train.weight_decay)
         self.record = CorrectnessRecord(spec.schedule.epochs, self.size, device)
-        self.stopper = MaskDistanceEarlyStop(spec.early_stop.eps, spec.early_stop.window) if spec.early_stop else None
+        self.stopper = (MaskDistanceEarlyStop(spec.early_stop.eps, spec.early_stop.window,
+                                              warmup=spec.schedule.warmup_epochs) if spec.early_stop else None)
         self.stops_training = spec.early_stop is not None and spec.early_stop.stop
+        # The candidate masks early stop compares are pruned as the round's own mask will be (its layer types).
+        self.candidate_rule = spec.early_stop.prune_rule(layer_types(model)) if spec.early_stop else None
         self.unpruned_at_start = kept_count(mask)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
         self.identity = (None if self.checkpoint_path is None  # hashes the subset: only where a checkpoint needs it
@@ -119,11 +122,10 @@ class RoundRun:
 
         distance = float("nan")
         if self.stopper is not None:
-            candidate = magnitude_prune(prunable_weights(model, self.mask), self.mask, spec.early_stop.prune_rate,
-                                        spec.early_stop.prune_scope)
+            candidate = magnitude_prune(prunable_weights(model, self.mask), self.mask, self.candidate_rule)
             if progress.candidate_before is not None:
                 distance = hamming_distance(candidate, progress.candidate_before) / self.unpruned_at_start
-                if self.stopper.update(distance) and progress.early is None:
+                if self.stopper.update(distance, epoch + 1) and progress.early is None:
                     progress.early = self.snapshot(epoch + 1)
             progress.candidate_before = candidate
 

@@ -3,12 +3,13 @@ and the stages that read a round's result: what to train (RoundSpec), where it s
 (Snapshot), what it returned (RoundResult). A leaf: it imports no module of the loop."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from prac.training.pruning import Scope
+from prac.training.pruning import PruneRule, Scope
 from prac.training.schedule import RoundSchedule
 
 StateDict = dict[str, torch.Tensor]
@@ -18,9 +19,17 @@ StateDict = dict[str, torch.Tensor]
 class EarlyStopSpec:
     eps: float
     window: int
-    prune_rate: float  # the candidate mask is what pruning at this rate would give now
+    # The candidate mask is what pruning at these rates would give now: layer type -> rate (a bare rate: one for
+    # every tensor, all pooled: PruneRule.uniform).
+    prune_rates: float | Mapping[str, float]
     stop: bool  # stop training when it fires; else only note where it fired (shared round 0)
     prune_scope: Scope = "global"  # the candidate's pruning scope
+
+    def prune_rule(self, types: Mapping[str, str]) -> PruneRule:
+        """The candidate's rule on a network of these layer types (tensor name -> type)."""
+        if isinstance(self.prune_rates, Mapping):
+            return PruneRule(types, self.prune_rates, self.prune_scope)
+        return PruneRule.uniform(types, self.prune_rates, self.prune_scope)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from prac.training.masks import Mask, kept_count
-from prac.training.pruning import Scope, prune_count, remove_lowest
+from prac.training.pruning import Pool, PruneRule, as_rule, prune_count, remove_lowest
 
 # SynFlow prunes over this many iterations (its paper's 100), each re-scoring the network as pruned so far
 # (that is what keeps it from collapsing a layer): the round's fraction comes off on an exponential schedule.
@@ -69,34 +69,32 @@ def synflow_scores(model: nn.Module, mask: Mask, input_shape: tuple[int, ...]) -
     return _synaptic_saliency(_positive_copy(model), mask, input_shape)
 
 
-def _kept_targets(mask: Mask, rate: float, scope: Scope, iterations: int) -> list[dict[str, int] | int]:
-    """How many weights stay after each iteration: kept·(1−rate)^(k/n), ending exactly where one prune at
-    `rate` ends (prune_count's rounding), for the whole mask (global) or per tensor (layerwise)."""
-    def schedule(kept: int) -> list[int]:
+def _kept_targets(mask: Mask, pools: list[Pool], iterations: int) -> list[list[int]]:
+    """How many weights each pool keeps after each iteration: kept·(1−rate)^(k/n), ending exactly where one prune
+    at its rate ends (prune_count's rounding)."""
+    def schedule(kept: int, rate: float) -> list[int]:
         final = kept - prune_count(kept, rate)
         return [max(final, round(kept * (1 - rate) ** (k / iterations))) for k in range(1, iterations)] + [final]
 
-    if scope == "global":
-        return schedule(kept_count(mask))
-    per_tensor = {name: schedule(int(m.sum())) for name, m in mask.items()}
-    return [{name: steps[k] for name, steps in per_tensor.items()} for k in range(iterations)]
+    per_pool = [schedule(sum(int(mask[n].sum()) for n in names), rate) for names, rate in pools]
+    return [[steps[k] for steps in per_pool] for k in range(iterations)]
 
 
-def synflow_prune(model: nn.Module, mask: Mask, rate: float, scope: Scope, input_shape: tuple[int, ...],
+def synflow_prune(model: nn.Module, mask: Mask, rule: PruneRule | float, input_shape: tuple[int, ...],
                   iterations: int = SYNFLOW_ITERATIONS) -> Mask:
     """The next mask by SynFlow: `iterations` times, score the network as pruned so far and remove the lowest
-    down to that iteration's target; in the end `rate` of the kept weights are gone, as one prune removes."""
+    of each of the rule's pools down to that iteration's target; in the end each pool has lost what one prune
+    at its rate removes."""
     net = _positive_copy(model)  # once: each iteration only zeroes what it pruned
     original = {name: w.detach().clone() for name, w in _weights(net, mask).items()}
     current = {name: m.clone() for name, m in mask.items()}
-    for target in _kept_targets(mask, rate, scope, iterations):
+    pools = as_rule(mask, rule).pools(mask)
+    for targets in _kept_targets(mask, pools, iterations):
         with torch.no_grad():
             for name, w in _weights(net, mask).items():
                 w.copy_(original[name] * current[name])
         scores = _synaptic_saliency(net, current, input_shape)
-        if scope == "global":
-            current = remove_lowest(scores, current, kept_count(current) - target)
-        else:
-            current = {name: remove_lowest({name: scores[name]}, {name: current[name]},
-                                           int(current[name].sum()) - target[name])[name] for name in current}
+        for (names, _), target in zip(pools, targets):
+            pool = {name: current[name] for name in names}
+            current.update(remove_lowest(scores, pool, kept_count(pool) - target))
     return current

@@ -14,12 +14,14 @@ from prefect.artifacts import (create_markdown_artifact, create_progress_artifac
                                update_progress_artifact)
 from prefect.runtime import deployment
 
-from prac_lth.flows.config_params import check_comparison, check_deployment_dataset, comparison_configs
+from prac_lth.flows.config_params import (check_comparison, check_deployment_dataset, check_margin,
+                                          comparison_configs)
 from prac_lth.flows import fleet
 from prac_lth.flows.experiments import run_experiments
 from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.code_version import code_version_of
 from prac.errors import UserError
+from prac.reporting import paired
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
 from prac_lth.stops import run_status
@@ -41,17 +43,20 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 @storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1,
-            configs: list[dict[str, Any]] | None = None, pool: str | None = None) -> list[dict[str, Any]]:
+            configs: list[dict[str, Any]] | None = None, pool: str | None = None,
+            margin: float = 100 * paired.DEFAULT_MARGIN) -> list[dict[str, Any]]:
     """`parallel` experiments at once, as separate processes (prac_lth/flows/experiments.py); 1: one after another.
     `configs`: the experiments' configs already built (the CLI passes them, serialised, seed by seed and method
     by method): not built again. `pool`: each experiment a flow run of the `prac-lth/<dataset>` deployment on that
-    work pool (prac_lth/flows/fleet.py); a comparison that runs as a deployment on a pool uses its own pool."""
+    work pool (prac_lth/flows/fleet.py); a comparison that runs as a deployment on a pool uses its own pool.
+    `margin`: the non-inferiority margin in accuracy points (prac.reporting.paired)."""
     methods, seeds = methods if methods is not None else ["prac", "lt"], seeds if seeds is not None else [0]
     check_comparison(methods, seeds, parallel)
     built = comparison_configs(preset, methods, seeds, overrides, configs)  # all checked before any trains
     check_deployment_dataset(built[0], deployment.name)
     if pool is not None and not isinstance(pool, str):
         raise UserError(f"parameter pool must be a work pool's name, got {pool!r}")
+    margin = check_margin(margin)
     pool = pool or fleet.own_pool()
     on_pool = fleet.check_pool(built[0], pool) if pool else None
     logger = get_run_logger()
@@ -70,19 +75,23 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     rows = [{"method": c.method, "seed": c.seed, **record} for c in built for record in results[(c.method, c.seed)]]
     experiment_id = tracking.ensure_experiment(preset)
     run_id = tracking_runs.comparison_run(experiment_id, *comparison_logging.identity(
-        preset, methods, seeds, overrides, code_version_of(built[0])))
+        preset, methods, seeds, overrides, code_version_of(built[0]), margin))
     try:
-        comparison_logging.log_comparison_task(run_id, rows, built, title)
+        comparison_logging.log_comparison_task(run_id, rows, built, title, margin)
     except BaseException as exc:
         tracking.finish_run(run_id, run_status(exc))
         raise
     tracking.finish_run(run_id)
     chart_view.share_methods_view(experiment_id)
     link, charts = comparison_logging.link(experiment_id, run_id), chart_view.methods_chart_link(experiment_id)
-    table = per_sparsity(rows)
-    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command(), charts),
+    table, pairs = per_sparsity(rows), paired.paired_table(rows)
+    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command(), charts, pairs, margin),
                              key=artifact_key(preset, "summary"), description=f"{title}: conclusions")
     create_table_artifact(_records(table), key=artifact_key(preset, "per-sparsity"),
                           description=f"{title}: per method and round, tickets as mean and std over seeds")
+    if len(pairs):
+        create_table_artifact(_records(pairs), key=artifact_key(preset, "paired"),
+                              description=f"{title}: per method, reference and round, the paired difference over "
+                                          "seeds with its 95 % interval, tests and verdict")
     logger.info(f"comparison logged to MLflow run {run_id}: {link}; every method round by round: {charts}")
     return rows

@@ -66,6 +66,16 @@ def check_comparison(methods: list[str], seeds: list[int], parallel: int) -> Non
         raise UserError(f"parameter parallel must be an integer of at least 1, got {_shown(parallel)}")
 
 
+def check_margin(points: Any) -> float:
+    """The non-inferiority margin, given in accuracy points (0.5 by default), as a fraction: a number in
+    [0, 100)."""
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not 0 <= points < 100 \
+            or points != points:
+        raise UserError(f"the non-inferiority margin must be a number of accuracy points in [0, 100), got "
+                        f"{_shown(points)}")
+    return points / 100
+
+
 def comparison_configs(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
                        configs: list[dict[str, Any]] | None) -> list[ExperimentConfig]:
     """Every experiment's config, seed by seed, method by method, each checked before any trains: built here,

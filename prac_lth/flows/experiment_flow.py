@@ -66,8 +66,10 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
         with gpu_slot(), system_metrics(run_id):
             st.prepare_run_task.with_options(**stage_options(config.runtime.output_dir))(config)
 
+            sparsities = ctx.round_sparsities()  # each round's mask sparsity: evaluate_tickets=at: picks by it
+
             def on_round(out: RoundOutputs) -> None:
-                logger.info(round_line(config, out.record))
+                logger.info(round_line(config, out.record, sparsities))
                 log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train, out.mask,
                                out.prac_set)
                 log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
@@ -78,7 +80,7 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
 
             steps = TaskSteps(config, forced, logger.warning, retrains_on)
             try:
-                outputs = run_rounds(config, steps, on_round, on_late_ticket)
+                outputs = run_rounds(config, steps, on_round, on_late_ticket, sparsities)
             except BaseException:
                 steps.close(failed=True)
                 raise

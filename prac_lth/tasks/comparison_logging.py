@@ -10,7 +10,7 @@ import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from prac.reporting import comparison
+from prac.reporting import comparison, paired
 from prac.reporting.comparison_figure_set import HEADLINE, figure_set
 from prac.reporting.comparison_inputs import runs_of
 from prac.layout.fingerprint import fingerprint
@@ -21,7 +21,7 @@ from prac_lth.tasks import tracking, tracking_runs
 CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")
 HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names
 FIGURES = "figures"
-TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet")
+TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet", "paired.parquet")
 EXPERIMENTS = "experiments.parquet"  # which run, worker and machine each experiment was
 
 
@@ -40,12 +40,34 @@ def experiments_table(run_id: str, configs: list[ExperimentConfig]) -> pd.DataFr
 
 
 def identity(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
-             code_version: str | None = None) -> tuple[str, dict[str, str]]:
-    """The comparison run's name and params: the same comparison (by the same code: prac.code_version)
-    finds the same run (tracking.comparison_run)."""
+             code_version: str | None = None, margin: float = paired.DEFAULT_MARGIN) -> tuple[str, dict[str, str]]:
+    """The comparison run's name and params: the same comparison (by the same code: prac.code_version, and the
+    same non-inferiority margin, a param only where not the default) finds the same run
+    (tracking.comparison_run)."""
     return (f"compare {','.join(methods)} seeds {seeds}",
             {"preset": preset, "methods": ",".join(methods), "seeds": ",".join(map(str, seeds)),
-             "overrides": " ".join(overrides or []), **({"code_version": code_version} if code_version else {})})
+             "overrides": " ".join(overrides or []), **({"code_version": code_version} if code_version else {}),
+             **({"noninferiority_margin": f"{margin:g}"} if margin != paired.DEFAULT_MARGIN else {})})
+
+
+def paired_conclusions(pairs: pd.DataFrame, margin: float) -> dict[str, float]:
+    """Per method and reference (`<method>-vs-<reference>`): the rounds it is ahead and behind, paired over seeds,
+    and the median half-width of the 95 % interval (the difference these seeds resolve); against lt also the
+    sparsity up to which it is non-inferior (`noninferior_sparsity/<method>`, prac's also bare)."""
+    metrics: dict[str, float] = {}
+    if pairs.empty or pairs["seeds"].max() < 2:
+        return metrics
+    for (method, reference), rows in pairs.groupby(["method", "reference"]):
+        pair = f"{method}-vs-{reference}"
+        metrics[f"paired_rounds_ahead/{pair}"] = float((rows["verdict"] == "ahead").sum())
+        metrics[f"paired_rounds_behind/{pair}"] = float((rows["verdict"] == "behind").sum())
+        metrics[f"paired_half_width/{pair}"] = float(rows["half_width"].median())
+    for method, through in paired.noninferiority(pairs, margin).items():
+        if not math.isnan(through):
+            metrics[f"noninferior_sparsity/{method}"] = through
+            if method == HEADLINE_METHOD:
+                metrics["noninferior_sparsity"] = through
+    return metrics
 
 
 def conclusions(table: pd.DataFrame) -> dict[str, float]:
@@ -67,28 +89,28 @@ def figure_path(name: str) -> str:
 
 
 def log_comparison(run_id: str, rows: list[dict[str, Any]], configs: list[ExperimentConfig], title: str,
-                   note=print) -> list[str]:
+                   note=print, margin: float = paired.DEFAULT_MARGIN) -> list[str]:
     """Log the comparison of `rows` (per-round rows with method and seed) to its run; `configs` locate the
-    experiments' masks and PrAC sets. Returns the figures' artifact paths."""
-    frame, table = pd.DataFrame(rows), comparison.per_sparsity(rows)
+    experiments' masks and PrAC sets; `margin`: the non-inferiority margin (a fraction). Returns the figures'
+    artifact paths."""
+    frame, table, pairs = pd.DataFrame(rows), comparison.per_sparsity(rows), paired.paired_table(rows)
     tracking.log_table(run_id, frame, "rounds.json")  # what earlier versions logged; readers may rely on it
-    for artifact, data in zip(TABLES, (frame, table, method_summary(table))):
+    for artifact, data in zip(TABLES, (frame, table, method_summary(table, pairs, margin), pairs)):
         tracking.log_table(run_id, data, artifact)
-    tracking.log_metrics(run_id, conclusions(table))
+    tracking.log_metrics(run_id, {**conclusions(table), **paired_conclusions(pairs, margin)})
     tracking.log_table(run_id, experiments_table(run_id, configs), EXPERIMENTS)
     paths = []
-    for name, figure in figure_set(rows, runs_of(configs), title, note).items():
+    for name, figure in figure_set(rows, runs_of(configs), title, note, margin).items():
         tracking.log_figure(run_id, figure, figure_path(name))
         paths.append(figure_path(name))
     return paths
 
 
 @task(name="log-comparison", cache_policy=NO_CACHE)
-def log_comparison_task(run_id: str, rows: list[dict[str, Any]], configs: list[ExperimentConfig], title: str
-                        ) -> list[str]:
+def log_comparison_task(run_id: str, rows: list[dict[str, Any]], configs: list[ExperimentConfig], title: str,
+                        margin: float = paired.DEFAULT_MARGIN) -> list[str]:
     logger = get_run_logger()
-    return log_comparison(run_id, rows, configs, title,
-                          note=logger.warning)
+    return log_comparison(run_id, rows, configs, title, note=logger.warning, margin=margin)
 
 
 def link(experiment_id: str, run_id: str) -> str:
@@ -97,11 +119,11 @@ def link(experiment_id: str, run_id: str) -> str:
 
 
 def find_link(preset: str, methods: list[str], seeds: list[int], overrides: list[str] | None,
-              code_version: str | None = None) -> str | None:
+              code_version: str | None = None, margin: float = paired.DEFAULT_MARGIN) -> str | None:
     """The link of this comparison's run, if it was logged (for the CLI, after the flow)."""
     experiment = tracking.client().get_experiment_by_name(tracking.experiment_name(preset))
     if experiment is None:
         return None
     run_id = tracking_runs.find_comparison_run(experiment.experiment_id,
-                                          *identity(preset, methods, seeds, overrides, code_version))
+                                          *identity(preset, methods, seeds, overrides, code_version, margin))
     return link(experiment.experiment_id, run_id) if run_id else None

@@ -15,7 +15,7 @@ from prac.imp.context import build_context
 from prac.training.masks import full_mask
 from prac.hardware.placement import map_tensors, to_cpu
 from prac.hardware.precision import autocast_dtype
-from prac.training.pruning import magnitude_prune, random_prune
+from prac.training.pruning import PruneRule, magnitude_prune, random_prune
 from prac.training.round_file import load_round, save_round
 from prac.training.round_types import EarlyStopSpec, RoundSpec
 from prac.training.schedule import RoundSchedule, full_schedule
@@ -35,7 +35,7 @@ def ctx(device, cifar_dir, tmp_path_factory):
 def pruned_start(ctx, rate: float = 0.2):
     """A fresh model on the device and a mask pruning `rate` of its prunable weights (on the device too)."""
     model = ctx.new_model()
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     return model, magnitude_prune(prunable_weights(model, mask), mask, rate)
 
 
@@ -144,16 +144,17 @@ def test_files_written_from_device_tensors_read_back_equal_on_the_cpu(ctx, tmp_p
 def test_layerwise_pruning_on_the_device_keeps_the_mask_there_and_equals_the_cpu(ctx):
     model, mask = pruned_start(ctx)
     weights = prunable_weights(model, mask)
-    layerwise = magnitude_prune(weights, mask, 0.3, "layerwise")
+    rule = PruneRule.uniform(mask, 0.3, "layerwise")
+    layerwise = magnitude_prune(weights, mask, rule)
     assert all(m.device.type == ctx.device.type for m in layerwise.values())
     for name, kept in mask.items():  # each tensor loses round(0.3 × its kept weights)
         before = int(kept.sum())
         assert int(layerwise[name].sum()) == before - round(0.3 * before), name
-    on_cpu = magnitude_prune(to_cpu(weights), to_cpu(mask), 0.3, "layerwise")
+    on_cpu = magnitude_prune(to_cpu(weights), to_cpu(mask), rule)
     assert all(torch.equal(layerwise[n].cpu(), on_cpu[n]) for n in mask)
-    randomly = random_prune(mask, 0.3, torch.Generator().manual_seed(1), "layerwise")
+    randomly = random_prune(mask, rule, torch.Generator().manual_seed(1))
     assert all(m.device.type == ctx.device.type for m in randomly.values())
-    same_on_cpu = random_prune(to_cpu(mask), 0.3, torch.Generator().manual_seed(1), "layerwise")
+    same_on_cpu = random_prune(to_cpu(mask), rule, torch.Generator().manual_seed(1))
     assert all(torch.equal(randomly[n].cpu(), same_on_cpu[n]) for n in mask)
 
 

@@ -27,7 +27,7 @@ def ctx(device, cifar_dir, tmp_path_factory):
 
 def ticket(ctx, i: int) -> RoundRun:
     model = ctx.new_model()
-    mask = full_mask(model, ctx.config.prune.prune_linear)
+    mask = full_mask(model)
     mask = magnitude_prune(prunable_weights(model, mask), mask, 0.2 * (i + 1))
     return RoundRun(model, mask, ctx.data, ctx.config.train, RoundSpec(full_schedule(ctx.config.train), seed=i))
 
