@@ -1,6 +1,6 @@
 """docs/results.md against the repository: every figure (![...](...)) and every document or table link ([...](...)) it
 makes to a relative path points to a file that exists, and an anchor after # names a heading of its target. Fast: it
-reads markdown only (no training, no torch)."""
+reads markdown and bench/results.py's settings (no training). And each shipped table shows its setting's command."""
 from __future__ import annotations
 
 import re
@@ -138,3 +138,27 @@ def test_an_existing_figure_is_not_reported(tmp_path):
 ])
 def test_heading_anchors_follow_github(heading, anchor):
     assert slug(heading) == anchor
+
+
+def test_each_shipped_table_names_the_command_bench_results_runs_for_it():
+    """A setting's table in docs/results/ shows the command bench/results.py runs for it today (the rates it was
+    measured with pinned), so the command beside a number reproduces that setting."""
+    import re
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import results
+
+    commands = {s.name: s.command() for s in results.SETTINGS}
+    seen = {}
+    for path in sorted((ROOT / "docs" / "results").glob("tables*.md")):
+        current = None
+        for line in path.read_text().splitlines():
+            if heading := re.match(r"^### (\S+)$", line):
+                current = heading.group(1)
+            elif current and line.startswith("`prac-lth compare"):
+                seen[current] = line.strip("`")
+                current = None
+    assert seen, "no setting's command found in docs/results/"
+    for name, command in seen.items():
+        assert command == commands[name], name

@@ -69,7 +69,8 @@ def test_every_method_runs_end_to_end_and_its_files_read_back_on_the_cpu(device,
              for r in range(ROUNDS)]
     for r, (record, mask) in enumerate(zip(result.rounds, masks)):
         assert all(m.device.type == "cpu" and m.dtype == torch.bool for m in mask.values())
-        assert record.sparsity == pytest.approx(1 - 0.8 ** (r + 1), abs=1e-3)
+        assert record.conv_sparsity == pytest.approx(1 - 0.8 ** (r + 1), abs=1e-3)  # the paper's ResNet rate
+        assert record.output_sparsity == 0 and 0 < record.sparsity < record.conv_sparsity  # the classifier dense
         if r:
             assert is_nested(mask, masks[r - 1])
         trained = load_round(train_file(result, r))  # written from device tensors, read on the CPU
