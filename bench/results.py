@@ -270,7 +270,8 @@ def summary_markdown(tables: dict[Setting, pd.DataFrame]) -> str:
         matched = (f"{100 * m.matched_sparsity:.1f} ({_sparsity(m.matched_through)})" if m.matched_round is not None
                    else "nowhere")
         without = m.iteration_saving_without_round0
-        lines.append(f"| {setting.name} | {matched} | {_pct(m.iteration_saving)} % | "
+        saving = f"{_pct(m.iteration_saving)} %" if m.matched_round is not None else "–"
+        lines.append(f"| {setting.name} | {matched} | {saving} | "
                      f"{_pct(without) + ' %' if without == without else '–'} | {100 * at79['gap']:+.2f} ± "
                      f"{100 * at79['reference_std']:.2f} | {100 * last['gap']:+.2f} | saving {_pct(last['saving'])} % | "
                      f"{_sparsity(comparison.dense_matched_sparsity(table, 'prac'))} / "
@@ -308,7 +309,7 @@ def write_results(settings: list[Setting], out: Path, output_dir: str | None, ru
             save(similarity_figure(similarity(setting, output_dir), title), out / f"{setting.name}-masks.png")
     with_prac = {s.name: t for s, t in tables.items()
                  if s.repeats is None and (t["method"] == "prac").any() and (t["method"] == "lt").any()}
-    if with_prac:
+    if with_prac and tables_name == "tables.md":  # across every setting: not redrawn for one (--only)
         save(tradeoff_figure(with_prac, "PrAC's saving and accuracy gap to lt, per setting (means over seeds)"),
              out / "tradeoff.png")
     text = ["# Tables (written by `python bench/results.py`)", "", summary_markdown(tables)]
