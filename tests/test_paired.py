@@ -50,6 +50,8 @@ def test_one_seed_says_an_interval_needs_two_and_equal_differences_give_a_point_
     same = paired.paired_difference(np.array([0.91, 0.92]), np.array([0.90, 0.91]))
     assert same["ci_low"] == pytest.approx(0.01) == same["ci_high"] and same["verdict"] == "ahead"
     assert math.isnan(same["t_p"])  # no spread: a t statistic is undefined
+    equal = paired.paired_difference(np.array([0.91, 0.92, 0.93]), np.array([0.91, 0.92, 0.93]))
+    assert equal["verdict"] == "equal in every seed" and equal["half_width"] == 0
 
 
 def test_the_table_pairs_seed_by_seed_against_lt_and_prac():
