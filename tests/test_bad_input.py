@@ -194,6 +194,10 @@ ARG_CASES = {
     "parallel-negative": (["compare", PRESET, "--parallel", "-1"], "--parallel must be at least 1"),
     "parallel-not-an-int": (["compare", PRESET, "--parallel", "two"], "invalid int value: 'two'"),
     "pool-with-engine-only": (["compare", PRESET, "--pool", "gpu"], "--pool runs the experiments as Prefect flow runs"),
+    "margin-negative": (["compare", PRESET, "--margin", "-0.5"], "margin must be a number of accuracy points"),
+    "margin-100": (["compare", PRESET, "--margin", "100"], "in [0, 100), got 100"),
+    "margin-nan": (["compare", PRESET, "--margin", "nan"], "margin"),
+    "margin-not-a-number": (["compare", PRESET, "--margin", "half"], "invalid float value: 'half'"),
 }
 
 
@@ -548,6 +552,8 @@ COMPARE_CASES = {
     "parallel-not-an-int": (dict(parallel="x"), "parallel"),
     "pool-not-a-name": (dict(pool=3), "parameter pool must be a work pool's name"),
     "pool-without-the-deployment": (dict(pool="gpu"), "no deployment prac-lth/digits on the Prefect server"),
+    "margin-negative": (dict(margin=-1), "non-inferiority margin"),
+    "margin-not-a-number": (dict(margin="half"), "non-inferiority margin"),
 }
 
 
