@@ -3,7 +3,9 @@ CLI). They depend on the data and the model (how many samples, classes and pruna
 where the experiment's data is loaded (prac.imp.context.build_context), not with the config alone."""
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -40,23 +42,33 @@ def shape_model(config: ExperimentConfig, data: DeviceData) -> nn.Module:
                            width=config.model.width)
 
 
+def _pool_rounds(sizes: dict[str, int], rule: PruneRule) -> Iterator[tuple[list[int], list[int], list[float]]]:
+    """Round after round, for each pool `rule` prunes (rate > 0): the weights it keeps before the round, those the
+    round removes (round(rate x kept): prac.training.pruning.prune_by_scores), and its rate. Whichever weights the
+    scores pick, these counts are known before any round trains."""
+    pools = [(names, rate) for names, rate in rule.pools(sizes) if rate > 0]
+    rates = [rate for _, rate in pools]
+    kept = [sum(sizes[n] for n in names) for names, _ in pools]
+    while True:
+        removed = [prune_count(k, rate) for k, rate in zip(kept, rates)]
+        yield kept, removed, rates
+        kept = [k - gone for k, gone in zip(kept, removed)]
+
+
 def rounds_limit(sizes: dict[str, int], rule: PruneRule) -> tuple[int, int, str]:
     """How many rounds by `rule` each remove at least one weight and leave at least one in each pool it prunes
     (global: a layer type's tensors, layerwise: a tensor): (rounds, weights kept after them in the whole network,
     why one more cannot). A pool at rate 0 keeps its weights and never limits."""
-    pools = [(names, rate) for names, rate in rule.pools(sizes) if rate > 0]
-    remaining = [sum(sizes[n] for n in names) for names, _ in pools]
-    dense = sum(sizes.values()) - sum(remaining)
-    rounds = 0
-    while True:
-        removed = [prune_count(kept, rate) for kept, (_, rate) in zip(remaining, pools)]
+    steps = _pool_rounds(sizes, rule)
+    kept, removed, rates = next(steps)
+    dense = sum(sizes.values()) - sum(kept)  # the weights of pools at rate 0
+    for rounds in itertools.count():
         if not any(removed):
-            return rounds, dense + sum(remaining), _removes_none(remaining, [rate for _, rate in pools])
-        if any(kept - gone < 1 for kept, gone in zip(remaining, removed)):
-            where = "a layer" if rule.scope == "layerwise" else "a layer type" if len(pools) > 1 else "the network"
-            return rounds, dense + sum(remaining), f"one more round would leave {where} without a weight"
-        remaining = [kept - gone for kept, gone in zip(remaining, removed)]
-        rounds += 1
+            return rounds, dense + sum(kept), _removes_none(kept, rates)
+        if any(k - gone < 1 for k, gone in zip(kept, removed)):
+            where = "a layer" if rule.scope == "layerwise" else "a layer type" if len(kept) > 1 else "the network"
+            return rounds, dense + sum(kept), f"one more round would leave {where} without a weight"
+        kept, removed, rates = next(steps)
 
 
 def _removes_none(remaining: list[int], rates: list[float]) -> str:
@@ -87,12 +99,11 @@ def check_rounds(prune: PruneConfig, model: str, sizes: dict[str, int], types: d
 
 def round_sparsities(sizes: dict[str, int], rule: PruneRule, rounds: int) -> list[float]:
     """Each round's mask sparsity (prac.training.masks.sparsity: of every tensor in `sizes`) before any round
-    trains: each of the rule's pools loses round(rate x its remaining weights) a round (prac.training.pruning
-    .prune_by_scores), whichever weights the scores pick. What runtime.evaluate_tickets=at: chooses its rounds by
-    (prac.imp.imp_loop.ticket_rounds); a change to how many weights a round removes changes this too."""
-    pools = [(sum(sizes[n] for n in names), rate) for names, rate in rule.pools(sizes)]
-    total, kept, out = sum(sizes.values()), [size for size, _ in pools], []
-    for _ in range(rounds):
-        kept = [k - prune_count(k, rate) for k, (_, rate) in zip(kept, pools)]
-        out.append(1.0 - sum(kept) / total)
+    trains (_pool_rounds). What runtime.evaluate_tickets=at: chooses its rounds by (prac.imp.imp_loop
+    .ticket_rounds); a change to how many weights a round removes changes this too."""
+    total = sum(sizes.values())
+    kept, out = total, []
+    for _, removed, _ in itertools.islice(_pool_rounds(sizes, rule), rounds):
+        kept -= sum(removed)
+        out.append(1.0 - kept / total)  # as the masks' sparsity computes it, to the last bit
     return out

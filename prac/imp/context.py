@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
 import torch
@@ -76,20 +77,30 @@ class ExperimentContext:
             self._compiled.load_state_dict(self._theta0)
         return self._compiled
 
+    @cached_property
+    def _prunable_shapes(self) -> tuple[dict[str, LayerType], dict[str, int]]:
+        """Each prunable weight's layer type and size, read once from the model's shapes alone (every prune
+        stage and round record asks)."""
+        model = shape_model(self.config, self.data)
+        return layer_types(model), {name: p.numel() for name, p in prunable_parameters(model).items()}
+
     def layer_types(self) -> dict[str, LayerType]:
-        """Each prunable weight's layer type (conv, linear, output), read from the model's shapes alone."""
-        return layer_types(shape_model(self.config, self.data))
+        """Each prunable weight's layer type (conv, linear, output)."""
+        return self._prunable_shapes[0]
 
     def prune_rule(self) -> PruneRule:
         """How this experiment's rounds prune: its layer types at the config's rates and scope."""
         prune = self.config.prune
         return PruneRule(self.layer_types(), prune.type_rates(), prune.scope)
 
+    @cached_property
+    def _round_sparsities(self) -> list[float]:
+        return round_sparsities(self._prunable_shapes[1], self.prune_rule(), self.config.prune.rounds)
+
     def round_sparsities(self) -> list[float]:
         """Each round's mask sparsity, known before the rounds train (prac.imp.bounds.round_sparsities): what
         runtime.evaluate_tickets=at: picks its rounds by."""
-        sizes = {name: p.numel() for name, p in prunable_parameters(shape_model(self.config, self.data)).items()}
-        return round_sparsities(sizes, self.prune_rule(), self.config.prune.rounds)
+        return list(self._round_sparsities)
 
     def reinit_state(self) -> dict[str, torch.Tensor]:
         """A fresh random initialisation, independent of θ0 (the random-reinit method's tickets)."""
