@@ -1,8 +1,12 @@
 """The ticket users take away: m ⊙ θ_rewind in plain PyTorch in one call (prac.imp.ticket), its per-layer
-sparsity measured from its zeros, and the same ticket as an MLflow model of the parent run, logged once.
+sparsity measured from its zeros, and the same ticket as an MLflow model of the parent run, logged once; the
+trained ticket (`trained=True`), the retrain's best-validation weights kept beside ticket.json
+(prac.imp.trained_ticket), scoring ticket.json's accuracy.
 
-A tiny digits-smoke experiment (2 rounds of 3 epochs) runs once in-process for the fast tests; the
-slow test runs the Prefect flow twice through the CLI, as a user does, against its own sqlite store."""
+Tiny digits-smoke experiments (2 rounds of 3 epochs) run once in-process for the fast tests: prac without retrains,
+random-reinit, and lt with every ticket (round 0's read from round 1's training, round 1's retrained); the slow
+test runs the Prefect flow through the CLI, as a user does, against its own sqlite store: twice, then once more
+without a round's trained ticket."""
 from __future__ import annotations
 
 import json
@@ -19,14 +23,17 @@ from mlflow import MlflowClient
 from mlflow.entities import LoggedModelStatus
 
 from prac.artifacts import read_mask
+from prac.artifacts.refs import make_ref
 from prac.errors import ArtifactError, UserError
 from prac.experiment import run_experiment
+from prac.imp.trained_ticket import TRAINED_FILE, checked_ticket
 from prac.models.small_conv import SmallConv
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
 from prac.training.round_file import load_round
 from prac.layout.run_paths import run_paths
 from prac.imp.ticket import layer_sparsity, load_ticket, ticket_context, total_sparsity, write_sparsity_report
+from prac.training.evaluate import accuracy
 from prac_lth.tasks import tracking, tracking_runs
 from tests.prefect_homes import migrated_prefect_home
 from prac_lth.tasks.ticket_logging import find_ticket_model, log_round_ticket, model_name
@@ -36,10 +43,10 @@ ROUNDS = 2
 SETTINGS = [f"prune.rounds={ROUNDS}", "train.epochs=3", "train.milestones=[2]", "runtime.evaluate_tickets=none"]
 
 
-def _run(out: Path, method: str):
+def _run(out: Path, method: str, *extra: str):
     """(config, run folder, round records) of a finished engine run."""
     config = apply_overrides(preset_config("digits-smoke"), [f"runtime.output_dir={out}", "runtime.device=cpu",
-                                                              f"method={method}", *SETTINGS])
+                                                              f"method={method}", *SETTINGS, *extra])
     result = run_experiment(config, log=lambda _: None)
     return config, result.output_dir, result.rounds
 
@@ -57,6 +64,12 @@ def experiment(out):
 @pytest.fixture(scope="module")
 def reinit_experiment(out, experiment):
     return _run(out, "random-reinit")  # after prac: reuses its round 0
+
+
+@pytest.fixture(scope="module")
+def lt_experiment(out, experiment):
+    # after prac: reuses its round 0; trains round 1 (round 0's ticket) and retrains round 1's mask
+    return _run(out, "lt", "runtime.evaluate_tickets=all")
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +184,68 @@ def test_bad_requests_are_one_line_errors(experiment, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
+# The trained ticket (prac.imp.trained_ticket)
+
+
+def _ticket_json(config, r: int) -> dict:
+    return json.loads((run_paths(config).round(r) / "ticket.json").read_text())
+
+
+def test_trained_ticket_is_the_retrains_best_weights_and_scores_its_accuracy(lt_experiment):
+    config, folder, records = lt_experiment
+    ctx = ticket_context(config)  # the run's data and precision, on the CPU as it trained
+    round1 = load_round(run_paths(config).round(1) / "train.pt")
+    for r in range(ROUNDS):
+        ticket = load_ticket(folder, r, trained=True)
+        assert isinstance(ticket, SmallConv) and not ticket.training
+        assert all(t.device.type == "cpu" for t in ticket.state_dict().values())
+        recorded = _ticket_json(config, r)
+        assert recorded["trained"]["file"] == TRAINED_FILE
+        # evaluated as the training loop evaluates the best-validation weights: the same test accuracy, exactly
+        assert accuracy(ticket, ctx.data.test, ctx.data, config.train.channels_last) == recorded["ticket_test_acc"]
+        assert records[r].ticket_test_acc == recorded["ticket_test_acc"]
+        mask = _mask(config, r).mask
+        state = ticket.state_dict()
+        for name, kept in mask.items():
+            assert torch.equal(state[name] == 0, ~kept), f"round {r} {name}: zeros are not the mask's"
+        if r == 0:  # lt: round 1's training is round 0's retrain
+            assert recorded["source"] == "round 1 training"
+            assert all(torch.equal(state[k], v) for k, v in round1.final.best_state.items())
+        else:
+            assert recorded["source"] == "retrain"
+    untrained = load_ticket(folder, 1).state_dict()
+    assert not all(torch.equal(v, untrained[k]) for k, v in state.items())
+
+
+def test_a_round_not_retrained_has_no_trained_ticket(experiment):
+    _, folder, _ = experiment  # runtime.evaluate_tickets=none
+    with pytest.raises(UserError, match=r"round 1: its ticket was not retrained \(runtime.evaluate_tickets=none\)"
+                       ) as excinfo:
+        load_ticket(folder, 1, trained=True)
+    assert "\n" not in str(excinfo.value) and not isinstance(excinfo.value, ArtifactError)
+    assert not list(Path(folder).glob(f"round_*/{TRAINED_FILE}"))
+
+
+def test_a_lost_or_damaged_trained_ticket_is_a_one_line_error(lt_experiment):
+    config, folder, _ = lt_experiment
+    ticket = run_paths(config).round(1) / "ticket.json"
+    path = ticket.with_name(TRAINED_FILE)
+    saved = path.read_bytes()
+    try:
+        for damage, match in ((lambda: path.unlink(), "file not found"),
+                              (lambda: path.write_bytes(saved[:-100]), "checksum differs")):
+            damage()
+            with pytest.raises(ArtifactError, match=match) as excinfo:
+                load_ticket(folder, 1, trained=True)
+            assert str(path) in str(excinfo.value) and "\n" not in str(excinfo.value)
+            with pytest.raises(ArtifactError, match=match):  # how a cached retrain is found not done
+                checked_ticket(make_ref(ticket))
+    finally:
+        path.write_bytes(saved)
+    assert checked_ticket(make_ref(ticket)) == ticket
+
+
+# --------------------------------------------------------------------------------------------------
 # MLflow (prac_lth.tasks.ticket_logging), against a temporary sqlite store
 
 
@@ -231,17 +306,29 @@ def test_a_model_left_pending_by_an_interrupted_attempt_is_replaced(experiment, 
 
 
 @pytest.mark.slow
-def test_flow_logs_every_rounds_ticket_once(tmp_path, monkeypatch):
+def test_flow_logs_every_rounds_ticket_once_and_keeps_the_trained_ticket(tmp_path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
     env.update(PREFECT_HOME=str(migrated_prefect_home(tmp_path / "prefect-home")), MLFLOW_TRACKING_URI=uri, OMP_NUM_THREADS="1",
                PREFECT_SERVER_ANALYTICS_ENABLED="false", PYTHONWARNINGS="ignore")
+    settings = [*SETTINGS, "runtime.evaluate_tickets=last"]  # round 1's ticket retrained, round 0's not
     argv = [str(Path(sys.executable).parent / "prac-lth"), "run", "digits-smoke", "--output-dir", str(tmp_path / "out"),
-            *[arg for item in SETTINGS for arg in ("--set", item)]]
-    for attempt in ("first", "re-run"):
+            *[arg for item in settings for arg in ("--set", item)]]
+
+    def run(attempt: str) -> str:
         done = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
         assert done.returncode == 0, f"{attempt}: exit {done.returncode}\n{done.stdout}\n{done.stderr[-6000:]}"
         assert "log-ticket-model-r01' - Finished in state Completed" in done.stdout + done.stderr
+        return done.stdout + done.stderr
+
+    run("first")
+    (trained,) = (tmp_path / "out").glob(f"digits-smoke/*/round_*/{TRAINED_FILE}")
+    assert trained.parent.name == "round_01"
+    stamp, data = trained.stat().st_mtime_ns, trained.read_bytes()
+    rerun = run("re-run")
+    # from cache: round 1's retrain neither ran nor rewrote its trained ticket
+    assert "Task run 'retrain-r01' - Finished in state Cached" in rerun
+    assert trained.stat().st_mtime_ns == stamp
 
     client = MlflowClient(tracking_uri=uri)
     experiment_id = client.get_experiment_by_name("prac-lth/digits-smoke").experiment_id
@@ -255,3 +342,12 @@ def test_flow_logs_every_rounds_ticket_once(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # models:/ URIs resolve through the process-wide one
     loaded = mlflow.pytorch.load_model(f"models:/{final.model_id}")
     assert total_sparsity(layer_sparsity(loaded)) == pytest.approx(recorded[ROUNDS - 1], abs=1e-12)
+
+    # a cached retrain whose trained ticket was lost is not done: it runs again, said in one line, and writes the
+    # same file (the same retrain on the same CPU)
+    ticket = trained.with_name("ticket.json").read_bytes()
+    trained.unlink()
+    output = run("without the trained ticket")
+    lines = [line for line in output.splitlines() if "computed again" in line]
+    assert len(lines) == 1 and TRAINED_FILE in lines[0] and "retrain of round 1" in lines[0], lines
+    assert trained.read_bytes() == data and trained.with_name("ticket.json").read_bytes() == ticket
