@@ -14,6 +14,7 @@ from prac.experiment import run_experiment
 from prac.imp.bounds import round_sparsities
 from prac.imp.imp_loop import ticket_rounds, ticket_wanted
 from prac.imp.retrain_queue import stacks_retrains
+from prac.imp.trained_ticket import TRAINED_FILE
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
 from prac.training.masks import sparsity
@@ -95,7 +96,11 @@ def _run(out: Path, method: str, form: str, *items: str):
 
 
 def _tickets(result) -> list[bool]:
-    return [(result.output_dir / f"round_{r:02d}" / "ticket.json").exists() for r in range(3)]
+    """Which rounds have a ticket; those, and only those, have their trained weights beside it."""
+    folders = [result.output_dir / f"round_{r:02d}" for r in range(3)]
+    tickets = [(folder / "ticket.json").exists() for folder in folders]
+    assert [(folder / TRAINED_FILE).exists() for folder in folders] == tickets
+    return tickets
 
 
 @pytest.fixture(scope="module")

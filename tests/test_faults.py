@@ -258,8 +258,8 @@ def test_tracking_server_killed_mid_experiment_stops_in_one_line_and_the_rerun_c
         assert sorted(int(c.data.tags["prac.round"]) for c in children) == list(range(rounds))
         models = client.search_logged_models([experiment.experiment_id],
                                              filter_string=f"source_run_id = '{parent.info.run_id}'")
-        assert sorted((m.name, str(m.status)) for m in models) == [
-            (f"ticket-r{r:02d}", "READY") for r in range(rounds)], [(m.name, m.status) for m in models]
+        assert sorted((m.name, str(m.status)) for m in models) == [  # evaluate_tickets=none: no trained ticket
+            (f"ticket-init-r{r:02d}", "READY") for r in range(rounds)], [(m.name, m.status) for m in models]
         for r in range(rounds):
             listed = {f.path for f in client.list_artifacts(parent.info.run_id, f"round_{r:02d}")}
             assert {f"round_{r:02d}/mask.parquet", f"round_{r:02d}/prac_set.parquet"} <= listed, listed

@@ -373,8 +373,21 @@ def test_lt_with_every_ticket_evaluated_logs_one_ticket_accuracy_per_round(lt_al
     parent = lt_all.parent_run("lt")
     assert parent.data.tags["prac.method"] == "lt"
     assert lt_all.steps(parent.info.run_id, "ticket_test_acc") == list(range(ROUNDS))
+    assert lt_all.steps(parent.info.run_id, "ticket_best_val_acc") == list(range(ROUNDS))
     assert_one_value_per_round(lt_all, parent.info.run_id, ROUNDS)
     assert lt_all.client().get_run(parent.info.run_id).info.status == "FINISHED"
+    # every round's trained ticket a model, once, with the accuracy its ticket.json records: rounds 0 and 1 logged
+    # when the next round has trained (their tickets known late), round 2 when its retrain ended
+    models = lt_all.client().search_logged_models([parent.info.experiment_id],
+                                                  filter_string=f"source_run_id = '{parent.info.run_id}'")
+    trained = {m.name: m for m in models if m.tags["prac.kind"] == "trained-ticket"}
+    assert sorted(trained) == [f"ticket-r{r:02d}" for r in range(ROUNDS)]
+    assert sorted(m.name for m in models if m.tags["prac.kind"] == "ticket-init") == [
+        f"ticket-init-r{r:02d}" for r in range(ROUNDS)]
+    for r in range(ROUNDS):
+        recorded = json.loads((lt_all.run_dir() / f"round_{r:02d}" / "ticket.json").read_text())
+        assert {m.key: m.value for m in trained[f"ticket-r{r:02d}"].metrics if m.key != "sparsity"} == {
+            k: recorded[k] for k in ("ticket_test_acc", "ticket_best_val_acc")}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,8 +11,11 @@ import pytest
 
 from prac.experiment import run_experiment
 from prac.imp.retrain_queue import stacks_retrains
+from prac.imp.ticket import load_ticket, ticket_context
+from prac.imp.trained_ticket import TRAINED_FILE
 from prac.settings.overrides import apply_overrides
 from prac.settings.presets import preset_config
+from prac.training.evaluate import accuracy
 
 ROUNDS = 3
 
@@ -50,6 +53,14 @@ def test_the_engine_stacks_the_retrains_after_the_last_round(tmp_path):
         assert ticket["stack"]["rounds"] == [0, 1, 2] and ticket["source"] == "retrain" and "stack" not in reference
         assert ticket["ticket_iterations"] == reference["ticket_iterations"]
         assert together.ticket_test_acc == pytest.approx(alone.ticket_test_acc, abs=0.05)
+
+    # each ticket of the stack kept its own trained weights, which score its accuracy
+    ctx = ticket_context(stacked.config)
+    for r in range(ROUNDS):
+        ticket = json.loads((stacked.output_dir / f"round_{r:02d}" / "ticket.json").read_text())
+        assert ticket["trained"]["file"] == TRAINED_FILE
+        trained = load_ticket(ctx, r, trained=True)
+        assert accuracy(trained, ctx.data.test, ctx.data, ctx.config.train.channels_last) == ticket["ticket_test_acc"]
 
 
 def test_which_experiments_stack_their_retrains(tmp_path):

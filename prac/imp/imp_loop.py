@@ -105,7 +105,7 @@ def run_rounds(config: ExperimentConfig, steps: Steps,
             # For lt and random, training round r *is* the retrain of mask r-1 (same weights, data,
             # schedule and data order): its ticket is known only now (prac.strategies.methods).
             before = outputs[r - 1]
-            before.ticket = steps.run(TICKET_FROM_NEXT_ROUND, r - 1, next_train=train)
+            before.ticket = steps.run(TICKET_FROM_NEXT_ROUND, r - 1, next_train=train, mask=before.mask)
             before.record.ticket_test_acc = ticket_accuracy(before.ticket)
             on_late_ticket(before)
         ticket = None

@@ -18,6 +18,7 @@ from prac.artifacts import PracSet, atomic_write, read_mask, read_prac_set, writ
 from prac.artifacts.refs import ArtifactRef, checked_path, file_sha256, make_ref
 from prac.code_version import code_version_of
 from prac.build_config import check_inputs
+from prac.errors import ArtifactError
 from prac.imp.context import ExperimentContext
 from prac.training.masks import Mask, full_mask
 from prac.hardware.placement import to_numpy
@@ -25,6 +26,7 @@ from prac.training.round_file import load_round, save_round
 from prac.layout.run_paths import recorded, run_paths
 from prac.strategies.methods import get_method
 from prac.imp.budget import at_prac_budget, check_reference, reference_set, round_budget
+from prac.imp.trained_ticket import checked_ticket, write_trained
 from prac.imp.stages import (cet_over_d0, early_scores_on_d0, next_training_set, predictions_on_d0, prune, retrain,
                          retrain_stacked, select_cep_stage, train_dense_round, train_sparse_round)
 from prac.training.round_types import RoundResult, Snapshot, StateDict
@@ -263,8 +265,9 @@ def retrain_step(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef
         masks = {round_index: mask_ref, **{r: ref for r, ref in stack_with.items()
                                            if stacked_ticket(ctx, r, ref) is None}}
         return retrain_stack(ctx, round_index, masks, rewind_state, log, say)
-    result = retrain(ctx, _mask(ctx, mask_ref), rewind_state, log, checkpoint_path=checkpoint)
-    ref = write_ticket(folder / "ticket.json", result.final, source="retrain")
+    mask = _mask(ctx, mask_ref)
+    result = retrain(ctx, mask, rewind_state, log, checkpoint_path=checkpoint)
+    ref = write_ticket(folder / "ticket.json", result.final, mask, source="retrain")
     checkpoint.unlink(missing_ok=True)
     return ref
 
@@ -274,9 +277,9 @@ def retrain_stack(ctx: ExperimentContext, round_index: int, mask_refs: dict[int,
     """The rounds' retrains as stacks (prac.imp.stages.retrain_stacked), each ticket.json stamped; round_index's ref."""
     paths = run_paths(ctx.config)
     checkpoints = {r: paths.round(r) / "retrain.ckpt" for r in mask_refs}
-    results = retrain_stacked(ctx, {r: _mask(ctx, ref) for r, ref in mask_refs.items()}, rewind_state, checkpoints,
-                              log, say)
-    refs = {r: write_ticket(paths.round(r) / "ticket.json", result.final, source="retrain",
+    masks = {r: _mask(ctx, ref) for r, ref in mask_refs.items()}
+    results = retrain_stacked(ctx, masks, rewind_state, checkpoints, log, say)
+    refs = {r: write_ticket(paths.round(r) / "ticket.json", result.final, masks[r], source="retrain",
                             stack=_stack_stamp(ctx, mask_refs[r], sorted(mask_refs)))
             for r, result in results.items()}
     for checkpoint in checkpoints.values():  # only once every ticket is written: a kill before resumes them all
@@ -291,7 +294,8 @@ def _stack_stamp(ctx: ExperimentContext, mask_ref: ArtifactRef, rounds: list[int
 
 
 def stacked_ticket(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactRef) -> ArtifactRef | None:
-    """The round's ticket.json when a stack wrote it of this mask, by this code, from this data; else None."""
+    """The round's ticket.json when a stack wrote it of this mask, by this code, from this data, its trained weights
+    intact beside it; else None."""
     path = run_paths(ctx.config).round(round_index) / "ticket.json"
     try:
         stamp = json.loads(path.read_text()).get("stack")
@@ -300,17 +304,29 @@ def stacked_ticket(ctx: ExperimentContext, round_index: int, mask_ref: ArtifactR
     expected = _stack_stamp(ctx, mask_ref, [])
     if not isinstance(stamp, dict) or any(stamp.get(k) != v for k, v in expected.items() if k != "rounds"):
         return None
-    return make_ref(path)
+    ref = make_ref(path)
+    try:
+        checked_ticket(ref)
+    except ArtifactError:
+        return None  # its weights lost or damaged: retrained
+    return ref
 
 
-def write_ticket(path: Path, snap: Snapshot, source: str, stack: dict | None = None) -> ArtifactRef:
+def write_ticket(path: Path, snap: Snapshot, mask: Mask, source: str, stack: dict | None = None) -> ArtifactRef:
+    """ticket.json, once the ticket's trained weights (`snap`'s best-validation state, under `mask`) are on disk
+    beside it (prac.imp.trained_ticket): it records their file and checksum."""
+    trained = write_trained(path.parent, snap.best_state, mask)
     write_json(path, {"ticket_test_acc": snap.test_acc, "ticket_best_val_acc": snap.best_val_acc,
-                      "ticket_iterations": snap.iterations, "source": source, **({"stack": stack} if stack else {})})
+                      "ticket_iterations": snap.iterations, "source": source, "trained": trained,
+                      **({"stack": stack} if stack else {})})
     return make_ref(path)
 
 
-def ticket_from_next_round_step(ctx: ExperimentContext, round_index: int, next_train_ref: ArtifactRef) -> ArtifactRef:
-    """lt and random: training round r+1 is the retrain of mask r (same weights, data, schedule, seed)."""
+def ticket_from_next_round_step(ctx: ExperimentContext, round_index: int, next_train_ref: ArtifactRef,
+                                mask_ref: ArtifactRef) -> ArtifactRef:
+    """lt and random: training round r+1 is the retrain of mask r (same weights, data, schedule, seed); its
+    best-validation weights are round r's trained ticket."""
     result = load_round(checked_path(next_train_ref))
+    mask = read_mask(checked_path(mask_ref), expected_fingerprint=ctx.fingerprint).mask
     path = run_paths(ctx.config).round(round_index) / "ticket.json"
-    return write_ticket(path, result.final, source=f"round {round_index + 1} training")
+    return write_ticket(path, result.final, mask, source=f"round {round_index + 1} training")

@@ -7,11 +7,13 @@ and its call in the loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from prac.imp import imp_steps
-from prac.artifacts.refs import ArtifactRef
+from prac.artifacts.refs import ArtifactRef, checked_path
 from prac.imp.context import ExperimentContext
+from prac.imp.trained_ticket import checked_ticket
 
 Log = Callable[[str], None] | None
 
@@ -29,6 +31,8 @@ class Stage:
     shared_round0: bool = False  # its round 0 is shared by every method of a seed (one cache key for all)
     note: Callable[[ExperimentContext, int | None], str | None] | None = None  # said by the engine before it runs
     stacks: bool = False  # given other rounds' inputs (`stack_with`), it runs theirs too, as one stack
+    # a reused (cached) output verified before it is trusted: its file; a ticket's with its trained weights
+    check: Callable[[ArtifactRef], Path] = checked_path
 
     def call(self, ctx: ExperimentContext, round_index: int | None, inputs: dict[str, ArtifactRef | None],
              progress: Log = None, warn: Log = None, fresh: bool = False,
@@ -56,9 +60,9 @@ SELECT_CET = Stage("select-cet", imp_steps.select_cet_step, ("train", "prac_set"
 PRUNE = Stage("prune", imp_steps.prune_step, ("train", "mask", "prac_set"), "mask.parquet")
 SELECT_CEP = Stage("select-cep", imp_steps.select_cep_step, ("train", "cet", "dense"), "prac_set.parquet", warns=True)
 RETRAIN = Stage("retrain", imp_steps.retrain_step, ("mask",), "ticket.json", progress="retrain of mask {r}",
-                fresh=True, stacks=True)
-TICKET_FROM_NEXT_ROUND = Stage("ticket-from-next-round", imp_steps.ticket_from_next_round_step, ("next_train",),
-                               "ticket.json")
+                fresh=True, stacks=True, check=checked_ticket)
+TICKET_FROM_NEXT_ROUND = Stage("ticket-from-next-round", imp_steps.ticket_from_next_round_step,
+                               ("next_train", "mask"), "ticket.json", check=checked_ticket)
 
 STAGES: dict[str, Stage] = {s.name: s for s in (TRAIN_ROUND, DENSE_PREDICTIONS, SELECT_CET, PRUNE, SELECT_CEP,
                                                  RETRAIN, TICKET_FROM_NEXT_ROUND)}

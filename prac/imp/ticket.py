@@ -1,13 +1,17 @@
-"""The ticket a user takes away: round r's mask applied to the weights the experiment's tickets start from
-(θ_rewind of the shared round 0; a fresh initialisation for random-reinit), as a plain `nn.Module` on the
-CPU, and its per-layer sparsity counted from its zeros.
+"""The ticket a user takes away, as a plain `nn.Module` on the CPU, and its per-layer sparsity counted from its
+zeros. By default round r's mask applied to the weights the experiment's tickets start from (θ_rewind of the shared
+round 0; a fresh initialisation for random-reinit), untrained; `trained=True`: the ticket as its retrain left it,
+the best-validation weights its `ticket_test_acc` is of (rounds whose ticket was retrained only:
+runtime.evaluate_tickets).
 
     from prac.imp.ticket import load_ticket, layer_sparsity
-    ticket = load_ticket("prac-runs/digits/<fingerprint>", 7)   # or its ExperimentConfig
+    ticket = load_ticket("prac-runs/digits/<fingerprint>", 7)                # or its ExperimentConfig
+    trained = load_ticket("prac-runs/digits/<fingerprint>", 7, trained=True)
 
 The model's class and sizes come from the experiment's config and dataset (loaded on the CPU for its
-shape and classes); the weights from the run's files, round 0's `train.pt` and `round_NN/mask.parquet`,
-both verified on read.
+shape and classes); the weights from the run's files, verified on read: `round_NN/mask.parquet` and round 0's
+`train.pt`, or, trained, `round_NN/ticket.json` and the weights file it records (prac.imp.trained_ticket), whose
+mask must be the round's.
 """
 from __future__ import annotations
 
@@ -21,6 +25,8 @@ from torch import nn
 from prac.artifacts import atomic_write, read_mask
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext, build_context
+from prac.imp.imp_loop import ticket_rounds
+from prac.imp.trained_ticket import read_trained
 from prac.errors import ArtifactError, UserError, one_line
 from prac.training.masks import Mask, layer_types, prunable_parameters
 from prac.models import build_model
@@ -45,13 +51,33 @@ class LayerSparsity:
     sparsity: float
 
 
-def load_ticket(source: Source, round_index: int) -> nn.Module:
-    """Round `round_index`'s ticket m ⊙ θ_start of an experiment (its run folder, config or context):
-    the project's model class, eval mode, on the CPU."""
+def load_ticket(source: Source, round_index: int, trained: bool = False) -> nn.Module:
+    """Round `round_index`'s ticket of an experiment (its run folder, config or context): m ⊙ θ_start, or with
+    `trained` the retrained ticket's best-validation weights; the project's model class, eval mode, on the CPU."""
     ctx = ticket_context(source)
     model, mask = new_cpu_model(ctx), ticket_mask(ctx, round_index)
     check_mask_fits(model, mask, run_paths(ctx.config).round(round_index) / "mask.parquet", ctx.config)
+    if trained:
+        return build_trained_ticket(ctx, round_index, model, mask)
     return build_ticket(model, ticket_start_state(ctx), mask)
+
+
+def build_trained_ticket(ctx: ExperimentContext, round_index: int, model: nn.Module, mask: Mask) -> nn.Module:
+    """`model` holding the round's trained ticket: the weights its ticket.json records, their mask the round's."""
+    ticket = run_paths(ctx.config).round(round_index) / "ticket.json"
+    if not ticket.is_file():
+        if round_index not in ticket_rounds(ctx.config, ctx.round_sparsities()):
+            raise UserError(f"round {round_index}: its ticket was not retrained (runtime.evaluate_tickets="
+                            f"{ctx.config.runtime.evaluate_tickets}), so it has no trained weights; load_ticket "
+                            f"without trained=True gives its untrained start")
+        raise ArtifactError(f"ticket file {ticket}: not found (has round {round_index}'s retrain finished?)")
+    state = read_trained(ticket, mask)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # tensors other than the model's: another architecture's weights
+        raise ArtifactError(f"trained weights of {ticket}: they do not fit {type(model).__name__} "
+                            f"({one_line(error, 300)})") from None
+    return model.eval()
 
 
 def check_mask_fits(model: nn.Module, mask: Mask, path: Path, config: ExperimentConfig) -> None:

@@ -27,7 +27,7 @@ from prac_lth.tasks.context import experiment_context
 from prac_lth.tasks.experiment_lock import experiment_lock
 from prac_lth.tasks.system_metrics import system_metrics
 from prac_lth.tasks.round_logging import log_round_task, log_ticket_task
-from prac_lth.tasks.ticket_logging import log_ticket_model_task
+from prac_lth.tasks.ticket_logging import log_ticket_init_task, log_trained_ticket_task
 
 
 @flow(name="prac-lth", flow_run_name="{method}-seed{seed}", log_prints=True,
@@ -72,11 +72,14 @@ def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
                 logger.info(round_line(config, out.record, sparsities))
                 log_round_task(experiment_id, run_id, out.record.round, out.record.metrics(), out.train, out.mask,
                                out.prac_set)
-                log_ticket_model_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
+                log_ticket_init_task(config, experiment_id, run_id, out.record.round)  # m ⊙ θ_rewind, every round
+                if out.ticket is not None:  # retrained in turn: the trained ticket, the model to deploy
+                    log_trained_ticket_task(config, experiment_id, run_id, out.record.round)
 
             def on_late_ticket(out: RoundOutputs) -> None:
                 logger.info(late_ticket_line(config, out.record))
                 log_ticket_task(run_id, out.record.round, out.record.ticket_test_acc)
+                log_trained_ticket_task(config, experiment_id, run_id, out.record.round)
 
             steps = TaskSteps(config, forced, logger.warning, retrains_on)
             try:

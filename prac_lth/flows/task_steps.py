@@ -5,7 +5,7 @@ from typing import Callable
 
 from prefect.task_runners import ProcessPoolTaskRunner
 
-from prac.artifacts.refs import ArtifactRef, checked_path
+from prac.artifacts.refs import ArtifactRef
 from prac.errors import ArtifactError
 from prac.imp.imp_loop import Done
 from prac.imp.recompute import Recompute, is_forced
@@ -21,10 +21,11 @@ from prac_lth.tasks.caching import stage_options
 class TaskSteps:
     """The IMP steps as Prefect tasks, each cached by fingerprint + round + stage + code version + inputs
     (prac_lth.tasks.caching). A stage named in `recompute` runs again (its checkpoints set aside); a cached stage
-    whose output file is missing or fails its checksum runs again too, with one line saying so. With
-    runtime.retrain_alongside, `start` runs its task in a process of its own (Prefect's process pool, one process:
-    the retrains one after another), beside the loop, or, given `retrain_deployment`, as flow runs of it on the
-    pool (prac_lth/flows/pool_retrains.py); `close` ends that process."""
+    whose output file (for a ticket, its trained weights too: Stage.check) is missing or fails its checksum runs
+    again too, with one line saying so. With runtime.retrain_alongside, `start` runs its task in a process of its
+    own (Prefect's process pool, one process: the retrains one after another), beside the loop, or, given
+    `retrain_deployment`, as flow runs of it on the pool (prac_lth/flows/pool_retrains.py); `close` ends that
+    process."""
 
     def __init__(self, config: ExperimentConfig, recompute: list[Recompute], warn: Callable[[str], None],
                  retrain_deployment: str | None = None):
@@ -85,7 +86,7 @@ class TaskSteps:
 
     def _checked(self, stage: Stage, r: int | None, inputs: dict, ref: ArtifactRef) -> ArtifactRef:
         try:
-            checked_path(ref)
+            stage.check(ref)  # its file (a ticket's with its trained weights)
         except ArtifactError as damage:
             where = stage.name if r is None else f"{stage.name} of round {r}"
             self.warn(f"{damage}: {where} is computed again")

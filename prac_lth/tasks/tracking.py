@@ -399,6 +399,26 @@ def log_round_metrics(run_id: str, round_index: int, metrics: Mapping[str, float
     return _log_metrics(c, run_id, _new_metrics(c, run_id, ((k, round_index, v) for k, v in metrics.items())))
 
 
+def log_model_metrics(run_id: str, model_id: str, step: int, metrics: Mapping[str, float]) -> None:
+    """Attach ``metrics`` at ``step`` to the LoggedModel ``model_id`` of run ``run_id`` (NaN and None skipped).
+
+    MLflow logs a model's metric on its run too. A key the run already has a value of at ``step`` is logged as that
+    very value (its value and timestamp: the run's store keeps one row of a key, step, value and timestamp), so the
+    run's history gains no second value there (MLflow's own ``log_model``, given a run, attaches the run's metrics so);
+    a key it lacks gets ``metrics``' value, which the run then has too."""
+    c = client()
+    now = int(time.time() * 1000)
+    rows: list[Metric] = []
+    for key, value in metrics.items():
+        if value is None or math.isnan(float(value)):
+            continue
+        logged = min((m for m in c.get_metric_history(run_id, key) if m.step == step), key=lambda m: m.timestamp,
+                     default=None)
+        value, timestamp = (logged.value, logged.timestamp) if logged else (float(value), now)
+        rows.append(Metric(key=key, value=value, timestamp=timestamp, step=int(step), model_id=model_id))
+    _log_metrics(c, run_id, rows)
+
+
 def log_epoch_curves(child_run_id: str, curves: list[Mapping[str, float]]) -> bool:
     """Per-epoch curves on a round's child run: ``curves[e]`` holds epoch ``e``'s metrics
     (``train_loss``, ``train_acc``, ``val_acc``, ``mask_distance``, ``lr``), logged at ``step=e``
@@ -519,6 +539,6 @@ def ui_command(uri: str | None = None) -> str | None:
 
 __all__ = [
     "check_tracking_reachable", "client", "ensure_experiment", "experiment_name", "finish_run", "log_epoch_curves",
-    "log_figure", "log_metrics", "log_round_artifacts", "log_round_metrics", "log_table", "round_artifact_dir",
-    "run_link", "tracking_uri", "ui_command", "ui_url",
+    "log_figure", "log_metrics", "log_model_metrics", "log_round_artifacts", "log_round_metrics", "log_table",
+    "round_artifact_dir", "run_link", "tracking_uri", "ui_command", "ui_url",
 ]
