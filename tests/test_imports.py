@@ -142,6 +142,7 @@ LAYERS = [
     ["prac_lth/flows/"],
     ["prac_lth/tasks/", "prac_lth/stops.py", "prac_lth/__init__.py"],
     ["prac/experiment.py"],
+    ["prac/export/"],
     ["prac/reporting/"],
     ["prac/imp/"],
     ["prac/build_config.py"],
