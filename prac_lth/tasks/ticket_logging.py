@@ -85,7 +85,7 @@ def log_round_ticket(ctx: ExperimentContext, experiment_id: str, run_id: str, ro
 def log_trained_ticket(ctx: ExperimentContext, experiment_id: str, run_id: str, round_index: int) -> str:
     """`ticket-rNN`: the round's trained ticket, with the accuracies its ticket.json records (a round whose ticket
     was not retrained is a UserError, from load_ticket)."""
-    found = _ready(find_ticket_model(experiment_id, run_id, round_index, TRAINED))
+    found = ready_model(find_ticket_model(experiment_id, run_id, round_index, TRAINED))
     if found:  # not even loaded again
         return found
     ticket = load_ticket(ctx, round_index, trained=True)  # verifies ticket.json and the weights it records
@@ -112,7 +112,8 @@ def find_ticket_model(experiment_id: str, run_id: str, round_index: int, kind: M
                                        f"AND tags.`prac.kind` = '{tag or kind.tag}'"))
 
 
-def _ready(found: list) -> str | None:
+def ready_model(found: list) -> str | None:
+    """The id of the finished one of `found` (find_ticket_model), if any."""
     return next((model.model_id for model in found if model.status == LoggedModelStatus.READY), None)
 
 
@@ -132,7 +133,7 @@ def log_ticket_model(experiment_id: str, run_id: str, round_index: int, kind: Mo
     """
     c = tracking.client()
     found = find_ticket_model(experiment_id, run_id, round_index, kind)
-    if ready := _ready(found):
+    if ready := ready_model(found):
         return ready
     for stale in found:
         c.delete_logged_model(stale.model_id)
