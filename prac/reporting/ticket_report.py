@@ -8,8 +8,9 @@ from prac.reporting.best_tickets import BestTicket
 
 HEADERS = ("method", "round", "sparsity", "why this round", "seed", "ticket test acc", "on disk", "dense float32",
            "smaller")
-TITLE = ("the trained ticket to take away, per method: at the highest sparsity still matching its reference, the "
-         "seed that validated best")
+TITLE = "the trained ticket to take away, per method"
+CAPTION = ("round: the highest sparsity at which the method's tickets still match its reference · seed: the one whose "
+           "ticket validated best there · on disk: kept values and a bit mask (safetensors)")
 
 
 def _cells(t: BestTicket) -> list[str]:
@@ -22,7 +23,7 @@ def _size(n: int) -> str:
 
 
 def tickets_table(tickets: list[BestTicket]) -> Table:
-    table = Table(title=TITLE)
+    table = Table(title=TITLE, caption=CAPTION)
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("method", "why this round") else "right")
     for t in tickets:
@@ -33,6 +34,6 @@ def tickets_table(tickets: list[BestTicket]) -> Table:
 def tickets_markdown(tickets: list[BestTicket]) -> list[str]:
     if not tickets:
         return []
-    return ["", f"**{TITLE[0].upper()}{TITLE[1:]}** (`prac-lth export RUN_FOLDER --round R` takes it out):", "",
+    return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {CAPTION}.", "",
             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
             *["| " + " | ".join(_cells(t)) + " |" for t in tickets]]

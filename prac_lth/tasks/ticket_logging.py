@@ -3,8 +3,8 @@ two kinds told apart by name and by the tag prac.kind:
 
 - `ticket-rNN` (prac.kind=trained-ticket): the trained ticket, its retrain's best-validation weights
   (prac.imp.ticket.load_ticket(..., trained=True)), the model to deploy; only for the rounds whose ticket was
-  retrained (runtime.evaluate_tickets), carrying the round's ticket_test_acc, ticket_best_val_acc and sparsity as
-  model metrics.
+  retrained (runtime.evaluate_tickets), carrying the round's ticket_test_acc, ticket_best_val_acc, sparsity and
+  ticket_bytes (its file's size: kept values and a bit mask) as model metrics.
 - `ticket-init-rNN` (prac.kind=ticket-init): the ticket's initialisation m ⊙ θ_rewind (θ_reinit for random-reinit),
   untrained, the weights to train from; every round, with its per-layer sparsity, measured from its zeros, as a
   table (round_NN/ticket_sparsity.json, also written to the run folder).
@@ -32,6 +32,7 @@ from torch import nn
 
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext
+from prac.imp.trained_ticket import trained_of
 from prac.imp.ticket import (SPARSITY_FILE, LayerSparsity, layer_sparsity, load_ticket, report_ticket,
                              ticket_start_name, total_sparsity)
 from prac.layout.run_paths import run_paths
@@ -89,14 +90,16 @@ def log_trained_ticket(ctx: ExperimentContext, experiment_id: str, run_id: str, 
     if found:  # not even loaded again
         return found
     ticket = load_ticket(ctx, round_index, trained=True)  # verifies ticket.json and the weights it records
-    recorded = json.loads((run_paths(ctx.config).round(round_index) / "ticket.json").read_text())
+    ticket_json = run_paths(ctx.config).round(round_index) / "ticket.json"
+    recorded = json.loads(ticket_json.read_text())
     accuracies = {key: float(recorded[key]) for key in TRAINED_METRICS}
     start = ticket_start_name(ctx)
     about = {"ticket": f"this round's mask applied to {start}, trained: its retrain's best-validation weights",
              "trained": True, "source": recorded.get("source"), **accuracies}
     layers = layer_sparsity(ticket)
+    size = trained_of(ticket_json)[0].stat().st_size  # kept values and a bit mask: what a user copies
     return log_ticket_model(experiment_id, run_id, round_index, TRAINED, ticket, ctx, about, layers,
-                            {**accuracies, "sparsity": total_sparsity(layers)})
+                            {**accuracies, "sparsity": total_sparsity(layers), "ticket_bytes": float(size)})
 
 
 def model_name(round_index: int, kind: ModelKind) -> str:
