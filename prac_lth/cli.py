@@ -211,7 +211,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         from prac.experiment import compare_in_process
         from prac.reporting.report import print_comparison
 
-        print_comparison(compare_in_process(configs, parallel=args.parallel), margin)
+        print_comparison(compare_in_process(configs, parallel=args.parallel), margin, configs)
         return
     if args.pool:
         _check_pool(configs[0], args.pool)
@@ -223,7 +223,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
                              configs=[c.model_dump(mode="json") for c in configs], pool=args.pool,
-                             margin=args.margin), margin)  # the configs are not built again
+                             margin=args.margin), margin, configs)  # the configs are not built again
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]), margin)
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")

@@ -1,0 +1,39 @@
+"""The ticket a comparison recommends for each method (prac.reporting.best_tickets), as the CLI prints it and as the
+comparison's Markdown summary shows it: where it is, how accurate, how small on disk."""
+from __future__ import annotations
+
+from rich.table import Table
+
+from prac.reporting.best_tickets import BestTicket
+
+HEADERS = ("method", "round", "sparsity", "why this round", "seed", "ticket test acc", "on disk", "dense float32",
+           "smaller")
+TITLE = "the trained ticket to take away, per method"
+CAPTION = ("round: the highest sparsity at which the method's tickets still match its reference · seed: the one whose "
+           "ticket validated best there · on disk: kept values and a bit mask (safetensors)")
+
+
+def _cells(t: BestTicket) -> list[str]:
+    return [t.method, str(t.round), f"{100 * t.sparsity:.1f} %", t.rule, str(t.seed), f"{100 * t.ticket_test_acc:.2f} %",
+            _size(t.file_bytes), _size(t.dense_bytes), f"{t.dense_bytes / t.file_bytes:.1f}×"]
+
+
+def _size(n: int) -> str:
+    return f"{n / 1024:,.1f} KiB" if n < 1024 ** 2 else f"{n / 1024 ** 2:,.2f} MiB"
+
+
+def tickets_table(tickets: list[BestTicket]) -> Table:
+    table = Table(title=TITLE, caption=CAPTION)
+    for header in HEADERS:
+        table.add_column(header, justify="left" if header in ("method", "why this round") else "right")
+    for t in tickets:
+        table.add_row(*_cells(t))
+    return table
+
+
+def tickets_markdown(tickets: list[BestTicket]) -> list[str]:
+    if not tickets:
+        return []
+    return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {CAPTION}.", "",
+            "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
+            *["| " + " | ".join(_cells(t)) + " |" for t in tickets]]
