@@ -37,7 +37,7 @@ from prac.imp.ticket import layer_sparsity
 
 DEFAULT_MODELS = ("lenet300", "conv4")
 DEFAULT_BATCHES = (1, 256)
-EVERY = {"lenet300": 1, "conv2": 2, "conv4": 3}  # every Nth round: Conv-4's CSR convolutions are slow to time
+EVERY = {"lenet300": 1, "conv2": 2, "conv4": 4}  # every Nth round: Conv-4's CSR convolutions are slow to time
 QUICK_EVERY = 7
 DEFAULT_MEASURE_TIME = 0.1  # seconds per measurement: the full default run stays under about 8 minutes
 QUICK_MEASURE_TIME = 0.01
@@ -64,9 +64,17 @@ class Row:
     layers: int  # prunable layers in the network
     agreement: float  # the fewest of the sparse forms' predictions equal to masked-dense's, as a fraction
     max_diff: float  # the largest |logit difference| of a sparse form against masked-dense
+    layer_dense: dict[str, float]  # layer -> seconds, timed alone by choose_formats (dense)
+    layer_csr: dict[str, float]  # layer -> seconds as CSR (layers with a CSR kernel)
 
     def ratio(self, form: str) -> float:
         return self.median["dense"] / self.median[form]
+
+    def ceiling(self) -> float:
+        """How much faster than dense the network could get if its prunable layers took no time at all: the rest
+        (activations, pooling, flattening, the calls themselves) is what any per-layer sparse kernel leaves."""
+        rest = self.median["dense"] - sum(self.layer_dense.values())
+        return self.median["dense"] / rest if rest > 0 else float("inf")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -147,7 +155,9 @@ def measure_ticket(ticket: Ticket, batch: int, args: argparse.Namespace, generat
     agree, diff = agreement(ticket.masked, [nets["export"], nets["all-CSR"]], check)
     return Row(ticket.model, ticket.round, ticket.sparsity, batch, ticket.weights,
                {f: t.median for f, t in timings.items()}, {f: t.iqr for f, t in timings.items()},
-               [module_of(layer) for layer, layout in export.items() if layout == CSR], len(choices), agree, diff)
+               [module_of(layer) for layer, layout in export.items() if layout == CSR], len(choices), agree, diff,
+               {module_of(c.layer): c.dense[batch].median for c in choices},
+               {module_of(c.layer): c.sparse[batch].median for c in choices if c.sparse})
 
 
 def microseconds(seconds: float) -> str:
@@ -177,12 +187,31 @@ def write_table(path: Path, rows: list[Row]) -> None:
         writer.writerow(["model", "round", "sparsity", "batch", "weights"]
                         + [f"{f}_median_s" for f in FORMS] + [f"{f}_iqr_s" for f in FORMS]
                         + [f"{f}_speedup" for f in FORMS[1:]] + ["export_csr_layers", "layers", "agreement",
-                                                                 "max_abs_diff"])
+                                                                 "max_abs_diff", "layer_dense_s", "layer_csr_s",
+                                                                 "ceiling"])
         for r in rows:
             writer.writerow([r.model, r.round, f"{r.sparsity:.6f}", r.batch, r.weights]
                             + [f"{r.median[f]:.9f}" for f in FORMS] + [f"{r.iqr[f]:.9f}" for f in FORMS]
                             + [f"{r.ratio(f):.4f}" for f in FORMS[1:]]
-                            + [" ".join(r.csr_layers), r.layers, f"{r.agreement:.6f}", f"{r.max_diff:.3e}"])
+                            + [" ".join(r.csr_layers), r.layers, f"{r.agreement:.6f}", f"{r.max_diff:.3e}",
+                               _layer_times(r.layer_dense), _layer_times(r.layer_csr), f"{r.ceiling():.3f}"])
+
+
+def _layer_times(times: dict[str, float]) -> str:
+    return " ".join(f"{layer}={seconds:.9f}" for layer, seconds in times.items())
+
+
+def layer_lines(rows: list[Row]) -> list[str]:
+    """Per model and batch, the sparsest ticket's layers alone (dense against CSR), and the network's ceiling."""
+    lines = []
+    for model, batch in dict.fromkeys((r.model, r.batch) for r in rows):
+        row = max((r for r in rows if (r.model, r.batch) == (model, batch)), key=lambda r: r.sparsity)
+        layers = ", ".join(f"{layer} {microseconds(dense)} vs {microseconds(row.layer_csr[layer])} "
+                           f"({dense / row.layer_csr[layer]:.2f}x)"
+                           for layer, dense in row.layer_dense.items() if layer in row.layer_csr)
+        lines.append(f"{model}, batch {batch}, {row.sparsity:.1%}: layers alone, dense vs CSR µs: {layers}; "
+                     f"with its prunable layers free the network would be at most {row.ceiling():.2f}x dense")
+    return lines
 
 
 def dense_below(rows: list[Row]) -> list[str]:
@@ -256,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     print(common.table(HEADERS, [markdown_row(r) for r in rows]))
     print(f"x: dense / form, measured side by side in this run; agreement: the share of predictions equal to "
           f"masked-dense's on {AGREEMENT_SAMPLES} inputs (the lower of export and all-CSR)")
-    for line in dense_below(rows) + peer_lines(rows, args.threads):
+    for line in dense_below(rows) + layer_lines(rows) + peer_lines(rows, args.threads):
         print(line)
     target, met = target_check(rows)
     print(target)

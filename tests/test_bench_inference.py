@@ -82,8 +82,10 @@ def test_quick_run_writes_its_table(tmp_path, capsys, one_thread):
             assert math.isfinite(float(row[f"{form}_speedup"])) and float(row[f"{form}_speedup"]) > 0
         assert float(row["agreement"]) == 1.0 and float(row["max_abs_diff"]) < 1e-4
         assert row["weights"] == "untrained"
+        timed_alone = [part.split("=")[0] for part in row["layer_dense_s"].split()]
+        assert set(timed_alone) == layers[row["model"]] and float(row["ceiling"]) > 1.0
     assert float(rows[2]["sparsity"]) > 0.9  # LeNet-300-100's round 14
-    assert "| model" in printed and "target (exported LeNet-300-100" in printed
+    assert "| model" in printed and "target (exported LeNet-300-100" in printed and "layers alone" in printed
     assert re.search(r"\d+\.\d+x", printed.strip().splitlines()[-1])  # the ratio line, last
 
 
