@@ -136,6 +136,34 @@ def test_sparse_module_from_its_file_predicts_as_pytorch(reference, exported):
     assert exported.sparse.agree == exported.sparse.samples == len(ctx.data.test)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("private_kernel", [True, False])
+def test_one_sample_goes_through_the_vector_kernel_and_computes_the_same(monkeypatch, bias, private_kernel):
+    """Batch 1 takes scipy's CSR kernel (the private one, or the public product where scipy lacks it), every other
+    input torch's; both give the dense layer's outputs, and an input that needs a gradient stays with torch."""
+    from prac.export import vector_kernel
+    if not private_kernel:
+        monkeypatch.setattr(vector_kernel, "_csr_matvec", None)
+    called = []
+    real = vector_kernel.csr_times_vector
+    monkeypatch.setattr("prac.export.sparse_module.csr_times_vector",
+                        lambda *args, **kwargs: called.append(1) or real(*args, **kwargs))
+    torch.manual_seed(0)
+    dense = torch.nn.Linear(64, 32, bias=bias)
+    with torch.no_grad():
+        dense.weight[torch.rand_like(dense.weight) > 0.1] = 0
+    sparse = SparseLinear(dense)
+    one, many = torch.randn(1, 64), torch.randn(5, 64)
+    with torch.no_grad():
+        assert torch.allclose(sparse(one), dense(one), atol=1e-6) and sparse(one).shape == (1, 32)
+        assert len(called) == 2
+        assert torch.allclose(sparse(many), dense(many), atol=1e-6)
+        assert len(called) == 2
+    needs_grad = one.clone().requires_grad_(True)
+    assert torch.allclose(sparse(needs_grad), dense(needs_grad), atol=1e-6)
+    assert len(called) == 2
+
+
 def test_the_table_names_every_layer_size_latency_and_agreement(exported):
     buffer = io.StringIO()
     print_export(exported, Console(file=buffer, width=200))

@@ -1,7 +1,8 @@
 """A network whose chosen layers hold their weight in torch's CSR layout, and its file.
 
 SparseLinear: y = x Wᵀ + b computed as (W xᵀ)ᵀ with W a CSR matrix (torch.addmm / torch.sparse.mm, MKL's sparse
-kernels on an x86 CPU). SparseConv2d: the convolution as im2col (F.unfold) and the CSR matrix of the kernel, one
+kernels on an x86 CPU); one sample alone (batch 1, float32 on the CPU) goes through scipy's CSR kernel on the same
+three tensors instead, as torch's call costs more than the product (prac.export.vector_kernel). SparseConv2d: the convolution as im2col (F.unfold) and the CSR matrix of the kernel, one
 sparse × dense product; only for groups=1 and zero padding given as numbers (every model of prac.models), any
 stride and dilation. Inference only: no gradient flows into a sparse weight.
 
@@ -30,6 +31,7 @@ from torch import nn
 
 from prac.artifacts.atomic import atomic_write
 from prac.errors import ArtifactError, UserError, one_line
+from prac.export.vector_kernel import csr_arrays, csr_times_vector
 from prac.models import build_model
 
 FORMAT = "prac-sparse-module"
@@ -56,14 +58,35 @@ class SparseLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight", to_csr(linear.weight.detach()))
         self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().clone())
+        self._arrays: tuple | None = None  # numpy views of weight and bias for the batch-1 kernel, made on first use
+        self._arrays_of: torch.Tensor | None = None  # the weight they view (a .to() or a load replaces it)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2 and x.shape[0] == 1 and (arrays := self._vector_arrays(x)) is not None:
+            weight, bias = arrays
+            out = csr_times_vector(weight, (self.out_features, self.in_features), x.numpy()[0], bias)
+            return torch.from_numpy(out[None])
         columns = x.reshape(-1, self.in_features).t()  # (in, N): W @ columns is (out, N)
         if self.bias is None:
             out = torch.sparse.mm(self.weight, columns)
         else:
             out = torch.addmm(self.bias.unsqueeze(1), self.weight, columns)
         return out.t().reshape(*x.shape[:-1], self.out_features)
+
+    def _vector_arrays(self, x: torch.Tensor) -> tuple | None:
+        """numpy views of the weight and bias when the batch-1 kernel applies to `x` (float32, contiguous, on the
+        CPU, outside autograd), else None; made once per weight tensor (a .to() or a load replaces the tensor)."""
+        if x.dtype is not torch.float32 or x.is_cuda or x.requires_grad or not x.is_contiguous():
+            return None
+        weight = self.weight
+        if self._arrays_of is not weight:
+            if weight.device.type == "cpu" and weight.dtype is torch.float32:
+                bias = None if self.bias is None else self.bias.detach().numpy()
+                self._arrays = (csr_arrays(weight), bias)
+            else:
+                self._arrays = None
+            self._arrays_of = weight
+        return self._arrays
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, layout=csr"
