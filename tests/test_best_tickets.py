@@ -88,11 +88,18 @@ def test_the_seed_that_validated_best_is_chosen_and_its_file_weighed(runs):
         state = load_ticket(config, t.round, trained=True).state_dict()
         assert t.dense_bytes == len(save_safetensors({k: v.float().contiguous() for k, v in state.items()}))
         assert t.file_bytes < t.dense_bytes  # zeros are not stored
+        assert 0 < t.latency_us < math.inf and 0 < t.dense_latency_us < math.inf and t.latency_threads == 2
+        assert 0 <= t.sparse_layers <= 3  # digits-smoke's model: three prunable layers
+    again = best_tickets(table, configs)  # measured once per ticket and process: every report shows the same
+    assert [(t.latency_us, t.dense_latency_us) for t in again] == [(t.latency_us, t.dense_latency_us) for t in tickets]
     frame = tickets_frame(tickets)
     assert list(frame["method"]) == [t.method for t in tickets] and list(frame["file_bytes"]) == [
         t.file_bytes for t in tickets]
     lines = tickets_markdown(tickets)
     assert sum(line.startswith(f"| {t.method} |") for t in tickets for line in lines) == len(tickets)
+    for t in tickets:
+        row = next(line for line in lines if line.startswith(f"| {t.method} |"))
+        assert f"{t.latency_us:,.1f} µs" in row and f"{t.dense_latency_us / t.latency_us:.2f}×" in row
     assert tickets_markdown([]) == []
 
 
@@ -116,6 +123,9 @@ def test_alias_best_points_at_the_recommended_trained_ticket(runs, tmp_path_fact
             expected = ready_model(find_ticket_model(experiment_id, run_ids[t.method, t.seed], t.round, TRAINED))
             assert (version.tags["prac.model_id"], version.source) == (expected, f"models:/{expected}")
             assert registered[t.method] == f"{name}@{version.version}"
+            carried = {m.key: m.value for m in client.get_logged_model(expected).metrics}
+            assert (carried["latency_us"], carried["dense_latency_us"]) == (t.latency_us, t.dense_latency_us)
+            assert carried["sparsity"] == pytest.approx(t.sparsity, abs=1e-6) and carried["ticket_bytes"] == t.file_bytes
             assert {k: version.tags[k] for k in ("prac.comparison_run", "prac.round", "prac.seed")} == {
                 "prac.comparison_run": comparison_run, "prac.round": str(t.round), "prac.seed": str(t.seed)}
             loaded = mlflow.pytorch.load_model(f"models:/{name}@{ALIAS}")

@@ -143,8 +143,14 @@ def test_each_methods_recommended_trained_ticket_is_printed_logged_and_registere
         assert re.search(rf"^│ {re.escape(t.method)} +│ +{t.round} │", compared.stdout, re.M), compared.stdout[-3000:]
         assert metrics[f"ticket_bytes/{t.method}"] == t.file_bytes == Path(t.file).stat().st_size
         assert metrics[f"ticket_size_ratio/{t.method}"] == pytest.approx(t.dense_bytes / t.file_bytes)
+        # the latency is measured once: the printed table, the metrics and the registered model say the same
+        assert metrics[f"ticket_latency_us/{t.method}"] == pytest.approx(t.latency_us)
+        assert metrics[f"ticket_speedup/{t.method}"] == pytest.approx(t.dense_latency_us / t.latency_us)
+        assert re.search(rf"^│ {re.escape(t.method)} .*│ +{t.latency_us:,.1f} µs │ +{t.dense_latency_us:,.1f} µs │",
+                         compared.stdout, re.M), compared.stdout[-3000:]
         version = client.get_model_version_by_alias(f"prac-lth-digits-{t.method}", "best")
         model = client.get_logged_model(version.tags["prac.model_id"])
+        assert {m.key: m.value for m in model.metrics}["latency_us"] == pytest.approx(t.latency_us)
         assert (model.name, model.tags["prac.kind"], model.source_run_id) == (
             f"ticket-r{t.round:02d}", "trained-ticket", parents[t.method, t.seed])
         assert version.tags["prac.comparison_run"] == compared.run_id

@@ -4,7 +4,9 @@ Its round: the highest sparsity at which the method's ticket still matches its r
 rule (prac.reporting.comparison): lt's ticket for every other method, the dense network for lt itself (and for
 every method of a comparison without lt). Its seed: of that round's seeds, the one whose ticket did best on the
 validation split (the test split chooses nothing). What it is on disk: the trained ticket's file (kept values and
-a bit mask, prac.artifacts.sparse_state) against the same weights as a dense float32 safetensors file.
+a bit mask, prac.artifacts.sparse_state) against the same weights as a dense float32 safetensors file. How fast it
+answers one sample on this CPU: dense against the exported sparse module (prac.export.ticket_latency), measured
+once per ticket and process.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import pandas as pd
 from safetensors.torch import save as save_safetensors
 
 from prac.artifacts import read_sparse_state
+from prac.export.ticket_latency import TicketLatency, ticket_latency
 from prac.imp.trained_ticket import trained_of
 from prac.layout.run_paths import run_paths
 from prac.reporting import comparison
@@ -46,6 +49,10 @@ class BestTicket:
     file: str  # the trained ticket's file in its run folder
     file_bytes: int
     dense_bytes: int  # the same weights, dense float32, as one safetensors file
+    latency_us: float  # batch 1 on this CPU, the exported sparse module (prac.export.ticket_latency)
+    dense_latency_us: float  # the same ticket with its dense layers, measured beside it
+    latency_threads: int
+    sparse_layers: int  # of its prunable layers, how many the export holds in CSR (the rest: faster dense)
 
 
 def best_rounds(table: pd.DataFrame) -> list[BestRound]:
@@ -82,11 +89,14 @@ def best_tickets(table: pd.DataFrame, configs: Iterable[ExperimentConfig]) -> li
         path, sha256 = trained_of(run_paths(config).round(best.round) / "ticket.json")
         stored = read_sparse_state(path, expected_sha256=sha256)
         dense = {name: value.float().contiguous() for name, value in stored.state.items()}
+        latency: TicketLatency = ticket_latency(config, best.round, path, sha256)
         tickets.append(BestTicket(
             method=best.method, round=best.round, sparsity=best.sparsity, rule=best.rule, seed=config.seed,
             ticket_test_acc=float(record["ticket_test_acc"]),
             ticket_best_val_acc=float(record["ticket_best_val_acc"]), file=str(path),
-            file_bytes=path.stat().st_size, dense_bytes=len(save_safetensors(dense))))
+            file_bytes=path.stat().st_size, dense_bytes=len(save_safetensors(dense)),
+            latency_us=latency.sparse_us, dense_latency_us=latency.dense_us, latency_threads=latency.threads,
+            sparse_layers=latency.sparse_layers))
     return tickets
 
 

@@ -87,13 +87,17 @@ def conclusions(table: pd.DataFrame) -> dict[str, float]:
 
 
 def ticket_metrics(tickets: list[BestTicket]) -> dict[str, float]:
-    """Per method, where its recommended ticket is and what it weighs: `ticket_sparsity/<method>`,
-    `ticket_test_acc/<method>`, `ticket_bytes/<method>` and `ticket_size_ratio/<method>` (dense float32 / on disk)."""
+    """Per method, where its recommended ticket is, what it weighs and how fast it answers: `ticket_sparsity/<method>`,
+    `ticket_test_acc/<method>`, `ticket_bytes/<method>`, `ticket_size_ratio/<method>` (dense float32 / on disk),
+    `ticket_latency_us/<method>` (batch 1, the exported sparse module) and `ticket_speedup/<method>` (its dense
+    layers' latency / that)."""
     metrics = {}
     for t in tickets:
         metrics |= {f"ticket_sparsity/{t.method}": t.sparsity, f"ticket_test_acc/{t.method}": t.ticket_test_acc,
                     f"ticket_bytes/{t.method}": float(t.file_bytes),
-                    f"ticket_size_ratio/{t.method}": t.dense_bytes / t.file_bytes}
+                    f"ticket_size_ratio/{t.method}": t.dense_bytes / t.file_bytes,
+                    f"ticket_latency_us/{t.method}": t.latency_us,
+                    f"ticket_speedup/{t.method}": t.dense_latency_us / t.latency_us}
     return metrics
 
 

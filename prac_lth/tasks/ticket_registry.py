@@ -3,7 +3,8 @@
 The registered model `prac-lth-<preset>-<method>` gets one version per recommended ticket: the LoggedModel
 `ticket-rNN` (the trained ticket, prac_lth.tasks.ticket_logging) of the seed and round prac.reporting.best_tickets
 chose. The alias `best` points at the version the latest comparison chose; the version's tags say which comparison
-and why (round, seed, sparsity, rule). Idempotent: a ticket registered before is found again by its LoggedModel's
+and why (round, seed, sparsity, rule); the model carries its batch-1 CPU latency (latency_us, dense_latency_us,
+latency_threads: prac.export.ticket_latency) beside the size and accuracy its experiment logged. Idempotent: a ticket registered before is found again by its LoggedModel's
 id, never registered twice. `models:/prac-lth-<preset>-<method>@best` loads it (mlflow.pytorch.load_model)."""
 from __future__ import annotations
 
@@ -44,6 +45,9 @@ def register_best(experiment_id: str, comparison_run_id: str, preset: str, ticke
                            "prac.rule": ticket.rule}.items():
             c.set_model_version_tag(name, version, key, str(value))
         c.set_registered_model_alias(name, ALIAS, version)
+        tracking.log_model_metrics(run.info.run_id, model_id, ticket.round, {
+            "latency_us": ticket.latency_us, "dense_latency_us": ticket.dense_latency_us,
+            "latency_threads": float(ticket.latency_threads)})
         registered[ticket.method] = f"{name}@{version}"
     return registered
 
