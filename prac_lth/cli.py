@@ -163,6 +163,9 @@ def _run(args: argparse.Namespace) -> None:
 def _preflight(config: ExperimentConfig) -> None:
     """What would fail inside the flow (with Prefect's traceback) is checked here first, as one line:
     the tracking store, and the data (loaded once; the flow's tasks reuse it in this process)."""
+    from prac.data.registry import check_data_dir
+
+    check_data_dir(config.data.dataset, config.runtime.data_dir, config.runtime.download)  # before any server starts
     prepare_prefect_environment(config.runtime.output_dir)
     from prac_lth.tasks import tracking
     from prac_lth.tasks.context import experiment_context

@@ -62,6 +62,7 @@ def _table(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+@pytest.mark.slow  # the whole --quick benchmark, in-process: about 12 s
 def test_quick_run_writes_its_table(tmp_path, capsys, one_thread):
     out = tmp_path / "inference.csv"
     code = inference.main(["--quick", "--threads", "1", "--models", "lenet300,conv2", "--batches", "1,4",
