@@ -6,6 +6,7 @@ Rules on hand-made tables; the rest on tiny digits-smoke engine runs (lt, seeds 
 ticket retrained) and a throwaway SQLite store."""
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import mlflow.pytorch
 import pytest
 import torch
+from rich.console import Console
 from safetensors.torch import save as save_safetensors
 
 from prac.experiment import run_experiment
@@ -143,3 +145,25 @@ def test_alias_best_points_at_the_recommended_trained_ticket(runs, tmp_path_fact
         register_best(experiment_id, comparison_run, "digits-smoke", moved, configs)
         assert len(client.search_model_versions(f"name = '{name}'")) == 2
         assert client.get_model_version_by_alias(name, ALIAS).tags["prac.seed"] == str(other.seed)
+
+
+def test_a_ticket_this_machine_cannot_rebuild_is_reported_without_a_latency(runs, monkeypatch):
+    """A comparison over a pool whose data is on the workers only: the latency is not measured, and says why,
+    instead of failing the comparison."""
+    from prac.errors import DataError
+    from prac.export import ticket_latency
+    from prac.reporting.ticket_report import latency_notes, tickets_table
+
+    def no_data(_config):
+        raise DataError("cifar10: data dir /data/cifar does not exist (pass --data-dir, or --download to fetch it)")
+
+    configs, rows = runs
+    monkeypatch.setattr(ticket_latency, "ticket_context", no_data)
+    monkeypatch.setattr(ticket_latency, "_MEASURED", {})
+    tickets = best_tickets(per_sparsity(rows), configs)
+    assert tickets and all(math.isnan(t.latency_us) and "data dir /data/cifar" in t.latency_note for t in tickets)
+    assert latency_notes(tickets) == [f"{t.method}: latency not measured here: {t.latency_note}" for t in tickets]
+    buffer = io.StringIO()
+    Console(file=buffer, width=200).print(tickets_table(tickets))
+    assert "not measured" in buffer.getvalue()
+    assert tickets_markdown(tickets)[-1] == latency_notes(tickets)[-1]

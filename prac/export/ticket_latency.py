@@ -4,14 +4,18 @@ prac.export.export_run.choose_formats), both timed whole, side by side, on `thre
 
 What a comparison reports beside each method's recommended ticket (prac.reporting.best_tickets). Measured once
 per ticket file and process: the CLI's table, the comparison's MLflow metrics and its summary all show the same
-figures. Inputs are random (a time depends on the shapes and where the zeros are, not on the values)."""
+figures. Inputs are random (a time depends on the shapes and where the zeros are, not on the values). A ticket
+that cannot be rebuilt here (a comparison over a pool whose data lives on the workers only) is not measured: NaN,
+with the one line that says why."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from prac.errors import UserError, one_line
 from prac.export.export_run import choose_formats
 from prac.export.layer_timing import measure
 from prac.export.sparse_module import CSR, sparsify
@@ -31,6 +35,7 @@ class TicketLatency:
     layers: int
     threads: int
     batch: int
+    note: str = ""  # why it was not measured (the times NaN); empty when it was
 
     @property
     def speedup(self) -> float:
@@ -53,8 +58,11 @@ _MEASURED: dict[tuple[str, str, int], TicketLatency] = {}
 def _measure(config: ExperimentConfig, round_index: int, threads: int) -> TicketLatency:
     previous = torch.get_num_threads()  # building the context sets the run's own thread count
     try:
-        ctx = ticket_context(config)
-        ticket = load_ticket(ctx, round_index, trained=True)
+        try:
+            ctx = ticket_context(config)
+            ticket = load_ticket(ctx, round_index, trained=True)
+        except UserError as error:  # its data is not on this machine, its files are damaged: said, not fatal
+            return TicketLatency(math.nan, math.nan, 0, 0, threads, LATENCY_BATCH, one_line(error, 300))
         torch.set_num_threads(threads)
         generator = torch.Generator().manual_seed(0)
         sample = torch.randn(LATENCY_BATCH, *ctx.data.image_shape, generator=generator)

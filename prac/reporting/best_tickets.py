@@ -53,6 +53,7 @@ class BestTicket:
     dense_latency_us: float  # the same ticket with its dense layers, measured beside it
     latency_threads: int
     sparse_layers: int  # of its prunable layers, how many the export holds in CSR (the rest: faster dense)
+    latency_note: str  # why the latency is NaN (not measured on this machine); empty when measured
 
 
 def best_rounds(table: pd.DataFrame) -> list[BestRound]:
@@ -96,7 +97,7 @@ def best_tickets(table: pd.DataFrame, configs: Iterable[ExperimentConfig]) -> li
             ticket_best_val_acc=float(record["ticket_best_val_acc"]), file=str(path),
             file_bytes=path.stat().st_size, dense_bytes=len(save_safetensors(dense)),
             latency_us=latency.sparse_us, dense_latency_us=latency.dense_us, latency_threads=latency.threads,
-            sparse_layers=latency.sparse_layers))
+            sparse_layers=latency.sparse_layers, latency_note=latency.note))
     return tickets
 
 

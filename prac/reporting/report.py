@@ -12,7 +12,7 @@ from prac.errors import UserError
 from prac.reporting import comparison, paired
 from prac.reporting.best_tickets import BestTicket, best_tickets
 from prac.reporting.paired_report import paired_markdown, print_paired
-from prac.reporting.ticket_report import tickets_markdown, tickets_table
+from prac.reporting.ticket_report import latency_notes, tickets_markdown, tickets_table
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint
 from prac.imp.imp_loop import ticket_wanted
@@ -146,6 +146,8 @@ def print_comparison(rows: list[dict[str, Any]], margin: float = paired.DEFAULT_
     print_paired(paired.paired_table(rows), console, margin)
     if configs and (tickets := best_tickets(table, configs)):
         console.print(tickets_table(tickets))
+        for note in latency_notes(tickets):
+            console.print(note, soft_wrap=True)
 
 
 def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:

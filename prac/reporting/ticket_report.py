@@ -19,8 +19,18 @@ CAPTION = ("round: the highest sparsity at which the method's tickets still matc
 
 def _cells(t: BestTicket) -> list[str]:
     return [t.method, str(t.round), f"{100 * t.sparsity:.1f} %", t.rule, str(t.seed), f"{100 * t.ticket_test_acc:.2f} %",
-            _size(t.file_bytes), f"{t.dense_bytes / t.file_bytes:.1f}×", f"{t.latency_us:,.1f} µs",
-            f"{t.dense_latency_us / t.latency_us:.2f}×"]
+            _size(t.file_bytes), f"{t.dense_bytes / t.file_bytes:.1f}×", *_latency(t)]
+
+
+def _latency(t: BestTicket) -> list[str]:
+    if t.latency_note:
+        return ["not measured", "–"]
+    return [f"{t.latency_us:,.1f} µs", f"{t.dense_latency_us / t.latency_us:.2f}×"]
+
+
+def latency_notes(tickets: list[BestTicket]) -> list[str]:
+    """One line per ticket whose latency this machine could not measure, saying why."""
+    return [f"{t.method}: latency not measured here: {t.latency_note}" for t in tickets if t.latency_note]
 
 
 def _size(n: int) -> str:
@@ -41,4 +51,5 @@ def tickets_markdown(tickets: list[BestTicket]) -> list[str]:
         return []
     return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {CAPTION}.", "",
             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
-            *["| " + " | ".join(_cells(t)) + " |" for t in tickets]]
+            *["| " + " | ".join(_cells(t)) + " |" for t in tickets],
+            *(["", *latency_notes(tickets)] if latency_notes(tickets) else [])]
