@@ -18,6 +18,7 @@ from rich.console import Console
 from safetensors.torch import save as save_safetensors
 
 from prac.experiment import run_experiment
+from prac.export.ticket_latency import latency_threads
 from prac.imp.ticket import load_ticket, ticket_context
 from prac.imp.trained_ticket import TRAINED_FILE
 from prac.layout.fingerprint import fingerprint
@@ -90,7 +91,7 @@ def test_the_seed_that_validated_best_is_chosen_and_its_file_weighed(runs):
         state = load_ticket(config, t.round, trained=True).state_dict()
         assert t.dense_bytes == len(save_safetensors({k: v.float().contiguous() for k, v in state.items()}))
         assert t.file_bytes < t.dense_bytes  # zeros are not stored
-        assert 0 < t.latency_us < math.inf and 0 < t.dense_latency_us < math.inf and t.latency_threads == 2
+        assert 0 < t.latency_us < math.inf and 0 < t.dense_latency_us < math.inf and t.latency_threads == latency_threads()
         assert 0 <= t.sparse_layers <= 3  # digits-smoke's model: three prunable layers
     again = best_tickets(table, configs)  # measured once per ticket and process: every report shows the same
     assert [(t.latency_us, t.dense_latency_us) for t in again] == [(t.latency_us, t.dense_latency_us) for t in tickets]
@@ -145,6 +146,15 @@ def test_alias_best_points_at_the_recommended_trained_ticket(runs, tmp_path_fact
         register_best(experiment_id, comparison_run, "digits-smoke", moved, configs)
         assert len(client.search_model_versions(f"name = '{name}'")) == 2
         assert client.get_model_version_by_alias(name, ALIAS).tags["prac.seed"] == str(other.seed)
+
+
+@pytest.mark.parametrize(("omp", "threads"), [(None, 2), ("1", 1), ("8", 2), ("lots", 2)])
+def test_the_latency_runs_on_two_threads_unless_the_process_was_given_fewer(monkeypatch, omp, threads):
+    if omp is None:
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    else:
+        monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    assert latency_threads() == threads
 
 
 def test_a_ticket_this_machine_cannot_rebuild_is_reported_without_a_latency(runs, monkeypatch):

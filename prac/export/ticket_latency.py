@@ -10,6 +10,7 @@ with the one line that says why."""
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +43,22 @@ class TicketLatency:
         return self.dense_us / self.sparse_us
 
 
+def latency_threads() -> int:
+    """LATENCY_THREADS, or fewer where the process was limited to fewer by OMP_NUM_THREADS (a user's choice, and
+    the test suite's: two threads on cores another process keeps busy wait on each other many times over)."""
+    try:
+        limit = int(os.environ.get("OMP_NUM_THREADS", ""))
+    except ValueError:
+        return LATENCY_THREADS
+    return max(1, min(LATENCY_THREADS, limit))
+
+
 def ticket_latency(config: ExperimentConfig, round_index: int, file: Path, sha256: str,
-                   threads: int = LATENCY_THREADS) -> TicketLatency:
-    """The latency of the experiment's (`config`'s) trained ticket of round `round_index` (its file and sha256 key
-    the once-per-process measurement: a re-trained ticket is measured again)."""
+                   threads: int | None = None) -> TicketLatency:
+    """The latency of the experiment's (`config`'s) trained ticket of round `round_index` on `threads` threads
+    (default latency_threads()); its file and sha256 key the once-per-process measurement: a re-trained ticket is
+    measured again."""
+    threads = latency_threads() if threads is None else threads
     key = (str(file), sha256, threads)
     if key not in _MEASURED:
         _MEASURED[key] = _measure(config, round_index, threads)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from prac.export.ticket_latency import LATENCY_THREADS
 from prac.reporting.best_tickets import BestTicket
 
 HEADERS = ("method", "round", "sparsity", "why this round", "seed", "ticket test acc", "on disk", "smaller",
@@ -12,9 +11,14 @@ HEADERS = ("method", "round", "sparsity", "why this round", "seed", "ticket test
 TITLE = "the trained ticket to take away, per method"
 CAPTION = ("round: the highest sparsity at which the method's tickets still match its reference · seed: the one whose "
            "ticket validated best there · on disk: kept values and a bit mask (safetensors); smaller: than its dense "
-           "float32 weights · batch-1 latency: one sample on this CPU, "
-           f"{LATENCY_THREADS} threads, median, of the module `prac-lth export --batch 1` writes; faster: than the "
-           "same ticket's dense layers, timed beside it")
+           "float32 weights · batch-1 latency: one sample on this CPU, {threads}, median, of the module "
+           "`prac-lth export --batch 1` writes; faster: than the same ticket's dense layers, timed beside it")
+
+
+def caption(tickets: list[BestTicket]) -> str:
+    counts = sorted({t.latency_threads for t in tickets if not t.latency_note})
+    threads = "/".join(map(str, counts)) + (" thread" if counts == [1] else " threads") if counts else "not timed"
+    return CAPTION.format(threads=threads)
 
 
 def _cells(t: BestTicket) -> list[str]:
@@ -38,7 +42,7 @@ def _size(n: int) -> str:
 
 
 def tickets_table(tickets: list[BestTicket]) -> Table:
-    table = Table(title=TITLE, caption=CAPTION)
+    table = Table(title=TITLE, caption=caption(tickets))
     for header in HEADERS:
         table.add_column(header, justify="left" if header in ("method", "why this round") else "right")
     for t in tickets:
@@ -49,7 +53,7 @@ def tickets_table(tickets: list[BestTicket]) -> Table:
 def tickets_markdown(tickets: list[BestTicket]) -> list[str]:
     if not tickets:
         return []
-    return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {CAPTION}.", "",
+    return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {caption(tickets)}.", "",
             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
             *["| " + " | ".join(_cells(t)) + " |" for t in tickets],
             *(["", *latency_notes(tickets)] if latency_notes(tickets) else [])]
