@@ -68,9 +68,37 @@ def _parser() -> argparse.ArgumentParser:
                          help="run each experiment as a flow run of the prac-lth/<dataset> deployment on this work "
                               "pool of the Prefect server at PREFECT_API_URL; its workers must share --output-dir")
     run.lists_methods = compare.lists_methods = True
+    _add_export(commands)
     commands.add_parser("serve", help="serve the Prefect deployments prac-lth/<dataset>")
     commands.add_parser("demo", help="the offline demo: compare prac and lt on digits")
     return parser
+
+
+def _add_export(commands) -> None:
+    # the defaults live in prac.export.export_run; repeated here as plain numbers so --help needs no torch import
+    export = commands.add_parser("export", help="a retrained round's ticket: compact, as ONNX and as a sparse module "
+                                                "(CSR where measured faster), timed and checked")
+    export.add_argument("run_folder", metavar="RUN_FOLDER", help="a run folder, <output>/<preset>/<fingerprint>")
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--round", type=int, metavar="R", help="the round whose trained ticket to export")
+    which.add_argument("--sparsity", type=float, metavar="S",
+                       help="the retrained round whose sparsity is nearest S (a fraction, e.g. 0.9)")
+    export.add_argument("--out", metavar="DIR", help="where the files go (default RUN_FOLDER/export/round_RR)")
+    export.add_argument("--threads", type=int, default=2, metavar="N",
+                        help="CPU threads every timing runs on (default 2)")
+    export.add_argument("--batch", type=int, default=256, metavar="B",
+                        help="the batch size each layer's format is chosen for (default 256; 1 for latency); the "
+                             "table times batch 1 and 256 too")
+    export.add_argument("--measure-time", type=float, default=0.5, metavar="SEC",
+                        help="seconds each timing runs at least (default 0.5)")
+
+
+def _export(args: argparse.Namespace) -> None:
+    from prac.export.export_run import export_ticket
+    from prac.export.export_table import print_export
+
+    print_export(export_ticket(args.run_folder, round_index=args.round, sparsity=args.sparsity, out=args.out,
+                               threads=args.threads, batch=args.batch, measure_time=args.measure_time))
 
 
 def _runtime_overrides(args: argparse.Namespace) -> list[str]:
@@ -135,6 +163,9 @@ def _run(args: argparse.Namespace) -> None:
 def _preflight(config: ExperimentConfig) -> None:
     """What would fail inside the flow (with Prefect's traceback) is checked here first, as one line:
     the tracking store, and the data (loaded once; the flow's tasks reuse it in this process)."""
+    from prac.data.registry import check_data_dir
+
+    check_data_dir(config.data.dataset, config.runtime.data_dir, config.runtime.download)  # before any server starts
     prepare_prefect_environment(config.runtime.output_dir)
     from prac_lth.tasks import tracking
     from prac_lth.tasks.context import experiment_context
@@ -183,7 +214,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
         from prac.experiment import compare_in_process
         from prac.reporting.report import print_comparison
 
-        print_comparison(compare_in_process(configs, parallel=args.parallel), margin)
+        print_comparison(compare_in_process(configs, parallel=args.parallel), margin, configs)
         return
     if args.pool:
         _check_pool(configs[0], args.pool)
@@ -195,7 +226,7 @@ def _compare(args: argparse.Namespace, preset: str | None = None) -> None:
 
     print_comparison(compare(preset=preset, methods=methods, seeds=seeds, overrides=overrides, parallel=args.parallel,
                              configs=[c.model_dump(mode="json") for c in configs], pool=args.pool,
-                             margin=args.margin), margin)  # the configs are not built again
+                             margin=args.margin), margin, configs)  # the configs are not built again
     link = comparison_logging.find_link(preset, methods, seeds, overrides, code_version_of(configs[0]), margin)
     if link:
         print(f"MLflow comparison run (figures, tables, metrics): {link}")
@@ -230,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
                 _run(args)
             elif args.command == "compare":
                 _compare(args)
+            elif args.command == "export":
+                _export(args)
             elif args.command == "demo":
                 _compare(_parser().parse_args(["compare", "digits"]))
             elif args.command == "serve":

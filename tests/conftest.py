@@ -39,3 +39,16 @@ def subset(ctx):
 def pytest_runtest_setup(item):
     # Before the test's fixtures: a missing browser or server skips without building a whole comparison first.
     external.check_needs(item)
+
+
+# Each module runs on one worker (`--dist loadscope`: its module-scoped runs are built once) and the workers take
+# modules in collection order. The stack's module is by far the longest (8 minutes of a 20-minute run, one worker):
+# last in alphabetical order it ran while the other worker had nothing left to do; first, the other worker's modules
+# even out the end. Only it moves: two modules of many processes each side by side slow each other down
+# (BENCHMARKS.md, test-suite run times).
+FIRST = ["test_scale_out.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order

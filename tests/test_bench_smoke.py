@@ -33,6 +33,8 @@ QUICK_ARGS = {
     # stacked (K tickets at once): its smoke run, --quick --threads 1, is step 5 of gpu_check.sh --cpu-smoke
     # gpu_share (1 and 2 processes sharing the device): its smoke run, --device cpu --quick, is step 4 of
     # gpu_check.sh --cpu-smoke (test_gpu_check_runs_its_steps_on_the_cpu)
+    # inference (dense, masked-dense and the exported sparse module per sparsity): its --quick runs are in-process
+    # in tests/test_bench_inference.py
     # fleet (a comparison over a pool of 1 and of 2 workers): its smoke run uses the stack of tests/test_scale_out.py
 }
 

@@ -108,7 +108,8 @@ def test_comparison_run_holds_conclusions_tables_and_figures(compared):
         expected |= {f"{k}/{method}": v for k, v in conclusions.items()}
         if method == "prac":
             expected |= conclusions
-    assert {k: v for k, v in run.data.metrics.items() if not k.startswith(("paired_", "noninferior_"))} == expected
+    assert {k: v for k, v in run.data.metrics.items()
+            if not k.startswith(("paired_", "noninferior_", "ticket_"))} == expected
     pairs = paired.paired_table(rows.to_dict("records"))
     logged = pd.read_parquet(client.download_artifacts(compared.run_id, "paired.parquet",
                                                        str(compared.ws.root / "download")))
@@ -125,6 +126,34 @@ def test_comparison_run_holds_conclusions_tables_and_figures(compared):
     assert {f.path for f in client.list_artifacts(compared.run_id)} >= {
         "rounds.parquet", "per_sparsity.parquet", "summary.parquet", "paired.parquet", "figures"}
     assert {Path(f.path).stem for f in client.list_artifacts(compared.run_id, "figures")} == FIGURES
+
+
+def test_each_methods_recommended_trained_ticket_is_printed_logged_and_registered(compared):
+    """The ticket to take away: printed under the summary, a table and metrics on the comparison run, and in the
+    Model Registry under prac-lth-digits-<method>@best, the trained ticket (ticket-rNN) of that round and seed."""
+    client = compared.ws.client()
+    download = str(compared.ws.root / "download")
+    tickets = pd.read_parquet(client.download_artifacts(compared.run_id, "tickets.parquet", download))
+    assert "lt" in set(tickets["method"])  # lt's tickets match the dense network somewhere, even on a tiny run
+    assert "the trained ticket to take away" in compared.stdout
+    metrics = client.get_run(compared.run_id).data.metrics
+    parents = {(r.data.tags["prac.method"], int(r.data.tags["prac.seed"])): r.info.run_id for r in client.search_runs(
+        [compared.experiment_id], filter_string="tags.`prac.kind` = 'experiment'")}
+    for t in tickets.itertuples():
+        assert re.search(rf"^│ {re.escape(t.method)} +│ +{t.round} │", compared.stdout, re.M), compared.stdout[-3000:]
+        assert metrics[f"ticket_bytes/{t.method}"] == t.file_bytes == Path(t.file).stat().st_size
+        assert metrics[f"ticket_size_ratio/{t.method}"] == pytest.approx(t.dense_bytes / t.file_bytes)
+        # the latency is measured once: the printed table, the metrics and the registered model say the same
+        assert metrics[f"ticket_latency_us/{t.method}"] == pytest.approx(t.latency_us)
+        assert metrics[f"ticket_speedup/{t.method}"] == pytest.approx(t.dense_latency_us / t.latency_us)
+        assert re.search(rf"^│ {re.escape(t.method)} .*│ +{t.latency_us:,.1f} µs │ +{t.dense_latency_us / t.latency_us:.2f}× │$",
+                         compared.stdout, re.M), compared.stdout[-3000:]
+        version = client.get_model_version_by_alias(f"prac-lth-digits-{t.method}", "best")
+        model = client.get_logged_model(version.tags["prac.model_id"])
+        assert {m.key: m.value for m in model.metrics}["latency_us"] == pytest.approx(t.latency_us)
+        assert (model.name, model.tags["prac.kind"], model.source_run_id) == (
+            f"ticket-r{t.round:02d}", "trained-ticket", parents[t.method, t.seed])
+        assert version.tags["prac.comparison_run"] == compared.run_id
 
 
 def test_the_baselines_train_at_the_prac_runs_budget_and_each_experiment_says_where_it_ran(compared):

@@ -143,6 +143,7 @@ LAYERS = [
     ["prac_lth/tasks/", "prac_lth/stops.py", "prac_lth/__init__.py"],
     ["prac/experiment.py"],
     ["prac/reporting/"],
+    ["prac/export/"],
     ["prac/imp/"],
     ["prac/build_config.py"],
     ["prac/layout/"],

@@ -345,7 +345,8 @@ def test_logged_trained_ticket_predicts_as_the_trained_ticket_and_scores_its_acc
         metrics = {m.key: m for m in model.metrics}
         assert {k: m.value for k, m in metrics.items()} == {
             "ticket_test_acc": recorded["ticket_test_acc"], "ticket_best_val_acc": recorded["ticket_best_val_acc"],
-            "sparsity": records[r].sparsity}
+            "sparsity": records[r].sparsity,
+            "ticket_bytes": (run_paths(config).round(r) / TRAINED_FILE).stat().st_size}
         assert {m.step for m in metrics.values()} == {r}
         assert total_sparsity(layer_sparsity(loaded)) == pytest.approx(records[r].sparsity, abs=1e-12)
         info = mlflow.models.get_model_info(f"models:/{model_id}")
@@ -430,7 +431,7 @@ def test_flow_logs_every_rounds_ticket_once_and_keeps_the_trained_ticket(tmp_pat
     ticket_json = json.loads(trained.with_name("ticket.json").read_text())
     assert {m.key: m.value for m in final.metrics} == {
         "ticket_test_acc": ticket_json["ticket_test_acc"], "ticket_best_val_acc": ticket_json["ticket_best_val_acc"],
-        "sparsity": recorded[ROUNDS - 1]}
+        "sparsity": recorded[ROUNDS - 1], "ticket_bytes": trained.stat().st_size}
     assert [m.step for m in client.get_metric_history(parent.info.run_id, "ticket_test_acc")] == [ROUNDS - 1]
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # models:/ URIs resolve through the process-wide one
     loaded = mlflow.pytorch.load_model(f"models:/{final.model_id}")

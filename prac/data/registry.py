@@ -40,12 +40,22 @@ def get_spec(name: str) -> DatasetSpec:
     return DATASETS[name]
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> RawDataset:
-    """Load dataset `name`; every missing or unreadable input surfaces as a one-line DataError."""
+def check_data_dir(name: str, data_dir: str | Path | None = None, download: bool = False) -> None:
+    """The data-dir mistakes load_dataset meets first, found without reading anything (the CLI says them before
+    it starts a server): a dataset that needs a data dir given none, or a data dir that does not exist where
+    nothing is to be downloaded into it. A DataError, one line."""
     spec = get_spec(name)
     if data_dir is None and spec.needs_data_dir:
         hint = " (or --download with --data-dir to fetch it)" if name.startswith("cifar") else ""
         raise DataError(f"{name}: no data dir given; pass --data-dir{hint}")
+    if data_dir is not None and spec.needs_data_dir and not download and not Path(data_dir).exists():
+        raise DataError(f"{name}: data dir {data_dir} does not exist (pass --data-dir, or --download to fetch it)")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False) -> RawDataset:
+    """Load dataset `name`; every missing or unreadable input surfaces as a one-line DataError."""
+    spec = get_spec(name)
+    check_data_dir(name, data_dir, download)
     raw = spec.loader(Path(data_dir) if data_dir is not None else None, download)
     for part in ("train", "test"):
         if len(getattr(raw, f"{part}_labels")) == 0:

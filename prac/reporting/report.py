@@ -10,7 +10,9 @@ from rich.table import Table
 
 from prac.errors import UserError
 from prac.reporting import comparison, paired
+from prac.reporting.best_tickets import BestTicket, best_tickets
 from prac.reporting.paired_report import paired_markdown, print_paired
+from prac.reporting.ticket_report import latency_notes, tickets_markdown, tickets_table
 from prac.settings.config import ExperimentConfig
 from prac.layout.fingerprint import fingerprint
 from prac.imp.imp_loop import ticket_wanted
@@ -131,13 +133,21 @@ def print_rounds(config: ExperimentConfig, records: list[RoundRecord]) -> None:
     console.print(f"schedule scaling: {config.prac.schedule_scaling}{floor}; outputs in {run_paths(config).root}")
 
 
-def print_comparison(rows: list[dict[str, Any]], margin: float = paired.DEFAULT_MARGIN) -> None:
+def print_comparison(rows: list[dict[str, Any]], margin: float = paired.DEFAULT_MARGIN,
+                     configs: Sequence[ExperimentConfig] = ()) -> None:
+    """The rounds, the summary, the paired differences; with the experiments' `configs`, the trained ticket each
+    method recommends (read from their run folders)."""
     console = _console()
     console.print(rounds_table("comparison", rows, leading=("method", "seed")))
     for note in collapse_notes(rows):
         console.print(note, soft_wrap=True)
-    print_summary(comparison.per_sparsity(rows), console)
+    table = comparison.per_sparsity(rows)
+    print_summary(table, console)
     print_paired(paired.paired_table(rows), console, margin)
+    if configs and (tickets := best_tickets(table, configs)):
+        console.print(tickets_table(tickets))
+        for note in latency_notes(tickets):
+            console.print(note, soft_wrap=True)
 
 
 def print_summary(table: pd.DataFrame, console: Console | None = None) -> None:
@@ -255,9 +265,10 @@ def _counts(own: float, reference: float) -> str:
 
 def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
                      ui_command: str | None = None, charts_link: str | None = None,
-                     pairs: pd.DataFrame | None = None, margin: float = paired.DEFAULT_MARGIN) -> str:
+                     pairs: pd.DataFrame | None = None, margin: float = paired.DEFAULT_MARGIN,
+                     tickets: Sequence[BestTicket] = ()) -> str:
     """The comparison's conclusions as Markdown (the Prefect flow run's summary artifact); with `pairs`, the
-    paired differences over seeds after them."""
+    paired differences over seeds after them; with `tickets`, the trained ticket each method recommends."""
     summary = method_summary(table)
     seeds = int(table["seeds"].max())
     of_prac = comparison.budgets(table).set_index("method")["of_reference"]
@@ -288,6 +299,7 @@ def summary_markdown(title: str, table: pd.DataFrame, link: str | None = None,
         lines += ["", *[f"- {line}" for line in warnings]]
     if pairs is not None:
         lines += paired_markdown(pairs, margin)
+    lines += tickets_markdown(list(tickets))
     if link:
         lines += ["", f"Figures, tables and metrics: [the comparison run in MLflow]({link})"]
         if charts_link:

@@ -29,6 +29,11 @@ def predict(model: nn.Module, split: DeviceSplit, data: DeviceData, channels_las
     return _outputs(model, split, data, channels_last, lambda logits: logits.argmax(dim=1))
 
 
+def logits(model: nn.Module, split: DeviceSplit, data: DeviceData, channels_last: bool) -> torch.Tensor:
+    """The logits (float32) of every sample of `split`, in order."""
+    return _outputs(model, split, data, channels_last, lambda out: out.float())
+
+
 def probabilities(model: nn.Module, split: DeviceSplit, data: DeviceData, channels_last: bool) -> torch.Tensor:
     """Softmax outputs (float32) of every sample of `split`, in order."""
     return _outputs(model, split, data, channels_last, lambda logits: torch.softmax(logits.float(), dim=1))

@@ -21,6 +21,7 @@ from prac_lth.flows.experiments import run_experiments
 from prac.artifacts.storage import storage_errors_as_user_errors
 from prac.code_version import code_version_of
 from prac.errors import UserError
+from prac.reporting.best_tickets import best_tickets
 from prac.reporting import paired
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
@@ -85,7 +86,8 @@ def compare(preset: str = "digits", methods: list[str] | None = None, seeds: lis
     chart_view.share_methods_view(experiment_id)
     link, charts = comparison_logging.link(experiment_id, run_id), chart_view.methods_chart_link(experiment_id)
     table, pairs = per_sparsity(rows), paired.paired_table(rows)
-    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command(), charts, pairs, margin),
+    create_markdown_artifact(summary_markdown(title, table, link, tracking.ui_command(), charts, pairs, margin,
+                                              best_tickets(table, built)),
                              key=artifact_key(preset, "summary"), description=f"{title}: conclusions")
     create_table_artifact(_records(table), key=artifact_key(preset, "per-sparsity"),
                           description=f"{title}: per method and round, tickets as mean and std over seeds")

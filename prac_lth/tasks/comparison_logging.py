@@ -11,18 +11,20 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from prac.reporting import comparison, paired
+from prac.reporting.best_tickets import BestTicket, best_tickets, tickets_frame
 from prac.reporting.comparison_figure_set import HEADLINE, figure_set
 from prac.reporting.comparison_inputs import runs_of
 from prac.layout.fingerprint import fingerprint
 from prac.settings.config import ExperimentConfig
 from prac.reporting.report import method_summary
-from prac_lth.tasks import tracking, tracking_runs
+from prac_lth.tasks import ticket_registry, tracking, tracking_runs
 
 CONCLUSIONS = ("matched_sparsity", "iteration_saving", "iteration_saving_without_round0")
 HEADLINE_METHOD = "prac"  # its conclusions also go under the bare names
 FIGURES = "figures"
 TABLES = ("rounds.parquet", "per_sparsity.parquet", "summary.parquet", "paired.parquet")
 EXPERIMENTS = "experiments.parquet"  # which run, worker and machine each experiment was
+TICKETS = "tickets.parquet"  # the trained ticket each method recommends (prac.reporting.best_tickets)
 
 
 def experiments_table(run_id: str, configs: list[ExperimentConfig]) -> pd.DataFrame:
@@ -84,6 +86,31 @@ def conclusions(table: pd.DataFrame) -> dict[str, float]:
     return metrics
 
 
+def ticket_metrics(tickets: list[BestTicket]) -> dict[str, float]:
+    """Per method, where its recommended ticket is, what it weighs and how fast it answers: `ticket_sparsity/<method>`,
+    `ticket_test_acc/<method>`, `ticket_bytes/<method>`, `ticket_size_ratio/<method>` (dense float32 / on disk),
+    `ticket_latency_us/<method>` (batch 1, the exported sparse module) and `ticket_speedup/<method>` (its dense
+    layers' latency / that)."""
+    metrics = {}
+    for t in tickets:
+        metrics |= {f"ticket_sparsity/{t.method}": t.sparsity, f"ticket_test_acc/{t.method}": t.ticket_test_acc,
+                    f"ticket_bytes/{t.method}": float(t.file_bytes),
+                    f"ticket_size_ratio/{t.method}": t.dense_bytes / t.file_bytes,
+                    f"ticket_latency_us/{t.method}": t.latency_us,
+                    f"ticket_speedup/{t.method}": t.dense_latency_us / t.latency_us}
+    return metrics
+
+
+def log_tickets(run_id: str, table: pd.DataFrame, configs: list[ExperimentConfig]) -> dict[str, str]:
+    """The trained ticket each method recommends: its table and metrics on the comparison run, and in the Model
+    Registry with the alias `best` (prac_lth.tasks.ticket_registry). Returns {method: 'name@version'}."""
+    tickets = best_tickets(table, configs)
+    tracking.log_table(run_id, tickets_frame(tickets), TICKETS)
+    tracking.log_metrics(run_id, ticket_metrics(tickets))
+    experiment_id = tracking.client().get_run(run_id).info.experiment_id
+    return ticket_registry.register_best(experiment_id, run_id, configs[0].preset, tickets, configs)
+
+
 def figure_path(name: str) -> str:
     return f"{FIGURES}/{name}.png"
 
@@ -99,6 +126,7 @@ def log_comparison(run_id: str, rows: list[dict[str, Any]], configs: list[Experi
         tracking.log_table(run_id, data, artifact)
     tracking.log_metrics(run_id, {**conclusions(table), **paired_conclusions(pairs, margin)})
     tracking.log_table(run_id, experiments_table(run_id, configs), EXPERIMENTS)
+    log_tickets(run_id, table, configs)
     paths = []
     for name, figure in figure_set(rows, runs_of(configs), title, note, margin).items():
         tracking.log_figure(run_id, figure, figure_path(name))

@@ -3,8 +3,8 @@ two kinds told apart by name and by the tag prac.kind:
 
 - `ticket-rNN` (prac.kind=trained-ticket): the trained ticket, its retrain's best-validation weights
   (prac.imp.ticket.load_ticket(..., trained=True)), the model to deploy; only for the rounds whose ticket was
-  retrained (runtime.evaluate_tickets), carrying the round's ticket_test_acc, ticket_best_val_acc and sparsity as
-  model metrics.
+  retrained (runtime.evaluate_tickets), carrying the round's ticket_test_acc, ticket_best_val_acc, sparsity and
+  ticket_bytes (its file's size: kept values and a bit mask) as model metrics.
 - `ticket-init-rNN` (prac.kind=ticket-init): the ticket's initialisation m ⊙ θ_rewind (θ_reinit for random-reinit),
   untrained, the weights to train from; every round, with its per-layer sparsity, measured from its zeros, as a
   table (round_NN/ticket_sparsity.json, also written to the run folder).
@@ -32,6 +32,7 @@ from torch import nn
 
 from prac.settings.config import ExperimentConfig
 from prac.imp.context import ExperimentContext
+from prac.imp.trained_ticket import trained_of
 from prac.imp.ticket import (SPARSITY_FILE, LayerSparsity, layer_sparsity, load_ticket, report_ticket,
                              ticket_start_name, total_sparsity)
 from prac.layout.run_paths import run_paths
@@ -85,18 +86,20 @@ def log_round_ticket(ctx: ExperimentContext, experiment_id: str, run_id: str, ro
 def log_trained_ticket(ctx: ExperimentContext, experiment_id: str, run_id: str, round_index: int) -> str:
     """`ticket-rNN`: the round's trained ticket, with the accuracies its ticket.json records (a round whose ticket
     was not retrained is a UserError, from load_ticket)."""
-    found = _ready(find_ticket_model(experiment_id, run_id, round_index, TRAINED))
+    found = ready_model(find_ticket_model(experiment_id, run_id, round_index, TRAINED))
     if found:  # not even loaded again
         return found
     ticket = load_ticket(ctx, round_index, trained=True)  # verifies ticket.json and the weights it records
-    recorded = json.loads((run_paths(ctx.config).round(round_index) / "ticket.json").read_text())
+    ticket_json = run_paths(ctx.config).round(round_index) / "ticket.json"
+    recorded = json.loads(ticket_json.read_text())
     accuracies = {key: float(recorded[key]) for key in TRAINED_METRICS}
     start = ticket_start_name(ctx)
     about = {"ticket": f"this round's mask applied to {start}, trained: its retrain's best-validation weights",
              "trained": True, "source": recorded.get("source"), **accuracies}
     layers = layer_sparsity(ticket)
+    size = trained_of(ticket_json)[0].stat().st_size  # kept values and a bit mask: what a user copies
     return log_ticket_model(experiment_id, run_id, round_index, TRAINED, ticket, ctx, about, layers,
-                            {**accuracies, "sparsity": total_sparsity(layers)})
+                            {**accuracies, "sparsity": total_sparsity(layers), "ticket_bytes": float(size)})
 
 
 def model_name(round_index: int, kind: ModelKind) -> str:
@@ -112,7 +115,8 @@ def find_ticket_model(experiment_id: str, run_id: str, round_index: int, kind: M
                                        f"AND tags.`prac.kind` = '{tag or kind.tag}'"))
 
 
-def _ready(found: list) -> str | None:
+def ready_model(found: list) -> str | None:
+    """The id of the finished one of `found` (find_ticket_model), if any."""
     return next((model.model_id for model in found if model.status == LoggedModelStatus.READY), None)
 
 
@@ -132,7 +136,7 @@ def log_ticket_model(experiment_id: str, run_id: str, round_index: int, kind: Mo
     """
     c = tracking.client()
     found = find_ticket_model(experiment_id, run_id, round_index, kind)
-    if ready := _ready(found):
+    if ready := ready_model(found):
         return ready
     for stale in found:
         c.delete_logged_model(stale.model_id)
