@@ -38,10 +38,6 @@ class TicketLatency:
     batch: int
     note: str = ""  # why it was not measured (the times NaN); empty when it was
 
-    @property
-    def speedup(self) -> float:
-        return self.dense_us / self.sparse_us
-
 
 def latency_threads() -> int:
     """LATENCY_THREADS, or fewer where the process was limited to fewer by OMP_NUM_THREADS (a user's choice, and

@@ -23,10 +23,10 @@ def csr_arrays(weight: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def csr_times_vector(arrays: tuple[np.ndarray, np.ndarray, np.ndarray], shape: tuple[int, int], vector: np.ndarray,
-                     bias: np.ndarray | None, use_private: bool = True) -> np.ndarray:
+                     bias: np.ndarray | None) -> np.ndarray:
     """W @ vector (+ bias), W the CSR matrix `arrays` of `shape`; float32 in, float32 out, a new array."""
     crow, col, values = arrays
-    if use_private and _csr_matvec is not None:
+    if _csr_matvec is not None:
         out = np.zeros(shape[0], dtype=values.dtype) if bias is None else bias.copy()
         _csr_matvec(shape[0], shape[1], crow, col, values, vector, out)  # accumulates into out
         return out

@@ -53,7 +53,8 @@ def tickets_table(tickets: list[BestTicket]) -> Table:
 def tickets_markdown(tickets: list[BestTicket]) -> list[str]:
     if not tickets:
         return []
+    notes = latency_notes(tickets)
     return ["", f"**{TITLE[0].upper()}{TITLE[1:]}**: {caption(tickets)}.", "",
             "| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS),
             *["| " + " | ".join(_cells(t)) + " |" for t in tickets],
-            *(["", *latency_notes(tickets)] if latency_notes(tickets) else [])]
+            *(["", *notes] if notes else [])]
