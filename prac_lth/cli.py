@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 
@@ -10,6 +11,7 @@ from prac.artifacts.storage import storage_errors_in_one_line
 from prac.errors import UserError
 from prac.settings.presets import PRESETS
 from prac_lth.environment import local_server_starting, prepare_prefect_environment
+from prac_lth.outages import apply_client_defaults, prefect_outage
 from prac_lth.stops import EXIT_CODES, sigterm_raises, stop_kind
 
 
@@ -252,6 +254,10 @@ def _serve() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    apply_client_defaults()  # before Prefect is imported: its settings are read then
+    # Prefect's log shipper writes each batch it could not send to the API (a server away) on stderr, under the
+    # run's own lines and after its one-line error; those lines are on the terminal already
+    logging.raiseExceptions = False
     try:
         # a disk that filled under MLflow's store, not only under our files; SIGTERM ended as Ctrl-C is
         with storage_errors_in_one_line(), sigterm_raises():
@@ -271,10 +277,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"prac-lth: error: {error}", file=sys.stderr)
         return 2
     except BaseException as stop:  # Ctrl-C, SIGTERM, a cancelled flow run: one line, the shell's exit code
-        if (kind := stop_kind(stop)) is None:
-            raise
-        print(f"prac-lth: {kind}", file=sys.stderr)
-        return EXIT_CODES[kind]
+        if kind := stop_kind(stop):
+            print(f"prac-lth: {kind}", file=sys.stderr)
+            return EXIT_CODES[kind]
+        if isinstance(stop, Exception) and (line := prefect_outage(stop)):  # longer than the client's retries
+            print(f"prac-lth: error: {line}", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

@@ -342,3 +342,20 @@ def test_prefect_yaml_runs_in_the_images_project_and_its_entrypoints_load(monkey
         assert set(deployment["parameters"]) <= set(inspect.signature(flow.fn).parameters), deployment
         flows.add(f"{flow.name}/{deployment['name']}")
     assert "prac-lth/digits" in flows  # what the stack test runs
+
+
+def test_every_process_retries_a_prefect_server_whose_database_is_away(monkeypatch, tmp_path):
+    """prac_lth/outages.py's client settings reach every process that talks to Prefect: the image's (compose's
+    servers, workers and deploy), every flow run's on any worker (prefect.yaml's job variables) and the stack's."""
+    from prac_lth.deployments.stack import Stack
+    from prac_lth.outages import CLIENT_DEFAULTS
+
+    assert CLIENT_DEFAULTS == {"PREFECT_CLIENT_RETRY_EXTRA_CODES": "500"}
+    assert prefect.settings.Settings(client={"retry_extra_codes": "500"}).client.retry_extra_codes == {500}
+    assert CLIENT_DEFAULTS.items() <= _image_env().items()
+    for deployment in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]:
+        assert CLIENT_DEFAULTS.items() <= deployment["work_pool"]["job_variables"]["env"].items(), deployment["name"]
+    monkeypatch.delenv("PREFECT_CLIENT_RETRY_EXTRA_CODES", raising=False)
+    assert CLIENT_DEFAULTS.items() <= Stack(tmp_path, "gpu", ports={"mlflow": 5000, "prefect": 4200}).env().items()
+    monkeypatch.setenv("PREFECT_CLIENT_RETRY_EXTRA_CODES", "500,504")  # an operator's own choice is kept
+    assert Stack(tmp_path, "gpu", ports={"mlflow": 5000, "prefect": 4200}).env()["PREFECT_CLIENT_RETRY_EXTRA_CODES"] == "500,504"

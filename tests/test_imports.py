@@ -141,6 +141,7 @@ LAYERS = [
     ["prac_lth/deployments/"],
     ["prac_lth/flows/"],
     ["prac_lth/tasks/", "prac_lth/stops.py", "prac_lth/__init__.py"],
+    ["prac_lth/outages.py"],
     ["prac/experiment.py"],
     ["prac/reporting/"],
     ["prac/export/"],

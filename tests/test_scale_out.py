@@ -426,6 +426,107 @@ def test_the_fleet_benchmark_runs_on_the_stack(ran):
     assert set(stack_module.Stack.load(stack.folder).running()) >= {f"stack-worker-{i}" for i in range(1, WORKERS + 1)}
 
 
+# PostgreSQL away under a comparison that runs on the pool from the command line, as an operator meets it
+OUTAGE_S = 10  # a restart: the servers answer 500 and 503 meanwhile; Prefect's client rides out about 62 s of it
+
+
+def _cli_compare(stack: stack_module.Stack, methods: list[str], seeds: list[int], env: dict[str, str] | None = None):
+    """`prac-lth compare --pool` in a process of its own, as a user types it (its output in files)."""
+    sets = [arg for item in OVERRIDES for arg in ("--set", item)]
+    command = [sys.executable, "-m", "prac_lth.cli", "compare", "digits-smoke", "--pool", stack.pool, "--methods",
+               ",".join(methods), "--seeds", ",".join(map(str, seeds)), *sets, "--output-dir", str(stack.folder / "runs")]
+    out = stack.folder / f"compare-{'-'.join(map(str, seeds))}.{len(list(stack.folder.glob('compare-*.err')))}"
+    with open(f"{out}.out", "w") as stdout, open(f"{out}.err", "w") as stderr:
+        process = subprocess.Popen(command, env={**stack.env(), **(env or {})}, stdout=stdout, stderr=stderr)
+    return process, Path(f"{out}.err")
+
+
+def _stop_postgres_once_training(stack: stack_module.Stack, seed: int, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not _round0_training(stack, seed):
+        assert process.poll() is None, "the comparison ended before its experiments trained"
+        assert time.monotonic() < deadline, "round 0 never started"
+        time.sleep(0.2)
+    postgres.stop(stack_module.Stack.load(stack.folder).pids["postgres"])
+
+
+def _start_postgres(stack: stack_module.Stack) -> None:
+    # recorded in the stack's file as it is now (the fleet benchmark restarts workers), not in the fixture's copy
+    current = stack_module.Stack.load(stack.folder)
+    current.record("postgres", postgres.start(stack.folder / "postgres", stack.log("postgres"), stack.ports["postgres"]))
+
+
+def _as_an_uninterrupted_run(stack: stack_module.Stack, methods: list[str], seeds: list[int], tmp_path: Path) -> None:
+    """One MLflow parent run per experiment with every round's values once, and the masks and PrAC sets of a local
+    comparison by the engine alone, byte for byte."""
+    client = MlflowClient(tracking_uri=stack.mlflow_url)
+    experiment_id = client.get_experiment_by_name("prac-lth/digits-smoke").experiment_id
+    fingerprints = []
+    for method in methods:
+        for seed in seeds:
+            where = f"tags.`prac.kind` = 'experiment' and tags.`prac.seed` = '{seed}' and tags.`prac.method` = '{method}'"
+            (parent,) = client.search_runs([experiment_id], filter_string=where)
+            assert parent.info.status == "FINISHED", (method, seed)
+            for metric in PER_ROUND:
+                steps = sorted(m.step for m in client.get_metric_history(parent.info.run_id, metric))
+                assert steps == list(range(ROUNDS)), (method, seed, metric, steps)
+            fingerprints.append(parent.data.tags["prac.fingerprint"])
+    from prac_lth.cli import main
+    sets = [arg for item in OVERRIDES for arg in ("--set", item)]
+    assert main(["compare", "digits-smoke", "--engine-only", "--methods", ",".join(methods), "--seeds",
+                 ",".join(map(str, seeds)), *sets, "--output-dir", str(tmp_path)]) == 0
+    for fingerprint in fingerprints:
+        for r in range(ROUNDS):
+            for name in ("mask.parquet", "prac_set.parquet"):
+                path = Path(fingerprint) / f"round_{r:02d}" / name
+                pooled, local = stack.folder / "runs" / "digits-smoke" / path, tmp_path / "digits-smoke" / path
+                assert pooled.read_bytes() == local.read_bytes(), path
+
+
+def test_a_database_restart_under_a_comparison_on_the_pool_is_ridden_out(ran, tmp_path):
+    """PostgreSQL, behind both servers, stopped (fast shutdown) while the comparison's experiments train and
+    started again OUTAGE_S later: the comparison completes, nothing on its terminal but its results, and every
+    experiment is as if nothing had happened."""
+    stack, _ = ran
+    methods, seeds = ["prac"], [10, 11]  # two experiments at once, on two workers
+    process, stderr = _cli_compare(stack, methods, seeds)
+    try:
+        _stop_postgres_once_training(stack, seeds[0], process)
+        time.sleep(OUTAGE_S)
+    finally:
+        _start_postgres(stack)
+    assert process.wait(timeout=RUN_TIMEOUT_S) == 0, stderr.read_text()[-5000:]
+    assert "Traceback" not in stderr.read_text() and "Error logging to API" not in stderr.read_text()
+    names = sorted(f"{m}-seed{s}" for m in methods for s in seeds)
+    runs = _read_flow_runs(stack.prefect_api_url, {"flow_runs": {"name": {"any_": names}}})
+    assert sorted(run["name"] for run in runs) == names  # each experiment one flow run: none failed and ran again
+    assert all(run["state_type"] == "COMPLETED" for run in runs)
+    _as_an_uninterrupted_run(stack, methods, seeds, tmp_path)
+
+
+def test_a_database_away_longer_than_the_retries_ends_in_one_line_and_the_same_command_resumes(ran, tmp_path):
+    """The comparison's own client set to give up after one retry (~2 s; Prefect's setting, ~62 s by default):
+    PostgreSQL away longer ends it in one line naming the Prefect server and its database, exit 2; started again,
+    the same command completes. (Its experiment on the worker, with the default retries, rode the outage out.)"""
+    stack, _ = ran
+    methods, seeds = ["prac"], [12]
+    process, stderr = _cli_compare(stack, methods, seeds, {"PREFECT_CLIENT_MAX_RETRIES": "1"})
+    try:
+        _stop_postgres_once_training(stack, seeds[0], process)
+        code = process.wait(timeout=RUN_TIMEOUT_S)
+    finally:
+        _start_postgres(stack)
+    text = stderr.read_text()
+    assert code == 2 and "Traceback" not in text and "Error logging to API" not in text, text[-5000:]
+    line = text.strip().splitlines()[-1]
+    assert line.startswith(f"prac-lth: error: the Prefect server at {stack.prefect_api_url} stopped answering ("), line
+    assert f"its database is away ({stack.prefect_api_url}/ready: Database is not available)" in line, line
+    assert "run the same command again once it answers" in line, line
+    process, stderr = _cli_compare(stack, methods, seeds)
+    assert process.wait(timeout=RUN_TIMEOUT_S) == 0, stderr.read_text()[-5000:]
+    _as_an_uninterrupted_run(stack, methods, seeds, tmp_path)
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -26,6 +26,7 @@ from pathlib import Path
 import yaml
 
 from prac_lth.deployments import postgres, processes
+from prac_lth.outages import CLIENT_DEFAULTS
 
 PROJECT = Path(__file__).resolve().parents[2]  # the checkout: prefect.yaml, and prac_lth/flows/
 PREFECT_YAML = PROJECT / "prefect.yaml"
@@ -123,8 +124,9 @@ class Stack:
         return {"PRAC_OUTPUT_DIR": str(Path(output_dir).resolve()), PROJECT_DIR_ENV: str(PROJECT)}
 
     def env(self) -> dict[str, str]:
-        """The environment of every process but PostgreSQL: this one's, with Prefect's home in the folder."""
-        return {**os.environ, **self.client_env(), "PREFECT_HOME": str(self.folder / "prefect"),
+        """The environment of every process but PostgreSQL: this one's, with Prefect's home in the folder and its
+        client's retries of a server whose database is away (prac_lth/outages.py) unless this one's says otherwise."""
+        return {**CLIENT_DEFAULTS, **os.environ, **self.client_env(), "PREFECT_HOME": str(self.folder / "prefect"),
                 "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 
     def start(self, name: str, command: list[str], env: dict[str, str] | None = None) -> int:

@@ -25,6 +25,7 @@ from prac.reporting.best_tickets import best_tickets
 from prac.reporting import paired
 from prac.reporting.comparison import per_sparsity
 from prac.reporting.report import summary_markdown
+from prac_lth.outages import outages_as_user_errors
 from prac_lth.stops import run_status
 from prac_lth.tasks import chart_view, comparison_logging, tracking, tracking_runs
 
@@ -42,6 +43,7 @@ def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
 @flow(name="prac-lth-compare", flow_run_name="compare-{preset}", log_prints=True,
       validate_parameters=False)  # prac_lth.flows.config_params checks them
 @storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
+@outages_as_user_errors  # so does a Prefect server that stopped answering (prac_lth/outages.py)
 def compare(preset: str = "digits", methods: list[str] | None = None, seeds: list[int] | None = None,
             overrides: list[str] | None = None, parallel: int = 1,
             configs: list[dict[str, Any]] | None = None, pool: str | None = None,

@@ -19,6 +19,7 @@ from prac.reporting.report import late_ticket_line, round_line
 from prac_lth.flows.device_slot import gpu_slot
 from prac_lth.flows import pool_retrains
 from prac_lth.flows.task_steps import TaskSteps
+from prac_lth.outages import outages_as_user_errors
 from prac_lth.stops import run_status
 from prac_lth.tasks import stage_tasks as st
 from prac_lth.tasks import tracking, tracking_runs
@@ -33,6 +34,7 @@ from prac_lth.tasks.ticket_logging import log_ticket_init_task, log_trained_tick
 @flow(name="prac-lth", flow_run_name="{method}-seed{seed}", log_prints=True,
       validate_parameters=False)  # prac_lth.flows.config_params checks them
 @storage_errors_as_user_errors  # a full disk fails the flow run with one line naming the file
+@outages_as_user_errors  # so does a Prefect server that stopped answering (prac_lth/outages.py)
 def prac_lth(preset: str = "digits", method: str = "prac", seed: int = 0,
              overrides: list[str] | None = None, recompute: list[str] | None = None,
              config: dict[str, Any] | None = None) -> list[dict[str, Any]]:

@@ -15,11 +15,13 @@ from prac.imp.stage_table import RETRAIN
 from prac_lth.flows.config_params import experiment_config
 from prac_lth.flows.device_slot import gpu_slot
 from prac_lth.flows.task_steps import TaskSteps
+from prac_lth.outages import outages_as_user_errors
 
 
 @flow(name="prac-lth-retrain", flow_run_name="{method}-seed{seed}-retrain{round_index}", log_prints=True,
       validate_parameters=False)  # prac_lth.flows.config_params checks them
 @storage_errors_as_user_errors
+@outages_as_user_errors  # so does a Prefect server that stopped answering (prac_lth/outages.py)
 def prac_lth_retrain(preset: str, method: str, seed: int, round_index: int, mask: dict[str, str],
                      config: dict[str, Any]) -> dict[str, str]:
     """`mask`: the round's mask (its path in the output folder the workers share, and its checksum); `config`: the

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import posixpath
+import re
 import secrets
 import shlex
 import sqlite3
@@ -39,6 +40,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric
 
 from prac.errors import ArtifactError, UserError, one_line
+from prac_lth.outages import is_outage
 
 EXPERIMENT_PREFIX = "prac-lth/"
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
@@ -58,19 +60,30 @@ HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "4", "MLFLOW_HTTP_REQUEST_BA
                  "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 for _name, _value in HTTP_DEFAULTS.items():
     os.environ.setdefault(_name, _value)
+# A server that answers while its database is away (a restart, a failover) answers 503 (MLflow's store raises
+# TEMPORARILY_UNAVAILABLE; its engine pre-pings, so it reconnects once the database is back). MLflow's own retries
+# above last ~15 s; the call is then made again, with backoff, until the database has been away STORE_WAIT_S
+# (PRAC_TRACKING_STORE_WAIT_S): about 75 s in all, as long as Prefect's client rides out (prac_lth/outages.py).
+STORE_WAIT_ENV, STORE_WAIT_S = "PRAC_TRACKING_STORE_WAIT_S", 60.0
+_STORE_AWAY = re.compile(r"too many 503 error responses")
 
 
 class TrackingUnavailable(UserError):
     """The tracking server stopped answering in the middle of an experiment."""
 
 
+class TrackingStoreAway(TrackingUnavailable):
+    """The tracking server answers, but its database is away."""
+
+
 class _UserErrorWithoutTraceback(logging.Filter):
     """Prefect logs a task's or flow's exception with its traceback; for a ``UserError`` (a tracking server
     that went away mid-flow, an artifact found corrupt) the message says it all, and the CLI ends with it as
-    one line, so the traceback is left out (the log line, with the error's text, stays)."""
+    one line, so the traceback is left out (the log line, with the error's text, stays). So for a Prefect server
+    that stopped answering (prac_lth/outages.py): the flow then fails, or the CLI ends, with that one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], UserError):
+        if record.exc_info and (isinstance(record.exc_info[1], UserError) or is_outage(record.exc_info[1])):
             record.exc_info, record.exc_text = None, None
         return True
 
@@ -105,17 +118,50 @@ class _ServerClient(MlflowClient):
 
         @functools.wraps(attribute)
         def call(*args: Any, **kwargs: Any) -> Any:
-            with server_calls(uri):
-                return attribute(*args, **kwargs)
+            return _through_store_outages(uri, lambda: attribute(*args, **kwargs))
 
         return call
+
+
+def store_wait_s() -> float:
+    return float(os.environ.get(STORE_WAIT_ENV, STORE_WAIT_S))
+
+
+def _store_away(exc: BaseException) -> bool:
+    """Whether a failed call is the server answering that its database is away: 503 through MLflow's retries
+    (TEMPORARILY_UNAVAILABLE when they are off)."""
+    return getattr(exc, "error_code", None) == "TEMPORARILY_UNAVAILABLE" or bool(_STORE_AWAY.search(str(exc)))
+
+
+def _store_away_line(uri: str, exc: BaseException, waited: str) -> str:
+    return (f"MLflow tracking server {uri} answers, but its database {waited} ({one_line(exc, 160)}): the experiment "
+            "stopped; run the same command again once the database is back, finished stages are kept")
+
+
+def _through_store_outages(uri: str, call: Any) -> Any:
+    """`call()` to the server at `uri`, made again with backoff while the server answers that its database is
+    away, for up to store_wait_s(); then ``TrackingStoreAway`` (one line)."""
+    first, pause = None, 1.0
+    while True:
+        try:
+            with server_calls(uri):
+                return call()
+        except TrackingStoreAway as away:
+            first = first or time.monotonic()
+            left = store_wait_s() - (time.monotonic() - first)
+            if left <= 0:
+                raise TrackingStoreAway(_store_away_line(
+                    uri, away.__cause__, f"has been away for {store_wait_s():.0f} s ({STORE_WAIT_ENV})")) from away
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 10.0)
 
 
 @contextlib.contextmanager
 def server_calls(uri: str | None = None) -> Iterator[None]:
     """Around calls to the tracking server at ``uri`` (default: ``tracking_uri()``): ``client()``'s, and MLflow's
     own that go without it (``mlflow.pytorch.log_model``). A failure while the server does not answer its health
-    check is ``TrackingUnavailable`` (one line); any other is raised as it was."""
+    check is ``TrackingUnavailable`` (one line), and so is one while the server answers that its database is away
+    (``TrackingStoreAway``: client() makes its calls again meanwhile); any other is raised as it was."""
     uri = uri or tracking_uri()
     try:
         yield
@@ -124,6 +170,8 @@ def server_calls(uri: str | None = None) -> Iterator[None]:
     except Exception as exc:
         if is_server(uri):
             _raise_if_server_gone(uri, exc)
+            if _store_away(exc):
+                raise TrackingStoreAway(_store_away_line(uri, exc, "is away")) from exc
         raise
 
 
