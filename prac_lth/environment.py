@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Iterator
 
 from prac_lth.deployments.processes import free_port
-from prac_lth.outages import apply_client_defaults
 
 # Longer than Prefect's 20 s: a new store's migrations on a loaded machine can take that long.
 START_TIMEOUT_S = 120
 
 
 def prepare_prefect_environment(output_dir: str) -> None:
-    apply_client_defaults()  # a 500 from a server whose database is away retried (prac_lth/outages.py)
     # A harmless "database is locked" telemetry traceback otherwise (local mode, offline).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # The stages persist their results in the run's own output folder (prac_lth.tasks.caching.stage_options), whatever

@@ -94,8 +94,10 @@ def prefect_outage(exc: BaseException) -> str | None:
         what = f"{error.response.status_code} {error.response.reason_phrase} for {error.request.method} {url.path}"
     else:
         what = f"{type(error).__name__} for {error.request.method} {url.path}: {one_line(error, 120)}"
-    retries = os.environ.get("PREFECT_CLIENT_MAX_RETRIES", "5")
-    return (f"the Prefect server at {api} stopped answering ({what}) through Prefect's {retries} retries"
+    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES  # imported already: its client raised `error`
+
+    return (f"the Prefect server at {api} stopped answering ({what}) through Prefect's "
+            f"{PREFECT_CLIENT_MAX_RETRIES.value()} retries"
             f"{_database_problem(api)}: run the same command again once it answers, finished stages are kept")
 
 
